@@ -1,0 +1,71 @@
+#include "test_support.h"
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <sys/wait.h>
+#include <vector>
+
+namespace quad::test {
+
+namespace fs = std::filesystem;
+
+fs::path assets_dir() {
+  if (const char* env = std::getenv("QUAD_ASSETS"); env && *env) return fs::path(env);
+  return fs::path(QUAD_SOURCE_DIR) / ".." / "shared" / "assets";
+}
+
+fs::path asset(const std::string& rel) {
+  fs::path p = assets_dir() / rel;
+  return fs::exists(p) ? p : fs::path();
+}
+
+namespace {
+struct TempDirs {
+  std::vector<fs::path> dirs;
+  std::mutex mu;
+  ~TempDirs() {
+    std::error_code ec;
+    for (auto& d : dirs) fs::remove_all(d, ec);
+  }
+};
+TempDirs& temp_dirs() {
+  static TempDirs t;
+  return t;
+}
+}  // namespace
+
+fs::path temp_dir(const std::string& tag) {
+  std::random_device rd;
+  fs::path p = fs::temp_directory_path() /
+               ("quad-test-" + tag + "-" + std::to_string(rd()) + std::to_string(rd()));
+  fs::create_directories(p);
+  std::lock_guard lock(temp_dirs().mu);
+  temp_dirs().dirs.push_back(p);
+  return p;
+}
+
+static std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+CommandResult run_quad(const std::string& args) {
+  fs::path dir = temp_dir("cmd");
+  std::string cmd = std::string("'") + QUAD_BINARY + "' " + args + " > '" +
+                    (dir / "out").string() + "' 2> '" + (dir / "err").string() + "'";
+  int status = std::system(cmd.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(dir / "out");
+  r.err = slurp(dir / "err");
+  return r;
+}
+
+}  // namespace quad::test

@@ -1,0 +1,32 @@
+// Shared helpers for tests: where the shared assets are, temp dirs, running the CLI.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+namespace quad::test {
+
+// $QUAD_ASSETS, else <source>/../shared/assets.
+std::filesystem::path assets_dir();
+// assets_dir()/rel, or "" if it does not exist.
+std::filesystem::path asset(const std::string& rel);
+// A fresh empty directory under the system temp dir, removed at process exit.
+std::filesystem::path temp_dir(const std::string& tag);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+// Runs the built `quad` binary with the given argument string (shell syntax).
+CommandResult run_quad(const std::string& args);
+
+}  // namespace quad::test
+
+// Skips the current test with a clear message when an asset is missing.
+#define QUAD_REQUIRE_ASSET(var, rel)                                                  \
+  const std::filesystem::path var = ::quad::test::asset(rel);                         \
+  if (var.empty()) GTEST_SKIP() << "asset " << (rel) << " not found under "           \
+                                << ::quad::test::assets_dir() << " (set QUAD_ASSETS)"
