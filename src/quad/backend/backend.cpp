@@ -1,0 +1,45 @@
+#include "quad/backend/backend.h"
+
+#include <omp.h>
+
+#include <cmath>
+
+#include "quad/core/error.h"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace quad {
+
+RopeTable RopeTable::build(const std::vector<float>& inv_freq, int max_positions) {
+  RopeTable t;
+  const int half = int(inv_freq.size());
+  t.head_dim = 2 * half;
+  t.max_positions = max_positions;
+  t.cos.resize(size_t(max_positions) * half);
+  t.sin.resize(size_t(max_positions) * half);
+  for (int p = 0; p < max_positions; ++p)
+    for (int i = 0; i < half; ++i) {
+      const float angle = float(p) * inv_freq[i];
+      t.cos[size_t(p) * half + i] = float(std::cos(double(angle)));
+      t.sin[size_t(p) * half + i] = float(std::sin(double(angle)));
+    }
+  return t;
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& name) {
+  if (name == "ref") return make_ref_backend();
+  if (name == "cpu") return make_cpu_backend();
+  fail("backend", "unknown backend '{}' (available: ref, cpu)", name);
+}
+
+std::vector<std::string> backend_names() { return {"ref", "cpu"}; }
+
+void set_num_threads(int threads) {
+  if (threads <= 0) threads = omp_get_num_procs();
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
+}
+
+int num_threads() { return omp_get_max_threads(); }
+
+}  // namespace quad

@@ -1,0 +1,71 @@
+// The op interface the model calls. One implementation per backend folder: ref/ (plain loops,
+// the oracle for tests) and cpu/ (OpenBLAS + OpenMP). Buffers are row-major fp32; shapes are
+// written as (rows, cols) in the comments.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace quad {
+
+// cos/sin of the half-split RoPE for positions [0, max_positions): (max_positions, head_dim/2).
+struct RopeTable {
+  int head_dim = 0;
+  int max_positions = 0;
+  std::vector<float> cos, sin;
+  // angle(p, i) = float(p) * inv_freq[i], rounded to fp32 as transformers does.
+  static RopeTable build(const std::vector<float>& inv_freq, int max_positions);
+};
+
+// Per-token symmetric fake quantization of activations (quantize then dequantize).
+// bits >= 16 means off. The first `skip_first` entries of every row (QUAD's outlier part) are
+// left untouched and excluded from the scale.
+struct ActQuantSpec {
+  int bits = 16;
+  int skip_first = 0;
+  float clip = 1.0f;
+  bool enabled() const { return bits < 16; }
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // y (n, out) = x (n, in) · w (out, in)ᵀ + bias (out) (bias may be null).
+  virtual void linear(const float* x, int n, int in, const float* w, int out, const float* bias,
+                      float* y) = 0;
+  // y (n, width) = x / sqrt(Σ x² / divisor + eps) ⊙ weight; weight may be null (weightless
+  // norm); divisor is the original hidden size d even when width is d + r.
+  virtual void rmsnorm(const float* x, int n, int width, const float* weight, int divisor,
+                       float eps, float* y) = 0;
+  // In-place half-split RoPE on x (n, heads, head_dim); token i is at position pos[i].
+  virtual void rope(float* x, int n, int heads, int head_dim, const int32_t* pos,
+                    const RopeTable& table) = 0;
+  // Causal GQA attention. q (n, n_heads, hd) for positions pos0..pos0+n-1; k, v caches
+  // (≥ pos0+n, n_kv_heads, hd) already holding those positions; out (n, n_heads, hd).
+  // Scores are scaled by 1/sqrt(hd).
+  virtual void attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
+                         const float* k_cache, const float* v_cache, int pos0, float* out) = 0;
+  // out (n) = silu(gate) ⊙ up.
+  virtual void silu_mul(const float* gate, const float* up, size_t n, float* out) = 0;
+  // x (n) += y (n).
+  virtual void add(float* x, const float* y, size_t n) = 0;
+  // In-place per-token fake quantization of x (n, width).
+  virtual void act_quant(float* x, int n, int width, const ActQuantSpec& spec) = 0;
+};
+
+std::unique_ptr<Backend> make_ref_backend();
+std::unique_ptr<Backend> make_cpu_backend();
+// "ref" or "cpu"; throws quad::Error for an unknown name.
+std::unique_ptr<Backend> make_backend(const std::string& name);
+std::vector<std::string> backend_names();
+
+// Sets the thread count used by OpenMP and OpenBLAS (0 = all cores).
+void set_num_threads(int threads);
+int num_threads();
+
+}  // namespace quad

@@ -1,0 +1,107 @@
+// The CPU backend: OpenBLAS for the fp32 GEMMs (linear layers, attention scores and values),
+// OpenMP across rows or heads for everything else.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "quad/backend/backend.h"
+#include "quad/backend/ref/ref_ops.h"
+
+namespace quad {
+
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+
+  void linear(const float* x, int n, int in, const float* w, int out, const float* bias,
+              float* y) override {
+    if (n == 1) {
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, 0.0f,
+                  y, out);
+    }
+    if (bias) {
+#pragma omp parallel for schedule(static) if (size_t(n) * out > 65536)
+      for (int i = 0; i < n; ++i)
+        for (int o = 0; o < out; ++o) y[size_t(i) * out + o] += bias[o];
+    }
+  }
+
+  void rmsnorm(const float* x, int n, int width, const float* weight, int divisor, float eps,
+               float* y) override {
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int i = 0; i < n; ++i)
+      ref::rmsnorm(x + size_t(i) * width, 1, width, weight, divisor, eps, y + size_t(i) * width);
+  }
+
+  void rope(float* x, int n, int heads, int head_dim, const int32_t* pos,
+            const RopeTable& table) override {
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int i = 0; i < n; ++i)
+      ref::rope(x + size_t(i) * heads * head_dim, 1, heads, head_dim, pos + i, table);
+  }
+
+  void attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
+                 const float* k_cache, const float* v_cache, int pos0, float* out) override {
+    const int group = n_heads / n_kv_heads;
+    const int len = pos0 + n;  // keys visible to the last query
+    const float scale = 1.0f / std::sqrt(float(hd));
+    const int q_stride = n_heads * hd, kv_stride = n_kv_heads * hd;
+#pragma omp parallel
+    {
+      std::vector<float> scores(size_t(n) * len);  // (n, len) for one head
+#pragma omp for schedule(dynamic)
+      for (int h = 0; h < n_heads; ++h) {
+        const int kvh = h / group;
+        // scores = q_h · k_hᵀ · scale; BLAS runs single-threaded inside the parallel region.
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, len, hd, scale, q + h * hd,
+                    q_stride, k_cache + kvh * hd, kv_stride, 0.0f, scores.data(), len);
+        for (int i = 0; i < n; ++i) {
+          float* row = scores.data() + size_t(i) * len;
+          const int visible = pos0 + i + 1;
+          float mx = -INFINITY;
+          for (int t = 0; t < visible; ++t) mx = std::max(mx, row[t]);
+          float sum = 0;
+          for (int t = 0; t < visible; ++t) sum += row[t] = std::exp(row[t] - mx);
+          const float inv = 1.0f / sum;
+          for (int t = 0; t < visible; ++t) row[t] *= inv;
+          std::fill(row + visible, row + len, 0.0f);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, len, 1.0f, scores.data(),
+                    len, v_cache + kvh * hd, kv_stride, 0.0f, out + h * hd, q_stride);
+      }
+    }
+  }
+
+  void silu_mul(const float* gate, const float* up, size_t n, float* out) override {
+    const size_t chunk = 4096;
+    const long chunks = long((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (long c = 0; c < chunks; ++c) {
+      const size_t b = size_t(c) * chunk, e = std::min(n, b + chunk);
+      ref::silu_mul(gate + b, up + b, e - b, out + b);
+    }
+  }
+
+  void add(float* x, const float* y, size_t n) override {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; ++i) x[i] += y[i];
+  }
+
+  void act_quant(float* x, int n, int width, const ActQuantSpec& spec) override {
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int i = 0; i < n; ++i) ref::act_quant(x + size_t(i) * width, 1, width, spec);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace quad

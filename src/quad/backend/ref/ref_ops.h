@@ -1,0 +1,18 @@
+// Row-local reference ops shared by the ref backend and, where they are already as fast as
+// they need to be, by the cpu backend (which parallelizes over rows).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "quad/backend/backend.h"
+
+namespace quad::ref {
+
+void rmsnorm(const float* x, int n, int width, const float* weight, int divisor, float eps,
+             float* y);
+void rope(float* x, int n, int heads, int head_dim, const int32_t* pos, const RopeTable& table);
+void silu_mul(const float* gate, const float* up, size_t n, float* out);
+void act_quant(float* x, int n, int width, const ActQuantSpec& spec);
+
+}  // namespace quad::ref

@@ -1,0 +1,114 @@
+// quad bench -m DIR [-p 512] [-n 128] [-r 3] [-t T] [--json]: llama-bench-style speed table.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "quad/backend/backend.h"
+#include "quad/cli/commands.h"
+#include "quad/model/model.h"
+
+namespace quad::cli {
+
+namespace {
+
+struct Stat {
+  double mean = 0, sd = 0;
+};
+
+Stat stats(const std::vector<double>& v) {
+  Stat s;
+  for (double x : v) s.mean += x;
+  s.mean /= v.size();
+  for (double x : v) s.sd += (x - s.mean) * (x - s.mean);
+  s.sd = v.size() > 1 ? std::sqrt(s.sd / (v.size() - 1)) : 0;
+  return s;
+}
+
+}  // namespace
+
+Runner add_bench(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "prefill and decode speed (tokens/s)");
+  struct Opts {
+    RunOptions run;
+    int prompt = 512, gen = 128, reps = 3;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  add_run_options(*cmd, o->run);
+  cmd->add_option("-p,--n-prompt", o->prompt, "prompt tokens (pp test; 0 skips)")
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("-n,--n-gen", o->gen, "generated tokens (tg test; 0 skips)")
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("-r,--repetitions", o->reps, "repetitions per test")->check(CLI::Range(1, 1000));
+  cmd->add_flag("--json", o->json, "JSON lines instead of the table");
+  return [o] {
+    set_num_threads(o->run.threads);
+    Model model = Model::load(o->run.model_dir);
+    auto backend = make_backend(o->run.backend);
+    const int capacity = std::max(o->prompt, o->gen);
+    model.ensure_positions(capacity);
+    KVCache cache(model.config, std::max(capacity, 1));
+    ForwardScratch scratch;
+    std::vector<float> logits(model.config.vocab_size);
+    std::mt19937 rng(0);
+    std::uniform_int_distribution<int32_t> token(0, model.config.vocab_size - 1);
+    std::vector<int32_t> ids(capacity);
+    for (auto& id : ids) id = token(rng);
+
+    auto time_it = [](auto&& fn) {
+      auto t0 = std::chrono::steady_clock::now();
+      fn();
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    const std::string name = std::filesystem::path(o->run.model_dir).filename().string();
+    const double params = model.num_params();
+    const double size_mib = params * 4 / 1048576.0;  // fp32 in memory
+    if (!o->json) {
+      fmt::print("| model | size | params | backend | threads | test | t/s |\n");
+      fmt::print("| --- | ---: | ---: | --- | ---: | --- | ---: |\n");
+    }
+    auto report = [&](const std::string& test, const std::vector<double>& rates) {
+      Stat s = stats(rates);
+      if (o->json) {
+        nlohmann::json j = {{"model", name},        {"size_mib", size_mib}, {"params", params},
+                            {"backend", backend->name()}, {"threads", num_threads()},
+                            {"test", test},         {"tps_mean", s.mean},   {"tps_sd", s.sd},
+                            {"reps", rates.size()}};
+        fmt::print("{}\n", j.dump());
+      } else {
+        fmt::print("| {} | {:.2f} MiB | {:.2f} M | {} | {} | {} | {:.2f} ± {:.2f} |\n", name,
+                   size_mib, params / 1e6, backend->name(), num_threads(), test, s.mean, s.sd);
+      }
+      std::fflush(stdout);
+    };
+    // Warm-up run (page in the weights, grow buffers).
+    forward(model, *backend, ids.data(), std::min(capacity, 16), 0, cache, scratch,
+            logits.data(), 1);
+    if (o->prompt > 0) {
+      std::vector<double> rates;
+      for (int r = 0; r < o->reps; ++r)
+        rates.push_back(o->prompt / time_it([&] {
+                          forward(model, *backend, ids.data(), o->prompt, 0, cache, scratch,
+                                  logits.data(), 1);
+                        }));
+      report(fmt::format("pp{}", o->prompt), rates);
+    }
+    if (o->gen > 0) {
+      std::vector<double> rates;
+      for (int r = 0; r < o->reps; ++r)
+        rates.push_back(o->gen / time_it([&] {
+                          for (int i = 0; i < o->gen; ++i)
+                            forward(model, *backend, ids.data() + i, 1, i, cache, scratch,
+                                    logits.data(), 1);
+                        }));
+      report(fmt::format("tg{}", o->gen), rates);
+    }
+    return 0;
+  };
+}
+
+}  // namespace quad::cli

@@ -1,0 +1,93 @@
+// Model::load: HF folder -> Model (fp32 in memory), with every tensor checked.
+#include <fmt/ranges.h>
+
+#include "quad/core/error.h"
+#include "quad/io/safetensors.h"
+#include "quad/model/model.h"
+
+namespace quad {
+
+namespace {
+
+std::vector<float> load_tensor(const TensorStore& store, const std::string& name,
+                               const std::vector<int64_t>& shape) {
+  if (!store.has(name)) fail("model", "{}: missing tensor '{}'", store.dir(), name);
+  const TensorView& t = store.get(name);
+  if (t.shape != shape)
+    fail("model", "{}: tensor '{}' has shape [{}] but the config implies [{}]", t.file, name,
+         fmt::join(t.shape, ", "), fmt::join(shape, ", "));
+  return t.to_f32();
+}
+
+Linear load_linear(const TensorStore& store, const std::string& name, int in, int out,
+                   bool bias) {
+  Linear l;
+  l.name = name;
+  l.in = in;
+  l.out = out;
+  l.weight = load_tensor(store, name + ".weight", {out, in});
+  if (bias) l.bias = load_tensor(store, name + ".bias", {out});
+  return l;
+}
+
+RmsNorm load_norm(const TensorStore& store, const std::string& name, const ModelConfig& c) {
+  RmsNorm n;
+  n.weight = load_tensor(store, name + ".weight", {c.hidden_size});
+  n.divisor = c.hidden_size;
+  n.eps = c.rms_norm_eps;
+  return n;
+}
+
+}  // namespace
+
+Model Model::load(const std::string& dir) {
+  Model m;
+  m.config = ModelConfig::load(dir);
+  const ModelConfig& c = m.config;
+  TensorStore store = TensorStore::open_dir(dir);
+  const int d = c.hidden_size, ff = c.intermediate_size, hd = c.head_dim;
+  m.residual_width = d;
+  m.embed = load_tensor(store, "model.embed_tokens.weight", {c.vocab_size, d});
+  m.layers.resize(c.num_layers);
+  for (int i = 0; i < c.num_layers; ++i) {
+    const std::string p = fmt::format("model.layers.{}.", i);
+    DecoderLayer& L = m.layers[i];
+    L.attn_norm = load_norm(store, p + "input_layernorm", c);
+    L.mlp_norm = load_norm(store, p + "post_attention_layernorm", c);
+    L.q = load_linear(store, p + "self_attn.q_proj", d, c.num_heads * hd, c.qkv_bias);
+    L.k = load_linear(store, p + "self_attn.k_proj", d, c.num_kv_heads * hd, c.qkv_bias);
+    L.v = load_linear(store, p + "self_attn.v_proj", d, c.num_kv_heads * hd, c.qkv_bias);
+    L.o = load_linear(store, p + "self_attn.o_proj", c.num_heads * hd, d, c.o_bias);
+    L.gate = load_linear(store, p + "mlp.gate_proj", d, ff, c.mlp_bias);
+    L.up = load_linear(store, p + "mlp.up_proj", d, ff, c.mlp_bias);
+    L.down = load_linear(store, p + "mlp.down_proj", ff, d, c.mlp_bias);
+  }
+  m.final_norm = load_norm(store, "model.norm", c);
+  if (c.tie_word_embeddings) {
+    m.lm_head.name = "lm_head";
+    m.lm_head.in = d;
+    m.lm_head.out = c.vocab_size;
+    m.lm_head.weight = m.embed;
+  } else {
+    m.lm_head = load_linear(store, "lm_head", d, c.vocab_size, false);
+  }
+  m.ensure_positions(c.max_position_embeddings);
+  return m;
+}
+
+size_t Model::num_params() const {
+  size_t n = embed.size() + final_norm.weight.size();
+  for (const auto& L : layers)
+    n += L.attn_norm.weight.size() + L.mlp_norm.weight.size() + L.q.num_params() +
+         L.k.num_params() + L.v.num_params() + L.o.num_params() + L.gate.num_params() +
+         L.up.num_params() + L.down.num_params();
+  if (!config.tie_word_embeddings) n += lm_head.num_params();
+  return n;
+}
+
+void Model::ensure_positions(int n) {
+  if (n <= rope.max_positions) return;
+  rope = RopeTable::build(config.rope_inv_freq(), std::max(n, config.max_position_embeddings));
+}
+
+}  // namespace quad
