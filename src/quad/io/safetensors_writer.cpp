@@ -1,0 +1,140 @@
+// SafetensorsWriter: deterministic safetensors output, written to "<path>.tmp" then renamed.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "quad/core/error.h"
+#include "quad/io/safetensors.h"
+#include "quad/io/safetensors_header.h"
+
+namespace quad {
+
+namespace {
+
+constexpr const char* kModule = "safetensors";
+
+// An open temp file that is closed and removed unless commit() renamed it into place.
+class TempFile {
+ public:
+  TempFile(std::string tmp_path, std::string final_path)
+      : tmp_(std::move(tmp_path)), final_(std::move(final_path)) {
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd_ < 0) fail(kModule, "{}: cannot create: {}", tmp_, std::strerror(errno));
+  }
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(tmp_.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  void write(const void* data, size_t n) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    while (n > 0) {
+      const ssize_t written = ::write(fd_, p, n);
+      if (written < 0 && errno == EINTR) continue;
+      if (written <= 0)
+        fail(kModule, "{}: write failed: {}", tmp_,
+             written < 0 ? std::strerror(errno) : "no progress");
+      p += written;
+      n -= static_cast<size_t>(written);
+    }
+  }
+
+  // fsync, close and rename over the final path.
+  void commit() {
+    if (::fsync(fd_) != 0) fail(kModule, "{}: fsync failed: {}", tmp_, std::strerror(errno));
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) fail(kModule, "{}: close failed: {}", tmp_, std::strerror(errno));
+    if (std::rename(tmp_.c_str(), final_.c_str()) != 0)
+      fail(kModule, "{}: cannot rename to {}: {}", tmp_, final_, std::strerror(errno));
+    committed_ = true;
+  }
+
+ private:
+  std::string tmp_;
+  std::string final_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+void SafetensorsWriter::add(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                            const void* data, size_t nbytes) {
+  using safetensors_detail::checked_nbytes;
+  using safetensors_detail::shape_str;
+  if (name.empty() || name == "__metadata__")
+    fail(kModule, "cannot add a tensor named '{}' (reserved or empty)", name);
+  for (const Entry& e : entries_)
+    if (e.name == name) fail(kModule, "tensor '{}' added twice", name);
+  const std::optional<uint64_t> expected = checked_nbytes(shape, dtype);
+  if (!expected)
+    fail(kModule, "tensor '{}': shape {} has a negative dimension or is too large", name,
+         shape_str(shape));
+  if (*expected != nbytes)
+    fail(kModule, "tensor '{}': {} {} needs {} bytes but {} were given", name, dtype_name(dtype),
+         shape_str(shape), *expected, nbytes);
+  if (nbytes > 0 && data == nullptr) fail(kModule, "tensor '{}': data is null", name);
+  Entry entry{name, dtype, std::move(shape), {}};
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  if (nbytes > 0) entry.bytes.assign(bytes, bytes + nbytes);
+  entries_.push_back(std::move(entry));
+}
+
+void SafetensorsWriter::add_f32(const std::string& name, std::vector<int64_t> shape,
+                                const float* data) {
+  const std::optional<uint64_t> nbytes = safetensors_detail::checked_nbytes(shape, DType::F32);
+  if (!nbytes)
+    fail(kModule, "tensor '{}': shape {} has a negative dimension or is too large", name,
+         safetensors_detail::shape_str(shape));
+  add(name, DType::F32, std::move(shape), data, static_cast<size_t>(*nbytes));
+}
+
+void SafetensorsWriter::set_metadata(const std::string& key, const std::string& value) {
+  metadata_[key] = value;
+}
+
+void SafetensorsWriter::write(const std::string& path) const {
+  // Header: "__metadata__" (keys sorted) first, then tensors in the order added.
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata_.empty()) {
+    nlohmann::ordered_json meta = nlohmann::ordered_json::object();
+    for (const auto& [key, value] : metadata_) meta[key] = value;
+    header["__metadata__"] = std::move(meta);
+  }
+  uint64_t offset = 0;
+  for (const Entry& e : entries_) {
+    nlohmann::ordered_json info = nlohmann::ordered_json::object();
+    info["dtype"] = std::string(dtype_name(e.dtype));
+    info["shape"] = e.shape;
+    info["data_offsets"] = {offset, offset + e.bytes.size()};
+    header[e.name] = std::move(info);
+    offset += e.bytes.size();
+  }
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const nlohmann::json::exception& e) {  // e.g. a name that is not valid UTF-8
+    fail(kModule, "{}: cannot encode the header: {}", path, e.what());
+  }
+  // Pad with spaces so the data region starts 8-byte aligned. Tensors follow back to back:
+  // the format forbids gaps between them.
+  text.append((8 - text.size() % 8) % 8, ' ');
+
+  uint8_t len[8];
+  uint64_t n = text.size();
+  for (int i = 0; i < 8; ++i) len[i] = uint8_t(n >> (8 * i));
+
+  TempFile out(path + ".tmp", path);
+  out.write(len, sizeof len);
+  out.write(text.data(), text.size());
+  for (const Entry& e : entries_) out.write(e.bytes.data(), e.bytes.size());
+  out.commit();
+}
+
+}  // namespace quad
