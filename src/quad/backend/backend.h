@@ -56,6 +56,14 @@ class Backend {
   virtual void add(float* x, const float* y, size_t n) = 0;
   // In-place per-token fake quantization of x (n, width).
   virtual void act_quant(float* x, int n, int width, const ActQuantSpec& spec) = 0;
+  // Per-token symmetric quantization to integer codes: for each row of x (n, width) with
+  // stride ld, scale[i] = max|x_i| / qmax · clip and codes (n, width) = clamp(round(x / scale)).
+  // Bit-for-bit the same codes and scales as act_quant's fake quantization.
+  virtual void quantize_rows(const float* x, int n, int width, int ld, int bits, float clip,
+                             int8_t* codes, float* scales) = 0;
+  // y (n, out) = (xq (n, k) · wq (out, k)ᵀ accumulated in int32) · sx[i] · sw[o].
+  virtual void int_gemm(const int8_t* xq, const float* sx, int n, int k, const int8_t* wq,
+                        const float* sw, int out, float* y) = 0;
 };
 
 std::unique_ptr<Backend> make_ref_backend();

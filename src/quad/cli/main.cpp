@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   runners["generate"] = quad::cli::add_generate(app);
   runners["inspect"] = quad::cli::add_inspect(app);
   runners["bench"] = quad::cli::add_bench(app);
+  runners["quantize"] = quad::cli::add_quantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

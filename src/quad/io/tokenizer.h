@@ -42,6 +42,7 @@ class Tokenizer {
 
  private:
   struct Impl;
+  friend class StreamDecoder;  // needs the decoder output before clean-up of spaces
   explicit Tokenizer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
@@ -53,6 +54,10 @@ class StreamDecoder {
   explicit StreamDecoder(const Tokenizer& tokenizer);
   // Returns the new, complete text produced by adding `id`, given all ids so far.
   std::string push(int32_t id);
+  // Returns what push() still holds back (an incomplete character at the very end, or a space
+  // that transformers' clean-up could still remove); call once when the stream ends, so that
+  // everything returned adds up to decode(all ids).
+  std::string flush();
 
  private:
   const Tokenizer& tokenizer_;

@@ -24,16 +24,32 @@ class InputTransform {
   virtual std::string describe() const = 0;
 };
 
+// Integer weights of a quantized linear (QUAD-SPEC §4): the first `outlier` input columns stay
+// in floating point (`w_outlier`, QUAD's r columns of U-type layers); the rest are integer codes
+// with one scale per output row. Codes are kept unpacked (one int8 each) in memory.
+struct QuantizedWeight {
+  int bits = 4;                  // 4 or 8
+  int outlier = 0;               // r for U-type layers, 0 for D-type layers
+  std::vector<int8_t> codes;     // (out, in - outlier)
+  std::vector<float> scales;     // (out)
+  std::vector<float> w_outlier;  // (out, outlier)
+};
+
 struct Linear {
   std::string name;  // HF prefix, e.g. "model.layers.0.self_attn.q_proj"
   int in = 0, out = 0;
-  std::vector<float> weight;  // (out, in)
+  std::vector<float> weight;  // (out, in) fp weights; empty when qweight computes the layer
   std::vector<float> bias;    // (out) or empty
+  std::shared_ptr<const QuantizedWeight> qweight;  // integer path, used when input_quant is on
   std::shared_ptr<const InputTransform> input_transform;  // null: none
   ActQuantSpec input_quant;                                // bits 16: off
 
   bool has_bias() const { return !bias.empty(); }
-  size_t num_params() const { return weight.size() + bias.size(); }
+  // Integer arithmetic: quantized weights and quantized inputs.
+  bool integer_path() const { return qweight && input_quant.enabled(); }
+  size_t num_params() const {
+    return qweight ? size_t(out) * in + bias.size() : weight.size() + bias.size();
+  }
 };
 
 struct RmsNorm {

@@ -4,6 +4,11 @@
 #include "quad/core/error.h"
 #include "quad/io/safetensors.h"
 #include "quad/model/model.h"
+#include "quad/model/quantized_folder.h"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 namespace quad {
 
@@ -43,6 +48,10 @@ RmsNorm load_norm(const TensorStore& store, const std::string& name, const Model
 Model Model::load(const std::string& dir) {
   Model m;
   m.config = ModelConfig::load(dir);
+  if (is_quantized_folder(dir)) {
+    auto cfg = nlohmann::json::parse(std::ifstream(std::filesystem::path(dir) / "config.json"));
+    return load_quantized(dir, m.config, cfg["quantization_config"]);
+  }
   const ModelConfig& c = m.config;
   TensorStore store = TensorStore::open_dir(dir);
   const int d = c.hidden_size, ff = c.intermediate_size, hd = c.head_dim;

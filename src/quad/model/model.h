@@ -21,6 +21,9 @@ struct Model {
   RmsNorm final_norm;
   Linear lm_head;             // (vocab, D); a copy of embed for tied models
   RopeTable rope;
+  // Simulated KV-cache quantization applied to keys (after RoPE) and values, per
+  // (token, head) row of head_dim entries (QUAD-SPEC §4.6); null: fp cache.
+  std::shared_ptr<const InputTransform> kv_quant;
 
   // Reads config.json and the safetensors of an HF folder; every expected tensor is checked
   // for presence and shape. Throws quad::Error naming the tensor and file.
@@ -32,14 +35,43 @@ struct Model {
 
 // Scratch buffers of one forward pass, reused across calls.
 struct ForwardScratch {
-  std::vector<float> x, xn, q, k, v, attn, proj, gate, up, hidden;
+  std::vector<float> x, xn, normed, q, attn, proj, gate, up, outlier_in, outlier_out;
+  std::vector<int8_t> codes;
+  std::vector<float> token_scales;
   std::vector<int32_t> positions;
 };
+
+// Observes activations during a forward pass (calibration statistics, GPTQ Hessians).
+class ForwardObserver {
+ public:
+  virtual ~ForwardObserver() = default;
+  // The residual stream x (n, width) entering a norm of `layer`: which = 0 for the attention
+  // norm (input_layernorm), 1 for the MLP norm (post_attention_layernorm).
+  virtual void norm_input(int layer, int which, const float* x, int n, int width) {}
+  // The input x (n, lin.in) of a linear layer after its online transform, before activation
+  // quantization.
+  virtual void linear_input(int layer, const Linear& lin, const float* x, int n) {}
+};
+
+// Writes the embeddings of tokens[0..n) into x (n, D).
+void embed(const Model& model, const int32_t* tokens, int n, float* x);
+
+// Runs decoder layer `layer` in place on the residual stream x (n, D) at positions
+// pos0..pos0+n-1; k_cache / v_cache (capacity, n_kv_heads, head_dim) must hold positions
+// [0, pos0) and receive the new ones.
+void forward_layer(const Model& model, Backend& backend, int layer, float* x, int n, int pos0,
+                   float* k_cache, float* v_cache, ForwardScratch& scratch,
+                   ForwardObserver* observer = nullptr);
+
+// Final norm and LM head on the last n_logits rows of x (n, D): logits (n_logits, vocab).
+void forward_head(const Model& model, Backend& backend, const float* x, int n, int n_logits,
+                  ForwardScratch& scratch, float* logits);
 
 // Runs tokens[0..n) at positions pos0..pos0+n-1, appending their keys/values to `cache`
 // (which must already hold positions [0, pos0)). Writes logits for the last `n_logits`
 // positions to `logits` ((n_logits, vocab)); n_logits = 0 skips the head.
 void forward(const Model& model, Backend& backend, const int32_t* tokens, int n, int pos0,
-             KVCache& cache, ForwardScratch& scratch, float* logits, int n_logits);
+             KVCache& cache, ForwardScratch& scratch, float* logits, int n_logits,
+             ForwardObserver* observer = nullptr);
 
 }  // namespace quad

@@ -98,6 +98,31 @@ class CpuBackend final : public Backend {
 #pragma omp parallel for schedule(static) if (n > 1)
     for (int i = 0; i < n; ++i) ref::act_quant(x + size_t(i) * width, 1, width, spec);
   }
+
+  void quantize_rows(const float* x, int n, int width, int ld, int bits, float clip,
+                     int8_t* codes, float* scales) override {
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int i = 0; i < n; ++i)
+      ref::quantize_rows(x + size_t(i) * ld, 1, width, ld, bits, clip, codes + size_t(i) * width,
+                         scales + i);
+  }
+
+  // Tiles of 16 weight rows × all tokens, so each weight row is streamed once per tile while
+  // the token codes stay in cache. (The SIMD kernels of the fast-inference work replace this.)
+  void int_gemm(const int8_t* xq, const float* sx, int n, int k, const int8_t* wq,
+                const float* sw, int out, float* y) override {
+    const int tile = 16;
+    const int tiles = (out + tile - 1) / tile;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < tiles; ++t) {
+      const int o_end = std::min(out, (t + 1) * tile);
+      for (int i = 0; i < n; ++i) {
+        const int8_t* xi = xq + size_t(i) * k;
+        for (int o = t * tile; o < o_end; ++o)
+          y[size_t(i) * out + o] = float(ref::dot_i8(xi, wq + size_t(o) * k, k)) * sx[i] * sw[o];
+      }
+    }
+  }
 };
 
 }  // namespace

@@ -78,6 +78,21 @@ class RefBackend final : public Backend {
   void act_quant(float* x, int n, int width, const ActQuantSpec& spec) override {
     ref::act_quant(x, n, width, spec);
   }
+
+  void quantize_rows(const float* x, int n, int width, int ld, int bits, float clip,
+                     int8_t* codes, float* scales) override {
+    ref::quantize_rows(x, n, width, ld, bits, clip, codes, scales);
+  }
+
+  void int_gemm(const int8_t* xq, const float* sx, int n, int k, const int8_t* wq,
+                const float* sw, int out, float* y) override {
+    for (int i = 0; i < n; ++i)
+      for (int o = 0; o < out; ++o) {
+        int64_t acc = 0;
+        for (int c = 0; c < k; ++c) acc += int32_t(xq[size_t(i) * k + c]) * wq[size_t(o) * k + c];
+        y[size_t(i) * out + o] = float(acc) * sx[i] * sw[o];
+      }
+  }
 };
 
 }  // namespace

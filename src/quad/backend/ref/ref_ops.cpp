@@ -45,20 +45,50 @@ void silu_mul(const float* gate, const float* up, size_t n, float* out) {
   }
 }
 
+namespace {
+
+// The one definition of the per-token quantizer: scale = max|x| / qmax · clip (0 for an
+// all-zero row), code = clamp(round_half_even(x / scale), −qmax−1, qmax).
+float row_scale(const float* row, int len, int bits, float clip) {
+  const float qmax = float((1 << (bits - 1)) - 1);
+  float amax = 0;
+  for (int c = 0; c < len; ++c) amax = std::max(amax, std::fabs(row[c]));
+  return amax / qmax * clip;
+}
+
+int8_t code(float v, float scale, int bits) {
+  const float qmax = float((1 << (bits - 1)) - 1);
+  return int8_t(std::clamp(std::nearbyint(v / scale), -qmax - 1, qmax));
+}
+
+}  // namespace
+
 void act_quant(float* x, int n, int width, const ActQuantSpec& spec) {
   if (!spec.enabled()) return;
-  const float qmax = float((1 << (spec.bits - 1)) - 1);
-  const float qmin = -qmax - 1;
   for (int i = 0; i < n; ++i) {
     float* row = x + size_t(i) * width + spec.skip_first;
     const int len = width - spec.skip_first;
-    float amax = 0;
-    for (int c = 0; c < len; ++c) amax = std::max(amax, std::fabs(row[c]));
-    const float scale = amax / qmax * spec.clip;
+    const float scale = row_scale(row, len, spec.bits, spec.clip);
     if (scale == 0) continue;  // an all-zero row quantizes to itself
-    for (int c = 0; c < len; ++c)
-      row[c] = std::clamp(std::nearbyint(row[c] / scale), qmin, qmax) * scale;
+    for (int c = 0; c < len; ++c) row[c] = float(code(row[c], scale, spec.bits)) * scale;
   }
+}
+
+void quantize_rows(const float* x, int n, int width, int ld, int bits, float clip, int8_t* codes,
+                   float* scales) {
+  for (int i = 0; i < n; ++i) {
+    const float* row = x + size_t(i) * ld;
+    int8_t* out = codes + size_t(i) * width;
+    const float scale = row_scale(row, width, bits, clip);
+    scales[i] = scale;
+    for (int c = 0; c < width; ++c) out[c] = scale == 0 ? 0 : code(row[c], scale, bits);
+  }
+}
+
+int32_t dot_i8(const int8_t* a, const int8_t* b, int k) {
+  int32_t acc = 0;
+  for (int c = 0; c < k; ++c) acc += int16_t(a[c]) * int16_t(b[c]);
+  return acc;
 }
 
 }  // namespace quad::ref

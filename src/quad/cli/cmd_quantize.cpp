@@ -1,0 +1,94 @@
+// quad quantize -m IN -o OUT [--method quad|quarot|rtn] [--rank 64] ... (QUAD-SPEC defaults)
+#include <filesystem>
+
+#include "quad/backend/backend.h"
+#include "quad/cli/commands.h"
+#include "quad/core/error.h"
+#include "quad/core/progress.h"
+#include "quad/io/tokenizer.h"
+#include "quad/model/model.h"
+#include "quad/model/quantized_folder.h"
+#include "quad/quant/pipeline.h"
+
+namespace quad::cli {
+
+namespace {
+std::string default_calibration() {
+  const char* env = std::getenv("QUAD_ASSETS");
+  std::string assets = env && *env ? env : "../shared/assets";
+  return assets + "/data/c4/c4_validation_2k.jsonl";
+}
+}  // namespace
+
+Runner add_quantize(CLI::App& app) {
+  auto* cmd = app.add_subcommand("quantize", "quantize a Hugging Face model folder (QUAD)");
+  struct Opts {
+    RunOptions run;
+    std::string out;
+    Recipe recipe;
+    bool rtn = false, gptq = false, force = false;
+    std::string center = "on";
+  };
+  auto o = std::make_shared<Opts>();
+  Recipe& r = o->recipe;
+  add_run_options(*cmd, o->run);
+  cmd->add_option("-o,--output", o->out, "output folder (written atomically)")->required();
+  cmd->add_option("--method", r.method, "quad | quarot (rotation, r = 0) | rtn (no rotation)")
+      ->check(CLI::IsMember({"quad", "quarot", "rtn"}));
+  cmd->add_option("--rank", r.rank, "outlier dimensions r (quad)")->check(CLI::Range(0, 1 << 16));
+  cmd->add_option("--w-bits", r.w_bits, "weight bits (4, 8, 16 = off)")
+      ->check(CLI::IsMember({4, 8, 16}));
+  cmd->add_option("--a-bits", r.a_bits, "q/k/v/gate/up input bits (4, 8, 16 = off)")
+      ->check(CLI::IsMember({4, 8, 16}));
+  cmd->add_option("--od-bits", r.od_bits, "o_proj/down_proj input bits (4, 8, 16 = off)")
+      ->check(CLI::IsMember({4, 8, 16}));
+  cmd->add_option("--kv-bits", r.kv_bits, "KV cache bits (4 = simulated int4, 16 = off)")
+      ->check(CLI::IsMember({4, 16}));
+  cmd->add_flag("--gptq", o->gptq, "GPTQ weight quantization (default, except --method rtn)");
+  cmd->add_flag("--rtn", o->rtn, "round-to-nearest weights");
+  cmd->add_option("--percdamp", r.percdamp, "GPTQ damping (fraction of mean diag H)")
+      ->check(CLI::Range(1e-6, 10.0));
+  cmd->add_option("--nsamples", r.nsamples, "GPTQ calibration sequences")
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--seqlen", r.seqlen, "GPTQ calibration length (clipped to the context)")
+      ->check(CLI::Range(2, 1 << 20));
+  cmd->add_option("--p-nsamples", r.p_nsamples, "sequences for the outlier subspace P")
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--p-seqlen", r.p_seqlen, "length of the P sequences")
+      ->check(CLI::Range(2, 1 << 20));
+  cmd->add_option("--a-clip", r.a_clip, "activation clip ratio")->check(CLI::Range(0.01, 1.0));
+  cmd->add_option("--calib", r.calib_path, "calibration text: jsonl {\"text\"}, JSON or plain text")
+      ->default_str("$QUAD_ASSETS/data/c4/c4_validation_2k.jsonl");
+  cmd->add_option("--seed", r.seed, "seed for calibration sampling and rotations");
+  cmd->add_option("--center-embeddings", o->center, "QuaRot's embedding centering")
+      ->check(CLI::IsMember({"on", "off"}));
+  cmd->add_flag("--force", o->force, "replace an existing output folder");
+  return [o] {
+    Recipe& r = o->recipe;
+    check(!(o->rtn && o->gptq), "quantize", "--rtn and --gptq are mutually exclusive");
+    r.gptq = o->gptq || (!o->rtn && r.method != "rtn");
+    if (r.method != "quad") r.rank = 0;
+    r.center_embeddings = o->center == "on";
+    if (r.calib_path.empty()) r.calib_path = default_calibration();
+    r.tool_version = std::string("quad ") + QUAD_VERSION;
+    r.validate();
+    check(std::filesystem::absolute(o->out) != std::filesystem::absolute(o->run.model_dir),
+          "quantize", "-o must differ from -m");
+    if (std::filesystem::exists(o->out) && !o->force)
+      fail("quantize", "{} already exists (choose another -o or pass --force)", o->out);
+    set_num_threads(o->run.threads);
+    Tokenizer tokenizer = Tokenizer::load(o->run.model_dir);
+    Model model = Model::load(o->run.model_dir);
+    check(model.residual_width == model.config.hidden_size, "quantize",
+          "{} is already quantized", o->run.model_dir);
+    auto backend = make_backend(o->run.backend);
+    Progress total("quantize", 1, "", true);
+    quantize_model(model, tokenizer, r, *backend, true);
+    round_to_storage_precision(model, r);
+    save_quantized(model, r, o->run.model_dir, o->out, o->force);
+    total.finish("wrote " + o->out);
+    return 0;
+  };
+}
+
+}  // namespace quad::cli

@@ -1,0 +1,242 @@
+#include "quad/model/quantized_folder.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "quad/core/error.h"
+#include "quad/io/safetensors.h"
+#include "quad/quant/pipeline.h"
+#include "quad/quant/rotate.h"
+#include "quad/quant/weight_quant.h"
+
+namespace quad {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool half_storage(const Recipe& r) { return r.w_bits < 16; }
+
+float round_f16(float v) { return f16_to_f32(f32_to_f16(v)); }
+void round_all(std::vector<float>& v) {
+  for (auto& x : v) x = round_f16(x);
+}
+
+std::vector<Linear*> linears(DecoderLayer& L) {
+  return {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down};
+}
+std::vector<const Linear*> linears(const DecoderLayer& L) {
+  return {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down};
+}
+
+void add_floats(SafetensorsWriter& w, const std::string& name, std::vector<int64_t> shape,
+                const std::vector<float>& v, bool half) {
+  if (!half) return w.add_f32(name, std::move(shape), v.data());
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
+  w.add(name, DType::F16, std::move(shape), h.data(), h.size() * 2);
+}
+
+void write_linear(SafetensorsWriter& w, const Linear& lin, bool half) {
+  if (lin.qweight) {
+    const QuantizedWeight& q = *lin.qweight;
+    const int k = lin.in - q.outlier;
+    if (q.bits == 4) {
+      std::vector<uint8_t> packed = pack_int4(q.codes.data(), lin.out, k);
+      w.add(lin.name + ".weight", DType::U8, {lin.out, k / 2}, packed.data(), packed.size());
+    } else {
+      w.add(lin.name + ".weight", DType::I8, {lin.out, k}, q.codes.data(), q.codes.size());
+    }
+    add_floats(w, lin.name + ".weight_scales", {lin.out, 1}, q.scales, true);
+    if (q.outlier > 0) add_floats(w, lin.name + ".w_outlier", {lin.out, q.outlier}, q.w_outlier, true);
+  } else {
+    add_floats(w, lin.name + ".weight", {lin.out, lin.in}, lin.weight, half);
+  }
+  if (lin.has_bias()) add_floats(w, lin.name + ".bias", {lin.out}, lin.bias, half);
+}
+
+}  // namespace
+
+void round_to_storage_precision(Model& m, const Recipe& recipe) {
+  if (!half_storage(recipe)) return;
+  round_all(m.embed);
+  round_all(m.lm_head.weight);
+  for (auto& L : m.layers)
+    for (Linear* lin : linears(L)) {
+      round_all(lin->bias);
+      if (!lin->qweight) {
+        round_all(lin->weight);
+        continue;
+      }
+      auto q = std::make_shared<QuantizedWeight>(*lin->qweight);
+      round_all(q->scales);
+      round_all(q->w_outlier);
+      const int k = lin->in - q->outlier;
+      for (int o = 0; o < lin->out; ++o)  // keep the fp fallback weights consistent
+        for (int c = 0; c < lin->in; ++c)
+          lin->weight[size_t(o) * lin->in + c] =
+              c < q->outlier ? q->w_outlier[size_t(o) * q->outlier + c]
+                             : float(q->codes[size_t(o) * k + c - q->outlier]) * q->scales[o];
+      lin->qweight = std::move(q);
+    }
+}
+
+void save_quantized(const Model& m, const Recipe& recipe, const std::string& source_dir,
+                    const std::string& out_dir, bool overwrite) {
+  const fs::path out = fs::path(out_dir).lexically_normal();
+  std::error_code ec;
+  if (fs::exists(out, ec) && !overwrite)
+    fail("save", "{} already exists (choose another -o or pass --force to replace it)", out_dir);
+  const fs::path tmp = out.string() + ".tmp-quad";
+  fs::remove_all(tmp, ec);
+  if (!fs::create_directories(tmp, ec) || ec)
+    fail("save", "cannot create {}: {}", tmp.string(), ec.message());
+  try {
+    // config.json: the source config with the recipe added.
+    nlohmann::json cfg = nlohmann::json::parse(std::ifstream(fs::path(source_dir) / "config.json"));
+    nlohmann::json qc = recipe.to_json();
+    qc["residual_width"] = m.residual_width;
+    cfg["quantization_config"] = qc;
+    cfg["tie_word_embeddings"] = false;
+    std::ofstream(tmp / "config.json") << cfg.dump(2) << "\n";
+
+    const bool half = half_storage(recipe);
+    SafetensorsWriter w;
+    w.set_metadata("format", "pt");
+    w.set_metadata("quad_format", "1");
+    add_floats(w, "model.embed_tokens.weight", {m.config.vocab_size, m.residual_width}, m.embed,
+               half);
+    for (const auto& L : m.layers)
+      for (const Linear* lin : linears(L)) write_linear(w, *lin, half);
+    add_floats(w, "lm_head.weight", {m.config.vocab_size, m.residual_width}, m.lm_head.weight,
+               half);
+    w.write((tmp / "model.safetensors").string());
+
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model",
+                             "special_tokens_map.json", "generation_config.json"}) {
+      const fs::path src = fs::path(source_dir) / name;
+      if (fs::exists(src)) fs::copy_file(src, tmp / name);
+    }
+    if (fs::exists(out)) fs::remove_all(out);
+    fs::rename(tmp, out);
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+bool is_quantized_folder(const std::string& dir) {
+  std::ifstream f(fs::path(dir) / "config.json");
+  if (!f) return false;
+  try {
+    auto j = nlohmann::json::parse(f);
+    return j.contains("quantization_config") && j["quantization_config"].is_object() &&
+           j["quantization_config"].value("quant_method", "") == "quad";
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+}
+
+namespace {
+
+std::vector<float> read(const TensorStore& st, const std::string& name,
+                        const std::vector<int64_t>& shape) {
+  if (!st.has(name)) fail("model", "{}: missing tensor '{}'", st.dir(), name);
+  const TensorView& t = st.get(name);
+  if (t.shape != shape)
+    fail("model", "{}: tensor '{}' has shape [{}] but the recipe implies [{}]", t.file, name,
+         fmt::join(t.shape, ", "), fmt::join(shape, ", "));
+  return t.to_f32();
+}
+
+void read_linear(const TensorStore& st, Linear& lin, int outlier, bool bias) {
+  if (st.has(lin.name + ".weight_scales")) {
+    auto q = std::make_shared<QuantizedWeight>();
+    q->outlier = outlier;
+    const int k = lin.in - outlier;
+    const TensorView& codes = st.get(lin.name + ".weight");
+    if (codes.dtype == DType::U8) {
+      q->bits = 4;
+      check(codes.shape == std::vector<int64_t>{lin.out, k / 2}, "model",
+            "{}: '{}' has the wrong shape for packed int4 codes", codes.file, codes.name);
+      q->codes = unpack_int4(codes.data, lin.out, k);
+    } else if (codes.dtype == DType::I8) {
+      q->bits = 8;
+      check(codes.shape == std::vector<int64_t>{lin.out, k}, "model",
+            "{}: '{}' has the wrong shape for int8 codes", codes.file, codes.name);
+      q->codes.assign(codes.data, codes.data + codes.nbytes);
+    } else {
+      fail("model", "{}: '{}' must be U8 (int4) or I8 codes, not {}", codes.file, codes.name,
+           dtype_name(codes.dtype));
+    }
+    q->scales = read(st, lin.name + ".weight_scales", {lin.out, 1});
+    if (outlier > 0) q->w_outlier = read(st, lin.name + ".w_outlier", {lin.out, outlier});
+    lin.qweight = std::move(q);
+  } else {
+    lin.weight = read(st, lin.name + ".weight", {lin.out, lin.in});
+  }
+  if (bias) lin.bias = read(st, lin.name + ".bias", {lin.out});
+}
+
+// fp weights for a quantized linear whose inputs stay unquantized (weight-only path).
+void dequantize_if_needed(Linear& lin) {
+  if (!lin.qweight || lin.input_quant.enabled()) return;
+  const QuantizedWeight& q = *lin.qweight;
+  const int k = lin.in - q.outlier;
+  lin.weight.resize(size_t(lin.out) * lin.in);
+  for (int o = 0; o < lin.out; ++o)
+    for (int c = 0; c < lin.in; ++c)
+      lin.weight[size_t(o) * lin.in + c] =
+          c < q.outlier ? q.w_outlier[size_t(o) * q.outlier + c]
+                        : float(q.codes[size_t(o) * k + c - q.outlier]) * q.scales[o];
+}
+
+}  // namespace
+
+Model load_quantized(const std::string& dir, const ModelConfig& c, const nlohmann::json& qc) {
+  const std::string src = (fs::path(dir) / "config.json").string();
+  Recipe recipe = Recipe::from_json(qc, src);
+  Model m;
+  m.config = c;
+  m.config.tie_word_embeddings = false;
+  const int d = c.hidden_size, r = recipe.rank, D = d + r, hd = c.head_dim, ff = c.intermediate_size;
+  check(qc.value("residual_width", D) == D, "model", "{}: residual_width disagrees with rank", src);
+  m.residual_width = D;
+  TensorStore st = TensorStore::open_dir(dir);
+  m.embed = read(st, "model.embed_tokens.weight", {c.vocab_size, D});
+  m.layers.resize(c.num_layers);
+  for (int i = 0; i < c.num_layers; ++i) {
+    const std::string p = fmt::format("model.layers.{}.", i);
+    DecoderLayer& L = m.layers[i];
+    L.attn_norm = L.mlp_norm = RmsNorm{{}, d, c.rms_norm_eps};
+    auto setup = [&](Linear& lin, const std::string& name, int in, int out, int outlier, bool bias) {
+      lin.name = p + name;
+      lin.in = in;
+      lin.out = out;
+      read_linear(st, lin, outlier, bias);
+    };
+    setup(L.q, "self_attn.q_proj", D, c.num_heads * hd, r, c.qkv_bias);
+    setup(L.k, "self_attn.k_proj", D, c.num_kv_heads * hd, r, c.qkv_bias);
+    setup(L.v, "self_attn.v_proj", D, c.num_kv_heads * hd, r, c.qkv_bias);
+    setup(L.o, "self_attn.o_proj", c.num_heads * hd, D, 0, c.o_bias);
+    setup(L.gate, "mlp.gate_proj", D, ff, r, c.mlp_bias);
+    setup(L.up, "mlp.up_proj", D, ff, r, c.mlp_bias);
+    setup(L.down, "mlp.down_proj", ff, D, 0, c.mlp_bias);
+  }
+  m.final_norm = RmsNorm{{}, d, c.rms_norm_eps};
+  m.lm_head.name = "lm_head";
+  m.lm_head.in = D;
+  m.lm_head.out = c.vocab_size;
+  m.lm_head.weight = read(st, "lm_head.weight", {c.vocab_size, D});
+  if (recipe.rotate()) attach_online_transforms(m);
+  attach_quantizers(m, recipe);
+  for (auto& L : m.layers)
+    for (Linear* lin : linears(L)) dequantize_if_needed(*lin);
+  m.ensure_positions(c.max_position_embeddings);
+  return m;
+}
+
+}  // namespace quad

@@ -1,0 +1,32 @@
+// Quantized model folders (format: docs/format.md): an HF-style folder whose config.json has a
+// `quantization_config` block with the recipe, one model.safetensors with packed int4 (U8) or
+// int8 (I8) codes, F16 per-row `weight_scales`, F16 `w_outlier` columns and F16 embeddings and
+// head (F32 everywhere for an unquantized recipe), and the tokenizer files copied.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <string>
+
+#include "quad/model/model.h"
+#include "quad/quant/recipe.h"
+
+namespace quad {
+
+// Rounds what will be stored in half precision (scales, outlier columns, biases, embeddings,
+// head) to fp16 in memory, so the saved-and-reloaded model computes exactly as this one.
+void round_to_storage_precision(Model& model, const Recipe& recipe);
+
+// Writes the folder at out_dir via a temporary sibling folder renamed into place; refuses to
+// replace an existing out_dir unless `overwrite`. Tokenizer files are copied from source_dir.
+void save_quantized(const Model& model, const Recipe& recipe, const std::string& source_dir,
+                    const std::string& out_dir, bool overwrite = false);
+
+// True if config.json of `dir` carries a quad quantization_config.
+bool is_quantized_folder(const std::string& dir);
+
+// Loads a folder written by save_quantized (Model::load calls this for such folders).
+Model load_quantized(const std::string& dir, const ModelConfig& config,
+                     const nlohmann::json& quantization_config);
+
+}  // namespace quad

@@ -1,0 +1,60 @@
+#include "quad/quant/online_transforms.h"
+
+#include <fmt/format.h>
+
+#include <vector>
+
+#include "quad/core/error.h"
+
+namespace quad {
+
+HadamardInput::HadamardInput(int n) : transform_(hadamard::plan(n)) {}
+
+void HadamardInput::apply(float* x, int rows, int width) const {
+  check(width == transform_.plan().n, "hadamard", "online Hadamard of size {} applied to width {}",
+        transform_.plan().n, width);
+  transform_.apply(x, rows);
+}
+
+std::string HadamardInput::describe() const {
+  return "hadamard " + transform_.plan().describe();
+}
+
+HeadMixInput::HeadMixInput(int heads, int head_dim)
+    : heads_(heads), head_dim_(head_dim), transform_(hadamard::plan(heads)) {}
+
+namespace {
+
+// For each row of x (rows, heads·hd): transpose to (hd, heads), transform every length-heads
+// row, transpose back.
+template <typename T>
+void head_mix(const hadamard::Transform& t, T* x, int rows, int heads, int hd) {
+#pragma omp parallel for schedule(static) if (rows > 1)
+  for (int r = 0; r < rows; ++r) {
+    std::vector<T> tmp(size_t(heads) * hd);
+    T* row = x + size_t(r) * heads * hd;
+    for (int h = 0; h < heads; ++h)
+      for (int j = 0; j < hd; ++j) tmp[size_t(j) * heads + h] = row[size_t(h) * hd + j];
+    t.apply(tmp.data(), hd);
+    for (int h = 0; h < heads; ++h)
+      for (int j = 0; j < hd; ++j) row[size_t(h) * hd + j] = tmp[size_t(j) * heads + h];
+  }
+}
+
+}  // namespace
+
+void HeadMixInput::apply(float* x, int rows, int width) const {
+  check(width == heads_ * head_dim_, "hadamard", "head mix of {}x{} applied to width {}", heads_,
+        head_dim_, width);
+  head_mix(transform_, x, rows, heads_, head_dim_);
+}
+
+void HeadMixInput::apply(double* x, int rows) const {
+  head_mix(transform_, x, rows, heads_, head_dim_);
+}
+
+std::string HeadMixInput::describe() const {
+  return fmt::format("head mix over {} heads ({})", heads_, transform_.plan().describe());
+}
+
+}  // namespace quad

@@ -1,0 +1,248 @@
+#include "quad/quant/pipeline.h"
+
+#include <cblas.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "quad/core/error.h"
+#include "quad/core/progress.h"
+#include "quad/quant/calibration.h"
+#include "quad/quant/fold.h"
+#include "quad/quant/kv_quant.h"
+#include "quad/quant/projection.h"
+#include "quad/quant/rotate.h"
+#include "quad/quant/weight_quant.h"
+
+namespace quad {
+
+namespace {
+
+bool is_u_type(const DecoderLayer& L, const Linear* lin) {
+  return lin == &L.q || lin == &L.k || lin == &L.v || lin == &L.gate || lin == &L.up;
+}
+
+// Accumulates H = Σ xxᵀ (fp64) of the quantized input columns of the linears being calibrated.
+// Linears reading the same buffer in the same pass (q/k/v, gate/up) share one matrix.
+class HessianObserver final : public ForwardObserver {
+ public:
+  HessianObserver(int layer, std::vector<Linear*> targets, std::map<const Linear*, int> offsets)
+      : layer_(layer), targets_(std::move(targets)), offsets_(std::move(offsets)) {}
+
+  void begin_window() { last_x_ = nullptr; }
+
+  void linear_input(int layer, const Linear& lin, const float* x, int n) override {
+    if (layer != layer_ || std::find(targets_.begin(), targets_.end(), &lin) == targets_.end())
+      return;
+    const int off = offsets_.at(&lin), k = lin.in - off;
+    auto it = slot_.find(&lin);
+    if (it == slot_.end()) {
+      if (x == last_x_ && off == last_off_) {
+        slot_[&lin] = last_slot_;  // same input as the previous linear: share its Hessian
+        return;
+      }
+      slot_[&lin] = int(hessians_.size());
+      hessians_.emplace_back(size_t(k) * k, 0.0);
+      tokens_.push_back(0);
+      it = slot_.find(&lin);
+    } else if (x == last_x_ && it->second == last_slot_) {
+      return;  // already accumulated for this input
+    }
+    const int slot = it->second;
+    rows_.resize(size_t(n) * k);
+    for (int i = 0; i < n; ++i)
+      for (int c = 0; c < k; ++c) rows_[size_t(i) * k + c] = x[size_t(i) * lin.in + off + c];
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, k, n, 1.0, rows_.data(), k, 1.0,
+                hessians_[slot].data(), k);
+    tokens_[slot] += n;
+    last_x_ = x, last_off_ = off, last_slot_ = slot;
+  }
+
+  // H = (2 / tokens) Σ xxᵀ, symmetrized.
+  std::vector<double> hessian(const Linear* lin) const {
+    const int slot = slot_.at(lin), k = lin->in - offsets_.at(lin);
+    std::vector<double> h = hessians_[slot];
+    const double scale = 2.0 / double(std::max<int64_t>(tokens_[slot], 1));
+    for (int i = 0; i < k; ++i)
+      for (int j = i; j < k; ++j) h[size_t(j) * k + i] = h[size_t(i) * k + j] *= scale;
+    return h;
+  }
+
+ private:
+  int layer_;
+  std::vector<Linear*> targets_;
+  std::map<const Linear*, int> offsets_;
+  std::map<const Linear*, int> slot_;
+  std::vector<std::vector<double>> hessians_;
+  std::vector<int64_t> tokens_;
+  std::vector<double> rows_;
+  const float* last_x_ = nullptr;
+  int last_off_ = -1, last_slot_ = -1;
+};
+
+// Replaces lin's fp weights by their quantized values and records the integer codes.
+void set_quantized(Linear& lin, int outlier, int bits, std::vector<int8_t> codes,
+                   std::vector<float> scales) {
+  auto q = std::make_shared<QuantizedWeight>();
+  q->bits = bits;
+  q->outlier = outlier;
+  const int k = lin.in - outlier;
+  q->w_outlier.resize(size_t(lin.out) * outlier);
+  for (int o = 0; o < lin.out; ++o) {
+    for (int c = 0; c < outlier; ++c)
+      q->w_outlier[size_t(o) * outlier + c] = lin.weight[size_t(o) * lin.in + c];
+    for (int c = 0; c < k; ++c)
+      lin.weight[size_t(o) * lin.in + outlier + c] = float(codes[size_t(o) * k + c]) * scales[o];
+  }
+  q->codes = std::move(codes);
+  q->scales = std::move(scales);
+  lin.qweight = std::move(q);
+}
+
+// Codes for one linear from its current fp weights (columns [outlier, in)).
+void quantize_linear(Linear& lin, int outlier, const Recipe& recipe,
+                     const std::vector<double>* hessian) {
+  const int k = lin.in - outlier;
+  std::vector<float> w(size_t(lin.out) * k);
+  for (int o = 0; o < lin.out; ++o)
+    std::copy_n(lin.weight.begin() + size_t(o) * lin.in + outlier, k, w.begin() + size_t(o) * k);
+  WeightQuantOptions wo;
+  wo.bits = recipe.w_bits;
+  wo.clip_search = recipe.w_clip;
+  std::vector<float> scales = weight_scales(w.data(), lin.out, k, wo);
+  std::vector<int8_t> codes;
+  if (hessian) {
+    GptqOptions go;
+    go.bits = recipe.w_bits;
+    go.percdamp = recipe.percdamp;
+    codes = gptq_quantize(w.data(), lin.out, k, *hessian, scales, go);
+  } else {
+    codes = quantize_rtn(w.data(), lin.out, k, scales, recipe.w_bits);
+  }
+  set_quantized(lin, outlier, recipe.w_bits, std::move(codes), std::move(scales));
+}
+
+}  // namespace
+
+void attach_quantizers(Model& m, const Recipe& recipe) {
+  const int r = m.residual_width - m.config.hidden_size;
+  for (auto& L : m.layers) {
+    for (Linear* lin : {&L.q, &L.k, &L.v, &L.gate, &L.up})
+      lin->input_quant = ActQuantSpec{recipe.a_bits, r, recipe.a_clip};
+    for (Linear* lin : {&L.o, &L.down})
+      lin->input_quant = ActQuantSpec{recipe.od_bits, 0, recipe.a_clip};
+  }
+  m.kv_quant = recipe.kv_bits < 16
+                   ? make_kv_quantizer(m.config.head_dim, recipe.kv_bits, recipe.kv_clip)
+                   : nullptr;
+}
+
+void quantize_weights(Model& m, const Recipe& recipe, Backend& backend,
+                      const std::vector<std::vector<int32_t>>& windows, bool show_progress) {
+  const int r = m.residual_width - m.config.hidden_size;
+  const int L = m.config.num_layers;
+  auto outlier_of = [&](const DecoderLayer& layer, const Linear* lin) {
+    return is_u_type(layer, lin) ? r : 0;
+  };
+  if (!recipe.gptq) {
+    Progress progress("rtn", L, "layers", show_progress);
+    for (int l = 0; l < L; ++l) {
+      DecoderLayer& layer = m.layers[l];
+      for (Linear* lin :
+           {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down})
+        quantize_linear(*lin, outlier_of(layer, lin), recipe, nullptr);
+      progress.update(l + 1);
+    }
+    progress.finish();
+    return;
+  }
+  // GPTQ: layer inputs for every window, (windows, seqlen, D), updated layer by layer with the
+  // quantized layer's outputs. Calibration runs without activation quantization (§4.2).
+  const int D = m.residual_width;
+  const int seqlen = int(windows.front().size());
+  std::vector<std::vector<float>> inputs(windows.size());
+  for (size_t w = 0; w < windows.size(); ++w) {
+    inputs[w].resize(size_t(seqlen) * D);
+    embed(m, windows[w].data(), seqlen, inputs[w].data());
+  }
+  std::vector<float> k_cache(size_t(seqlen) * m.config.num_kv_heads * m.config.head_dim),
+      v_cache(k_cache.size()), x;
+  ForwardScratch scratch;
+  Progress progress("gptq", L, "layers", show_progress);
+  for (int l = 0; l < L; ++l) {
+    DecoderLayer& layer = m.layers[l];
+    const std::vector<std::vector<Linear*>> groups = {
+        {&layer.k, &layer.v, &layer.q}, {&layer.o}, {&layer.up, &layer.gate}, {&layer.down}};
+    for (const auto& group : groups) {
+      std::map<const Linear*, int> offsets;
+      for (Linear* lin : group) offsets[lin] = outlier_of(layer, lin);
+      HessianObserver observer(l, group, offsets);
+      for (size_t w = 0; w < windows.size(); ++w) {
+        x = inputs[w];
+        observer.begin_window();
+        forward_layer(m, backend, l, x.data(), seqlen, 0, k_cache.data(), v_cache.data(), scratch,
+                      &observer);
+      }
+      for (Linear* lin : group) {
+        std::vector<double> h = observer.hessian(lin);
+        quantize_linear(*lin, offsets[lin], recipe, &h);
+      }
+    }
+    for (size_t w = 0; w < windows.size(); ++w)  // the quantized layer's outputs feed the next
+      forward_layer(m, backend, l, inputs[w].data(), seqlen, 0, k_cache.data(), v_cache.data(),
+                    scratch, nullptr);
+    progress.update(l + 1);
+  }
+  progress.finish();
+}
+
+void quantize_model(Model& m, const Tokenizer& tokenizer, Recipe& recipe, Backend& backend,
+                    bool show_progress) {
+  recipe.validate();
+  const ModelConfig& c = m.config;
+  const int d = c.hidden_size;
+  const int r = recipe.method == "quad" ? recipe.rank : 0;
+  check(r < d, "quantize",
+        "--rank {} does not fit hidden size {} (the rank must be smaller; try --rank {})", r, d,
+        std::max(2, d / 8));
+  check(r % 2 == 0, "quantize", "--rank must be even (int4 codes are packed in pairs), got {}", r);
+  recipe.rank = r;
+  check(m.residual_width == d, "quantize", "the input model is already transformed");
+
+  std::vector<std::string> docs;
+  if (r > 0 || (recipe.gptq && recipe.w_bits < 16)) {
+    docs = load_calibration_documents(recipe.calib_path);
+    recipe.calib_sha256 = sha256_file(recipe.calib_path);
+  }
+
+  fold_norms(m);
+  if (recipe.center_embeddings) center_embeddings(m);
+
+  OutlierBasis basis;
+  if (r > 0) {
+    const int len = std::min(recipe.p_seqlen, c.max_position_embeddings);
+    auto windows = sample_calibration_windows(tokenizer, docs, recipe.p_nsamples, len, recipe.seed);
+    std::vector<double> gram = residual_gram(m, backend, windows, show_progress);
+    basis = top_eigenvectors(std::move(gram), d, r);
+  }
+  if (r > 0 || recipe.rotate()) {
+    std::vector<double> t =
+        residual_transform(r > 0 ? &basis : nullptr, d, recipe.rotate(), recipe.seed);
+    apply_residual_transform(m, t, d + r);
+  }
+  if (recipe.rotate()) apply_online_hadamards(m);
+
+  if (recipe.w_bits < 16) {
+    std::vector<std::vector<int32_t>> windows;
+    if (recipe.gptq) {
+      const int len = std::min(recipe.seqlen, c.max_position_embeddings);
+      windows = sample_calibration_windows(tokenizer, docs, recipe.nsamples, len, recipe.seed + 1);
+    }
+    quantize_weights(m, recipe, backend, windows, show_progress);
+  }
+  attach_quantizers(m, recipe);
+}
+
+}  // namespace quad

@@ -1,0 +1,93 @@
+#include "quad/quant/projection.h"
+
+#include <cblas.h>
+#include <lapacke.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "quad/core/error.h"
+#include "quad/core/progress.h"
+
+namespace quad {
+
+namespace {
+
+class GramObserver final : public ForwardObserver {
+ public:
+  explicit GramObserver(int d) : d_(d), gram_(size_t(d) * d, 0.0) {}
+  void norm_input(int, int, const float* x, int n, int width) override {
+    check(width == d_, "calib", "Gram observer expects width {}, got {}", d_, width);
+    rows_.assign(x, x + size_t(n) * width);
+    // gram += rowsᵀ·rows (upper triangle), fp64.
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d_, n, 1.0, rows_.data(), d_, 1.0,
+                gram_.data(), d_);
+  }
+  std::vector<double> take() {
+    for (int i = 0; i < d_; ++i)
+      for (int j = 0; j < i; ++j) gram_[size_t(i) * d_ + j] = gram_[size_t(j) * d_ + i];
+    return std::move(gram_);
+  }
+
+ private:
+  int d_;
+  std::vector<double> gram_, rows_;
+};
+
+}  // namespace
+
+std::vector<double> residual_gram(const Model& model, Backend& backend,
+                                  const std::vector<std::vector<int32_t>>& windows,
+                                  bool show_progress) {
+  const int d = model.residual_width;
+  GramObserver observer(d);
+  Progress progress("calibrate P", int64_t(windows.size()), "seq", show_progress);
+  ForwardScratch scratch;
+  for (size_t i = 0; i < windows.size(); ++i) {
+    const auto& w = windows[i];
+    KVCache cache(model.config, int(w.size()));
+    forward(model, backend, w.data(), int(w.size()), 0, cache, scratch, nullptr, 0, &observer);
+    progress.update(int64_t(i + 1));
+  }
+  progress.finish();
+  return observer.take();
+}
+
+OutlierBasis top_eigenvectors(std::vector<double> gram, int d, int r) {
+  check(r >= 0 && r <= d, "projection", "rank {} must be in [0, {}]", r, d);
+  std::vector<double> w(d);
+  int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', d, gram.data(), d, w.data());
+  check(info == 0, "projection", "eigendecomposition failed (LAPACK info {})", info);
+  OutlierBasis b;
+  b.d = d;
+  b.r = r;
+  b.eigenvalues.assign(w.rbegin(), w.rend());
+  b.u.resize(size_t(d) * r);
+  for (int c = 0; c < r; ++c) {
+    const int src = d - 1 - c;  // dsyevd sorts ascending
+    int arg = 0;
+    for (int i = 1; i < d; ++i)
+      if (std::fabs(gram[size_t(i) * d + src]) > std::fabs(gram[size_t(arg) * d + src])) arg = i;
+    const double sign = gram[size_t(arg) * d + src] < 0 ? -1.0 : 1.0;
+    for (int i = 0; i < d; ++i) b.u[size_t(i) * r + c] = sign * gram[size_t(i) * d + src];
+  }
+  return b;
+}
+
+std::vector<double> expansion_matrix(const OutlierBasis& b) {
+  const int d = b.d, r = b.r, D = d + r;
+  std::vector<double> e(size_t(d) * D, 0.0);
+  for (int i = 0; i < d; ++i)
+    for (int c = 0; c < r; ++c) e[size_t(i) * D + c] = b.u[size_t(i) * r + c];
+  // I − U Uᵀ in columns r..r+d-1
+  std::vector<double> uut(size_t(d) * d, 0.0);
+  if (r > 0)
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d, d, r, 1.0, b.u.data(), r, b.u.data(), r,
+                0.0, uut.data(), d);
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j)
+      e[size_t(i) * D + r + j] = (i == j ? 1.0 : 0.0) - uut[size_t(i) * d + j];
+  return e;
+}
+
+}  // namespace quad

@@ -1,0 +1,139 @@
+#include "quad/quant/rotate.h"
+
+#include <cblas.h>
+
+#include "quad/core/error.h"
+#include "quad/quant/hadamard.h"
+#include "quad/quant/online_transforms.h"
+
+namespace quad {
+
+namespace {
+
+std::vector<double> to_double(const std::vector<float>& v) {
+  return {v.begin(), v.end()};
+}
+std::vector<float> to_float(const std::vector<double>& v) {
+  return {v.begin(), v.end()};
+}
+
+// W (rows × d) ← W·T (rows × D)
+void right_multiply(std::vector<float>& w, int rows, int d, const std::vector<double>& t, int D) {
+  std::vector<double> a = to_double(w), out(size_t(rows) * D);
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, d, 1.0, a.data(), d, t.data(), D,
+              0.0, out.data(), D);
+  w = to_float(out);
+}
+
+// W (d × cols) ← Tᵀ·W (D × cols)
+void left_multiply_transposed(std::vector<float>& w, int d, int cols, const std::vector<double>& t,
+                              int D) {
+  std::vector<double> a = to_double(w), out(size_t(D) * cols);
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, cols, d, 1.0, t.data(), D, a.data(), cols,
+              0.0, out.data(), cols);
+  w = to_float(out);
+}
+
+void read_side(Linear& lin, int d, const std::vector<double>& t, int D) {
+  check(lin.in == d, "rotate", "{}: input width {} != {}", lin.name, lin.in, d);
+  right_multiply(lin.weight, lin.out, d, t, D);
+  lin.in = D;
+}
+
+void write_side(Linear& lin, int d, const std::vector<double>& t, int D) {
+  check(lin.out == d, "rotate", "{}: output width {} != {}", lin.name, lin.out, d);
+  left_multiply_transposed(lin.weight, d, lin.in, t, D);
+  if (lin.has_bias()) left_multiply_transposed(lin.bias, d, 1, t, D);
+  lin.out = D;
+}
+
+}  // namespace
+
+std::vector<double> residual_transform(const OutlierBasis* basis, int d, bool rotate,
+                                       uint64_t seed) {
+  const int r = basis ? basis->r : 0, D = d + r;
+  std::vector<double> e;
+  if (basis) {
+    e = expansion_matrix(*basis);
+  } else {
+    e.assign(size_t(d) * d, 0.0);
+    for (int i = 0; i < d; ++i) e[size_t(i) * d + i] = 1.0;
+  }
+  if (!rotate) return e;
+  // T = E·blockdiag(R_r, R_d): rotate the first r and the last d columns separately.
+  std::vector<double> t(size_t(d) * D, 0.0);
+  auto rotate_block = [&](int col0, int n, uint64_t block_seed) {
+    if (n == 0) return;
+    std::vector<double> rot = hadamard::random_hadamard(n, block_seed);  // (n × n)
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d, n, n, 1.0, e.data() + col0, D,
+                rot.data(), n, 0.0, t.data() + col0, D);
+  };
+  rotate_block(0, r, seed * 2 + 1);
+  rotate_block(r, d, seed * 2);
+  return t;
+}
+
+void apply_residual_transform(Model& m, const std::vector<double>& t, int D) {
+  const int d = m.config.hidden_size;
+  check(m.residual_width == d, "rotate", "the residual transform applies to a d-wide model");
+  check(t.size() == size_t(d) * D, "rotate", "transform has the wrong shape");
+  for (const auto& L : m.layers)
+    check(L.attn_norm.weight.empty() && L.mlp_norm.weight.empty(), "rotate",
+          "fold the norms before rotating");
+  right_multiply(m.embed, m.config.vocab_size, d, t, D);
+  for (auto& L : m.layers) {
+    for (Linear* lin : {&L.q, &L.k, &L.v, &L.gate, &L.up}) read_side(*lin, d, t, D);
+    for (Linear* lin : {&L.o, &L.down}) write_side(*lin, d, t, D);
+  }
+  read_side(m.lm_head, d, t, D);
+  m.residual_width = D;
+}
+
+void apply_online_hadamards(Model& m) {
+  const ModelConfig& c = m.config;
+  const int hd = c.head_dim, H = c.num_heads, Hkv = c.num_kv_heads;
+  const std::vector<double> a = hadamard::dense(hadamard::plan(hd));  // A_hd (hd × hd)
+  hadamard::Transform down_t(hadamard::plan(c.intermediate_size));
+  HeadMixInput head_mix(H, hd);
+  for (auto& L : m.layers) {
+    // down_proj: every row w ← w·H_mᵀ.
+    std::vector<double> w = to_double(L.down.weight);
+    down_t.apply(w.data(), L.down.out);
+    L.down.weight = to_float(w);
+    // v_proj: each kv-head block of rows ← A·block (and its bias).
+    for (int g = 0; g < Hkv; ++g) {
+      const int cols = L.v.in;
+      std::vector<double> block(L.v.weight.begin() + size_t(g) * hd * cols,
+                                L.v.weight.begin() + size_t(g + 1) * hd * cols);
+      std::vector<double> out(block.size());
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hd, cols, hd, 1.0, a.data(), hd,
+                  block.data(), cols, 0.0, out.data(), cols);
+      std::copy(out.begin(), out.end(), L.v.weight.begin() + size_t(g) * hd * cols);
+      if (L.v.has_bias()) {
+        std::vector<double> b(L.v.bias.begin() + g * hd, L.v.bias.begin() + (g + 1) * hd), bo(hd);
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, hd, hd, 1.0, a.data(), hd, b.data(), 1, 0.0,
+                    bo.data(), 1);
+        std::copy(bo.begin(), bo.end(), L.v.bias.begin() + g * hd);
+      }
+    }
+    // o_proj: every row w ← w·(H_h ⊗ A)ᵀ: A on each head block, then the online head mix.
+    std::vector<double> wo = to_double(L.o.weight), tmp(wo.size());
+    const int rows = L.o.out * H;  // each row split into H blocks of hd
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, hd, hd, 1.0, wo.data(), hd, a.data(),
+                hd, 0.0, tmp.data(), hd);
+    head_mix.apply(tmp.data(), L.o.out);
+    L.o.weight = to_float(tmp);
+  }
+  attach_online_transforms(m);
+}
+
+void attach_online_transforms(Model& m) {
+  auto down = std::make_shared<HadamardInput>(m.config.intermediate_size);
+  auto heads = std::make_shared<HeadMixInput>(m.config.num_heads, m.config.head_dim);
+  for (auto& L : m.layers) {
+    L.down.input_transform = down;
+    L.o.input_transform = heads;
+  }
+}
+
+}  // namespace quad
