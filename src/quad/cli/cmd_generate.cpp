@@ -77,7 +77,7 @@ Runner add_generate(CLI::App& app) {
                           {"text", tokenizer.decode(generated, true)}};
       std::printf("%s\n", j.dump().c_str());
     } else {
-      std::printf("\n");
+      std::printf("%s\n", stream.flush().c_str());
     }
     std::fprintf(stderr, "generate: prompt %zu tokens in %.3fs, %zu tokens in %.3fs (%.1f t/s)\n",
                  prompt_ids.size(), prefill_s, generated.size(), decode_s,

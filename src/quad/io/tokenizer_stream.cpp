@@ -4,8 +4,9 @@
 // per-token, so this is the simple way to match decode() exactly) and returns the part of the
 // text that can no longer change. Two things can still change at the end of the text:
 //  - a U+FFFD run: bytes of a character whose remaining bytes have not arrived yet;
-//  - with clean_up_tokenization_spaces, text after the last space that could still become one
-//    of the clean-up patterns (" n" may become " n't", whose space is then dropped).
+//  - when decode applies transformers' clean-up of spaces (for BPE only with its escape-hatch
+//    flag), text after the last space that could still become one of the clean-up patterns
+//    (" n" may become " n't", whose space is then dropped).
 #include "quad/io/tokenizer.h"
 #include "quad/io/tokenizer_impl.h"
 #include "quad/io/tokenizer_utf8.h"

@@ -39,6 +39,8 @@ void integer_linear(Backend& backend, const Linear& lin, const float* x, int n, 
 // y (n, out) = lin(x (n, in)): online input transform (on a copy, since x is shared by sibling
 // linears such as q/k/v), then either the integer path or activation fake quantization (when
 // the weights are fp) and the fp GEMM.
+}  // namespace
+
 void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, float* y,
                   ForwardScratch& s, int layer, ForwardObserver* observer) {
   const float* input = x;
@@ -59,6 +61,8 @@ void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, fl
   backend.linear(input, n, lin.in, lin.weight.data(), lin.out,
                  lin.has_bias() ? lin.bias.data() : nullptr, y);
 }
+
+namespace {
 
 void norm(Backend& backend, const RmsNorm& nrm, const float* x, int n, int width, float* y) {
   backend.rmsnorm(x, n, width, nrm.weight.empty() ? nullptr : nrm.weight.data(), nrm.divisor,

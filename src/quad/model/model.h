@@ -53,6 +53,12 @@ class ForwardObserver {
   virtual void linear_input(int layer, const Linear& lin, const float* x, int n) {}
 };
 
+// y (n, out) = lin(x (n, in)) with the layer's online transform and input quantizer: the
+// integer path when it has quantized weights and quantized inputs, else (fake-quantized
+// inputs and) the fp GEMM. `layer` and `observer` are for calibration hooks.
+void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, float* y,
+                  ForwardScratch& scratch, int layer = -1, ForwardObserver* observer = nullptr);
+
 // Writes the embeddings of tokens[0..n) into x (n, D).
 void embed(const Model& model, const int32_t* tokens, int n, float* x);
 

@@ -11,6 +11,10 @@
 #include "quad/quant/hadamard.h"
 #include "quad/quant/hadamard_internal.h"
 
+// The vector helpers below have internal linkage, so GCC's note that passing 256-bit vectors
+// by value changes the ABI when AVX is off (builds without -march) does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace quad::hadamard {
 namespace {
 
@@ -36,7 +40,7 @@ Vec<T> load(const T* p) {
   return v;
 }
 template <typename T>
-void store(T* p, Vec<T> v) {
+void store(T* p, const Vec<T>& v) {
   std::memcpy(p, &v, sizeof v);
 }
 

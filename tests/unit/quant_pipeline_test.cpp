@@ -1,0 +1,229 @@
+// Invariance of every model transform (quantization off ⇒ same logits as the original model),
+// the integer path against fake quantization, and saved folders (round trip, determinism).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "quad/backend/backend.h"
+#include "quad/core/error.h"
+#include "quad/io/tokenizer.h"
+#include "quad/model/model.h"
+#include "quad/model/quantized_folder.h"
+#include "quad/quant/fold.h"
+#include "quad/quant/pipeline.h"
+#include "quad/quant/projection.h"
+#include "quad/quant/rotate.h"
+#include "test_support.h"
+
+namespace quad {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<int32_t> probe_tokens(int vocab) {
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 24; ++i) ids.push_back((i * 7919 + 31) % vocab);
+  return ids;
+}
+
+// Logits of every position, (n, vocab).
+std::vector<float> logits_of(const Model& m, const std::vector<int32_t>& ids) {
+  auto b = make_cpu_backend();
+  KVCache cache(m.config, int(ids.size()));
+  ForwardScratch s;
+  std::vector<float> out(ids.size() * m.config.vocab_size);
+  forward(m, *b, ids.data(), int(ids.size()), 0, cache, s, out.data(), int(ids.size()));
+  return out;
+}
+
+// max |a − b| / max |b|
+double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num = std::max(num, double(std::fabs(a[i] - b[i])));
+    den = std::max(den, double(std::fabs(b[i])));
+  }
+  return num / den;
+}
+
+Recipe unquantized_recipe(const std::string& method, int rank, bool center) {
+  Recipe r;
+  r.method = method;
+  r.rank = rank;
+  r.w_bits = r.a_bits = r.od_bits = 16;
+  r.center_embeddings = center;
+  r.p_nsamples = 4;
+  r.p_seqlen = 128;
+  r.calib_path = test::asset("data/c4/c4_validation_2k.jsonl").string();
+  return r;
+}
+
+class Invariance : public ::testing::TestWithParam<std::string> {};
+
+// fp32 end to end: the transforms are computed in fp64 and rounded once, so the logits move by
+// fp32 rounding only; 1e-4 relative (to the largest logit) is the bound.
+TEST_P(Invariance, FoldQuarotAndQuadKeepLogits) {
+  QUAD_REQUIRE_ASSET(dir, "models/" + GetParam());
+  QUAD_REQUIRE_ASSET(calib, "data/c4/c4_validation_2k.jsonl");
+  Tokenizer tok = Tokenizer::load(dir);
+  const Model original = Model::load(dir);
+  const auto ids = probe_tokens(original.config.vocab_size);
+  const auto want = logits_of(original, ids);
+  {
+    Model folded = original;
+    fold_norms(folded);
+    EXPECT_LT(max_rel(logits_of(folded, ids), want), 1e-5) << "fold";
+  }
+  const int d = original.config.hidden_size;
+  for (auto [method, rank] : {std::pair{"quarot", 0}, {"quad", std::min(64, d / 4)}}) {
+    Model m = original;
+    Recipe r = unquantized_recipe(method, rank, false);
+    auto backend = make_cpu_backend();
+    quantize_model(m, tok, r, *backend, false);
+    EXPECT_EQ(m.residual_width, d + rank);
+    EXPECT_LT(max_rel(logits_of(m, ids), want), 1e-4) << method << " r=" << rank;
+  }
+}
+
+// With centering on the model changes slightly, but identically for every rank: the QUAD
+// transform on top stays exact.
+TEST_P(Invariance, CenteredModelIsTheSameForEveryRank) {
+  QUAD_REQUIRE_ASSET(dir, "models/" + GetParam());
+  QUAD_REQUIRE_ASSET(calib, "data/c4/c4_validation_2k.jsonl");
+  Tokenizer tok = Tokenizer::load(dir);
+  const Model original = Model::load(dir);
+  const auto ids = probe_tokens(original.config.vocab_size);
+  Model centered = original;
+  center_embeddings(centered);
+  const auto want = logits_of(centered, ids);
+  const int d = original.config.hidden_size;
+  for (int rank : {0, 8, std::min(64, d / 4)}) {
+    Model m = original;
+    Recipe r = unquantized_recipe(rank ? "quad" : "quarot", rank, true);
+    auto backend = make_cpu_backend();
+    quantize_model(m, tok, r, *backend, false);
+    EXPECT_LT(max_rel(logits_of(m, ids), want), 1e-4) << "rank " << rank;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(SharedModels, Invariance,
+                         ::testing::Values("stories260K", "tiny-llama3-30m", "tiny-qwen2-27m"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (auto& ch : n)
+                             if (!isalnum(ch)) ch = '_';
+                           return n;
+                         });
+
+// The outlier basis: E·Eᵀ = I_d and the basis captures the dominant directions.
+TEST(Projection, ExpansionIsAnIsometry) {
+  const int d = 24, r = 5;
+  std::vector<double> gram(d * d, 0.0);
+  // A PSD matrix with a known dominant direction.
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j) gram[i * d + j] = (i == j ? 1.0 + i : 0.0) + 0.1 * std::sin(i + j);
+  OutlierBasis b = top_eigenvectors(gram, d, r);
+  for (int c = 1; c < d; ++c) EXPECT_GE(b.eigenvalues[c - 1], b.eigenvalues[c]);
+  std::vector<double> e = expansion_matrix(b);
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j) {
+      double dot = 0;
+      for (int k = 0; k < d + r; ++k) dot += e[i * (d + r) + k] * e[j * (d + r) + k];
+      EXPECT_NEAR(dot, i == j ? 1.0 : 0.0, 1e-12);
+    }
+  // T = E·blockdiag(R_r, R_d) keeps T·Tᵀ = I.
+  std::vector<double> t = residual_transform(&b, d, true, 3);
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j) {
+      double dot = 0;
+      for (int k = 0; k < d + r; ++k) dot += t[i * (d + r) + k] * t[j * (d + r) + k];
+      EXPECT_NEAR(dot, i == j ? 1.0 : 0.0, 1e-12);
+    }
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+Recipe small_w4_recipe() {
+  Recipe r;  // W4A4/A8 defaults, small calibration
+  r.rank = 8;
+  r.p_nsamples = 4;
+  r.p_seqlen = 64;
+  r.nsamples = 4;
+  r.seqlen = 64;
+  r.calib_path = test::asset("data/c4/c4_validation_2k.jsonl").string();
+  return r;
+}
+
+// The integer path (int codes, int32 accumulation, scales, fp outlier part) against fake
+// quantization with dequantized fp weights, for every linear of a W4A4/A8 model on random
+// inputs: only fp32 summation order differs. (Whole-model logits are not compared: at 4 bits a
+// last-ulp difference can flip an activation code, which later layers amplify.)
+TEST(QuantizedModel, IntegerPathMatchesFakeQuantization) {
+  QUAD_REQUIRE_ASSET(dir, "models/stories260K");
+  QUAD_REQUIRE_ASSET(calib, "data/c4/c4_validation_2k.jsonl");
+  Tokenizer tok = Tokenizer::load(dir);
+  Model m = Model::load(dir);
+  Recipe r = small_w4_recipe();
+  auto backend = make_cpu_backend();
+  quantize_model(m, tok, r, *backend, false);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  ForwardScratch s;
+  int checked = 0;
+  for (auto& L : m.layers)
+    for (Linear* lin : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
+      ASSERT_TRUE(lin->integer_path()) << lin->name;
+      const int n = 5;
+      std::vector<float> x(size_t(n) * lin->in), y_int(size_t(n) * lin->out), y_fake(y_int.size());
+      for (auto& v : x) v = dist(rng);
+      apply_linear(*backend, *lin, x.data(), n, y_int.data(), s);
+      Linear fake = *lin;
+      fake.qweight.reset();
+      apply_linear(*backend, fake, x.data(), n, y_fake.data(), s);
+      EXPECT_LT(max_rel(y_int, y_fake), 1e-5) << lin->name;
+      ++checked;
+    }
+  EXPECT_EQ(checked, 7 * m.config.num_layers);
+  // Quantization does change the model (the comparison above is not vacuous).
+  const auto ids = probe_tokens(m.config.vocab_size);
+  EXPECT_GT(max_rel(logits_of(Model::load(dir), ids), logits_of(m, ids)), 1e-3);
+}
+
+// Saved folders reload to the same logits, and the same inputs and seed give identical bytes.
+TEST(QuantizedModel, SaveLoadRoundTripAndDeterminism) {
+  QUAD_REQUIRE_ASSET(dir, "models/stories260K");
+  QUAD_REQUIRE_ASSET(calib, "data/c4/c4_validation_2k.jsonl");
+  Tokenizer tok = Tokenizer::load(dir);
+  fs::path out = test::temp_dir("qsave");
+  std::vector<float> first_logits;
+  for (int run = 0; run < 2; ++run) {
+    Model m = Model::load(dir);
+    Recipe r = small_w4_recipe();
+    auto backend = make_cpu_backend();
+    quantize_model(m, tok, r, *backend, false);
+    round_to_storage_precision(m, r);
+    save_quantized(m, r, dir.string(), (out / ("run" + std::to_string(run))).string());
+    if (run == 0) first_logits = logits_of(m, probe_tokens(m.config.vocab_size));
+  }
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json"})
+    EXPECT_EQ(slurp(out / "run0" / f), slurp(out / "run1" / f)) << f;
+  Model loaded = Model::load((out / "run0").string());
+  EXPECT_EQ(loaded.residual_width, 64 + 8);
+  const auto again = logits_of(loaded, probe_tokens(loaded.config.vocab_size));
+  EXPECT_LT(max_rel(again, first_logits), 1e-6);
+  // refuses to overwrite
+  Model m = Model::load(dir);
+  Recipe r = small_w4_recipe();
+  EXPECT_THROW(save_quantized(m, r, dir.string(), (out / "run0").string()), Error);
+}
+
+}  // namespace
+}  // namespace quad
