@@ -1,5 +1,5 @@
-// GPTQ and the clipping search on layer-sized weights: a Qwen2.5-1.5B-like k_proj (1536×512 as
-// rows × cols here: out × in) and a Llama-7B/8B-sized square projection (4096×4096).
+// GPTQ and the clipping search on layer-sized weights (rows × cols = out × in): a small
+// projection (1536×512) and a Llama-7B/8B-sized square one (4096×4096).
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 

@@ -11,7 +11,7 @@ namespace {
 
 constexpr double kMinAbsMax = 1e-5;  // floor on max|w| so an all-zero row gets a usable scale
 constexpr int kClipSteps = 80;       // p = 1 - i/100, i = 0..79 (1.00 down to 0.21)
-constexpr double kClipNorm = 2.4;    // the search minimizes Σ|ŵ - w|^2.4
+constexpr float kClipNorm = 2.4f;    // the search minimizes Σ|ŵ - w|^2.4
 
 void check_bits(int bits, const char* what) {
   check(bits >= 2 && bits <= 8, "quant", "{}: bits must be in 2..8, got {}", what, bits);
@@ -34,7 +34,7 @@ double clip_error(const float* row, int cols, float scale, int qmin, int qmax) {
   double err = 0;
   for (int j = 0; j < cols; ++j) {
     const float q = float(quantize_code(row[j], scale, qmin, qmax));
-    err += std::pow(std::abs(q * scale - row[j]), float(kClipNorm));
+    err += std::pow(std::abs(q * scale - row[j]), kClipNorm);
   }
   return err;
 }
