@@ -24,8 +24,8 @@ TEST_P(PplReference, MatchesTransformers) {
   nlohmann::json ref = nlohmann::json::parse(std::ifstream(golden_path))["models"][c.golden_key];
   const std::string file = std::filesystem::path(c.text).filename().string();
   const auto& want = ref["ppl"][file];
-  auto r = test::run_quad("ppl -m '" + model.string() + "' --text '" + text.string() +
-                          "' --ctx " + std::to_string(ref["ctx"].get<int>()) + " --json");
+  auto r = test::run_quad("ppl -m '" + model.string() + "' --text '" + text.string() + "' --ctx " +
+                          std::to_string(ref["ctx"].get<int>()) + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // --json prints exactly one JSON object as the last stdout line.
   auto got = nlohmann::json::parse(r.out.substr(r.out.rfind('{')));
@@ -39,17 +39,16 @@ TEST_P(PplReference, MatchesTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllModelsAndTexts, PplReference,
-    ::testing::Values(Case{"stories260K-hf", "stories260K", "data/wikitext2/wiki.test.raw"},
-                      Case{"stories260K-hf", "stories260K", "data/tinystories/tinystories_val.txt"},
-                      Case{"tiny-llama3-30m", "tiny-llama3-30m", "data/wikitext2/wiki.test.raw"},
-                      Case{"tiny-llama3-30m", "tiny-llama3-30m",
-                           "data/tinystories/tinystories_val.txt"},
-                      Case{"tiny-qwen2-27m", "tiny-qwen2-27m", "data/wikitext2/wiki.test.raw"},
-                      Case{"tiny-qwen2-27m", "tiny-qwen2-27m",
-                           "data/tinystories/tinystories_val.txt"}),
+    ::testing::Values(
+        Case{"stories260K-hf", "stories260K", "data/wikitext2/wiki.test.raw"},
+        Case{"stories260K-hf", "stories260K", "data/tinystories/tinystories_val.txt"},
+        Case{"tiny-llama3-30m", "tiny-llama3-30m", "data/wikitext2/wiki.test.raw"},
+        Case{"tiny-llama3-30m", "tiny-llama3-30m", "data/tinystories/tinystories_val.txt"},
+        Case{"tiny-qwen2-27m", "tiny-qwen2-27m", "data/wikitext2/wiki.test.raw"},
+        Case{"tiny-qwen2-27m", "tiny-qwen2-27m", "data/tinystories/tinystories_val.txt"}),
     [](const auto& info) {
-      std::string n = info.param.model_dir + "_" +
-                      std::filesystem::path(info.param.text).stem().string();
+      std::string n =
+          info.param.model_dir + "_" + std::filesystem::path(info.param.text).stem().string();
       for (auto& ch : n)
         if (!isalnum(ch)) ch = '_';
       return n;

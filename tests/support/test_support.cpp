@@ -1,5 +1,7 @@
 #include "test_support.h"
 
+#include <sys/wait.h>
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -7,7 +9,6 @@
 #include <mutex>
 #include <random>
 #include <sstream>
-#include <sys/wait.h>
 #include <vector>
 
 namespace quad::test {
@@ -58,8 +59,8 @@ static std::string slurp(const fs::path& p) {
 
 CommandResult run_quad(const std::string& args) {
   fs::path dir = temp_dir("cmd");
-  std::string cmd = std::string("'") + QUAD_BINARY + "' " + args + " > '" +
-                    (dir / "out").string() + "' 2> '" + (dir / "err").string() + "'";
+  std::string cmd = std::string("'") + QUAD_BINARY + "' " + args + " > '" + (dir / "out").string() +
+                    "' 2> '" + (dir / "err").string() + "'";
   int status = std::system(cmd.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

@@ -26,7 +26,8 @@ CommandResult run_quad(const std::string& args);
 }  // namespace quad::test
 
 // Skips the current test with a clear message when an asset is missing.
-#define QUAD_REQUIRE_ASSET(var, rel)                                                  \
-  const std::filesystem::path var = ::quad::test::asset(rel);                         \
-  if (var.empty()) GTEST_SKIP() << "asset " << (rel) << " not found under "           \
-                                << ::quad::test::assets_dir() << " (set QUAD_ASSETS)"
+#define QUAD_REQUIRE_ASSET(var, rel)                                                     \
+  const std::filesystem::path var = ::quad::test::asset(rel);                            \
+  if (var.empty())                                                                       \
+  GTEST_SKIP() << "asset " << (rel) << " not found under " << ::quad::test::assets_dir() \
+               << " (set QUAD_ASSETS)"

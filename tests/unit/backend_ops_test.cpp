@@ -39,8 +39,8 @@ class BackendOps : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(BackendOps, Linear) {
-  for (auto [n, in, out, bias] : {std::tuple{1, 37, 19, false}, {7, 64, 33, true},
-                                  {33, 129, 65, true}, {5, 3, 1, false}}) {
+  for (auto [n, in, out, bias] :
+       {std::tuple{1, 37, 19, false}, {7, 64, 33, true}, {33, 129, 65, true}, {5, 3, 1, false}}) {
     auto x = random_vec(size_t(n) * in, 1), w = random_vec(size_t(out) * in, 2),
          b = random_vec(out, 3);
     std::vector<float> y0(size_t(n) * out), y1(size_t(n) * out, 7.0f);
@@ -78,8 +78,8 @@ TEST_P(BackendOps, Rope) {
 }
 
 TEST_P(BackendOps, AttentionPrefillAndDecode) {
-  for (auto [n, pos0, H, Hkv, hd] : {std::tuple{1, 0, 4, 2, 8}, {13, 0, 6, 2, 16},
-                                     {1, 29, 8, 4, 8}, {5, 11, 3, 1, 12}}) {
+  for (auto [n, pos0, H, Hkv, hd] :
+       {std::tuple{1, 0, 4, 2, 8}, {13, 0, 6, 2, 16}, {1, 29, 8, 4, 8}, {5, 11, 3, 1, 12}}) {
     const int len = pos0 + n;
     auto q = random_vec(size_t(n) * H * hd, 8), k = random_vec(size_t(len) * Hkv * hd, 9),
          v = random_vec(size_t(len) * Hkv * hd, 10);

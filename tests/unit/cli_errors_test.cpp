@@ -129,8 +129,8 @@ TEST(Cli, GenerateGreedyMatchesTransformers) {
     auto want = g["greedy_ids"].get<std::vector<int32_t>>();
     auto prompt_ids = g["ids"].get<std::vector<int32_t>>();
     const int n = int(want.size() - prompt_ids.size());
-    auto r = test::run_quad("generate -m '" + model.string() + "' -p '" + prompt +
-                            "' -n " + std::to_string(n) + " --json");
+    auto r = test::run_quad("generate -m '" + model.string() + "' -p '" + prompt + "' -n " +
+                            std::to_string(n) + " --json");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     auto got = nlohmann::json::parse(r.out);
     EXPECT_EQ(got["prompt_ids"].get<std::vector<int32_t>>(), prompt_ids);

@@ -1,10 +1,11 @@
+#include "quad/model/config.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "quad/core/error.h"
-#include "quad/model/config.h"
 #include "test_support.h"
 
 namespace quad {
@@ -33,8 +34,7 @@ TEST(Config, ClassicAndTransformers5SpellingsAgree) {
   v5["rope_parameters"] = {{"rope_theta", 500000.0}, {"rope_type", "default"}};
   v5["dtype"] = "bfloat16";
   v5["eos_token_id"] = 128001;
-  ModelConfig a = ModelConfig::from_json(classic, "classic"),
-              b = ModelConfig::from_json(v5, "v5");
+  ModelConfig a = ModelConfig::from_json(classic, "classic"), b = ModelConfig::from_json(v5, "v5");
   EXPECT_EQ(a.rope_theta, 500000.0);
   EXPECT_EQ(b.rope_theta, 500000.0);
   EXPECT_EQ(a.dtype, "bfloat16");
@@ -89,8 +89,10 @@ TEST(Config, Llama3RopeScaling) {
   j["hidden_size"] = 4096;
   j["num_attention_heads"] = 32;
   j["num_key_value_heads"] = 8;
-  j["rope_scaling"] = {{"rope_type", "llama3"},         {"factor", 32.0},
-                       {"low_freq_factor", 1.0},        {"high_freq_factor", 4.0},
+  j["rope_scaling"] = {{"rope_type", "llama3"},
+                       {"factor", 32.0},
+                       {"low_freq_factor", 1.0},
+                       {"high_freq_factor", 4.0},
                        {"original_max_position_embeddings", 8192}};
   j["rope_theta"] = 500000.0;
   ModelConfig c = ModelConfig::from_json(j, "llama3.2");

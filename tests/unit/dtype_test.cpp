@@ -1,8 +1,8 @@
+#include "quad/tensor/dtype.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
-
-#include "quad/tensor/dtype.h"
 
 namespace quad {
 

@@ -57,7 +57,8 @@ TEST_P(PromptGoldens, LogitsArgmaxAndGreedyMatchTransformers) {
     std::vector<int32_t> ids = g["ids"].get<std::vector<int32_t>>();
     std::vector<float> logits = last_logits(m, *backend, ids);
     auto expected = g["last_logits_first8"].get<std::vector<float>>();
-    for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(logits[i], expected[i], kLogitTol) << i;
+    for (size_t i = 0; i < expected.size(); ++i)
+      EXPECT_NEAR(logits[i], expected[i], kLogitTol) << i;
     EXPECT_EQ(argmax(logits.data(), m.config.vocab_size), g["argmax_last"].get<int32_t>());
     auto want = g["greedy_ids"].get<std::vector<int32_t>>();
     EXPECT_EQ(greedy(m, *backend, ids, int(want.size() - ids.size())), want);

@@ -32,7 +32,9 @@ std::unique_ptr<Backend> make_backend(const std::string& name) {
   fail("backend", "unknown backend '{}' (available: ref, cpu)", name);
 }
 
-std::vector<std::string> backend_names() { return {"ref", "cpu"}; }
+std::vector<std::string> backend_names() {
+  return {"ref", "cpu"};
+}
 
 void set_num_threads(int threads) {
   if (threads <= 0) threads = omp_get_num_procs();
@@ -40,6 +42,8 @@ void set_num_threads(int threads) {
   openblas_set_num_threads(threads);
 }
 
-int num_threads() { return omp_get_max_threads(); }
+int num_threads() {
+  return omp_get_max_threads();
+}
 
 }  // namespace quad

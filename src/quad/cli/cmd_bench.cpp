@@ -1,10 +1,10 @@
 // quad bench -m DIR [-p 512] [-n 128] [-r 3] [-t T] [--json]: llama-bench-style speed table.
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "quad/backend/backend.h"
@@ -74,9 +74,14 @@ Runner add_bench(CLI::App& app) {
     auto report = [&](const std::string& test, const std::vector<double>& rates) {
       Stat s = stats(rates);
       if (o->json) {
-        nlohmann::json j = {{"model", name},        {"size_mib", size_mib}, {"params", params},
-                            {"backend", backend->name()}, {"threads", num_threads()},
-                            {"test", test},         {"tps_mean", s.mean},   {"tps_sd", s.sd},
+        nlohmann::json j = {{"model", name},
+                            {"size_mib", size_mib},
+                            {"params", params},
+                            {"backend", backend->name()},
+                            {"threads", num_threads()},
+                            {"test", test},
+                            {"tps_mean", s.mean},
+                            {"tps_sd", s.sd},
                             {"reps", rates.size()}};
         fmt::print("{}\n", j.dump());
       } else {
@@ -86,8 +91,8 @@ Runner add_bench(CLI::App& app) {
       std::fflush(stdout);
     };
     // Warm-up run (page in the weights, grow buffers).
-    forward(model, *backend, ids.data(), std::min(capacity, 16), 0, cache, scratch,
-            logits.data(), 1);
+    forward(model, *backend, ids.data(), std::min(capacity, 16), 0, cache, scratch, logits.data(),
+            1);
     if (o->prompt > 0) {
       std::vector<double> rates;
       for (int r = 0; r < o->reps; ++r)

@@ -1,7 +1,6 @@
 // quad generate -m DIR -p TEXT [-n N] [--temp T] [--top-p P] [--seed S] [--json]
-#include <nlohmann/json.hpp>
-
 #include <chrono>
+#include <nlohmann/json.hpp>
 
 #include "quad/backend/backend.h"
 #include "quad/cli/commands.h"

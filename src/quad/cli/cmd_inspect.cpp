@@ -2,7 +2,9 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "quad/cli/commands.h"
 #include "quad/io/safetensors.h"
@@ -38,10 +40,23 @@ Runner add_inspect(CLI::App& app) {
     fmt::print("embeddings:   {}\n", c.tie_word_embeddings ? "tied" : "untied");
     fmt::print("biases:       qkv={} o={} mlp={}\n", c.qkv_bias, c.o_bias, c.mlp_bias);
     fmt::print("dtype:        {} (config)\n", c.dtype);
-    fmt::print("parameters:   {} ({:.2f} M)\n", params, params / 1e6);
+    if (c.dtype.empty() || !store.has("model.layers.0.self_attn.q_proj.weight_scales"))
+      fmt::print("parameters:   {} ({:.2f} M)\n", params, params / 1e6);
+    else  // packed int4 tensors hold two values per stored byte
+      fmt::print("stored:       {} tensor elements ({:.2f} M; int4 codes two per byte)\n", params,
+                 params / 1e6);
     fmt::print("tensors:      {}\n", store.names().size());
     for (const auto& [dtype, e] : by_dtype)
       fmt::print("  {:5} {:5} tensors {:10.2f} MiB\n", dtype, e.first, e.second / 1048576.0);
+    nlohmann::json cfg = nlohmann::json::parse(
+        std::ifstream(std::filesystem::path(*dir) / "config.json"), nullptr, false);
+    if (cfg.is_object() && cfg.contains("quantization_config")) {
+      fmt::print("quantization: {}\n", cfg["quantization_config"].value("quant_method", "?"));
+      for (const auto& [key, value] : cfg["quantization_config"].items())
+        fmt::print("  {:20} {}\n", key, value.dump());
+    } else {
+      fmt::print("quantization: none\n");
+    }
     try {
       Tokenizer tok = Tokenizer::load(*dir);
       fmt::print("tokenizer:    {}, {} tokens, bos {}, eos {}, adds bos: {}\n", tok.kind(),

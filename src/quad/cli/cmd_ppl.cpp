@@ -1,7 +1,6 @@
 // quad ppl -m DIR --text FILE [--ctx N] [--json]
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "quad/backend/backend.h"
 #include "quad/cli/commands.h"
@@ -41,10 +40,16 @@ Runner add_ppl(CLI::App& app) {
     std::vector<int32_t> ids = tokenizer.encode(text, true);
     PerplexityResult r = perplexity(model, *backend, ids, ctx, o->max_chunks);
     if (o->json) {
-      nlohmann::json j = {{"ppl", r.ppl},       {"nll", r.nll},       {"tokens", r.tokens},
-                          {"scored", r.scored}, {"chunks", r.chunks}, {"ctx", r.ctx},
-                          {"seconds", r.seconds}, {"model", o->run.model_dir},
-                          {"text", o->text},    {"backend", backend->name()},
+      nlohmann::json j = {{"ppl", r.ppl},
+                          {"nll", r.nll},
+                          {"tokens", r.tokens},
+                          {"scored", r.scored},
+                          {"chunks", r.chunks},
+                          {"ctx", r.ctx},
+                          {"seconds", r.seconds},
+                          {"model", o->run.model_dir},
+                          {"text", o->text},
+                          {"backend", backend->name()},
                           {"threads", num_threads()}};
       std::printf("%s\n", j.dump().c_str());
     } else {

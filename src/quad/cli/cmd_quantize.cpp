@@ -79,11 +79,15 @@ Runner add_quantize(CLI::App& app) {
     set_num_threads(o->run.threads);
     Tokenizer tokenizer = Tokenizer::load(o->run.model_dir);
     Model model = Model::load(o->run.model_dir);
-    check(model.residual_width == model.config.hidden_size, "quantize",
-          "{} is already quantized", o->run.model_dir);
+    check(model.residual_width == model.config.hidden_size, "quantize", "{} is already quantized",
+          o->run.model_dir);
     auto backend = make_backend(o->run.backend);
     Progress total("quantize", 1, "", true);
-    quantize_model(model, tokenizer, r, *backend, true);
+    std::vector<LayerError> errors;
+    quantize_model(model, tokenizer, r, *backend, true, &errors);
+    for (const auto& e : errors)  // GPTQ vs round-to-nearest on the calibration data
+      std::fprintf(stderr, "gptq: %-36s output error %.4g (rtn %.4g, %.0f%%)\n", e.name.c_str(),
+                   e.gptq, e.rtn, 100.0 * e.gptq / std::max(e.rtn, 1e-300));
     round_to_storage_precision(model, r);
     save_quantized(model, r, o->run.model_dir, o->out, o->force);
     total.finish("wrote " + o->out);

@@ -18,8 +18,17 @@ int main(int argc, char** argv) {
   runners["quantize"] = quad::cli::add_quantize(app);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(
+        stderr, "quad: [cli] %s (see quad %s--help)\n", e.what(),
+        app.get_subcommands().empty() ? "" : (app.get_subcommands()[0]->get_name() + " ").c_str());
+    return 2;
   }
   try {
     for (auto* sub : app.get_subcommands()) return runners.at(sub->get_name())();

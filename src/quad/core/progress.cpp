@@ -30,10 +30,10 @@ void Progress::update(int64_t done, const std::string& extra) {
   const double elapsed = elapsed_seconds();
   const double rate = elapsed > 0 ? done / elapsed : 0;
   const double eta = rate > 0 ? (total_ - done) / rate : 0;
-  std::string line = fmt::format("{}: {}/{} ({:.0f}%) {:.1f} {}/s, ETA {}, peak {:.0f} MiB",
-                                 label_, done, total_, total_ ? 100.0 * done / total_ : 100.0,
-                                 rate, unit_.empty() ? "it" : unit_, format_duration(eta),
-                                 peak_memory_mib());
+  std::string line =
+      fmt::format("{}: {}/{} ({:.0f}%) {:.1f} {}/s, ETA {}, peak {:.0f} MiB", label_, done, total_,
+                  total_ ? 100.0 * done / total_ : 100.0, rate, unit_.empty() ? "it" : unit_,
+                  format_duration(eta), peak_memory_mib());
   if (!extra.empty()) line += ", " + extra;
   std::fprintf(stderr, tty_ ? "\r\033[K%s" : "%s\n", line.c_str());
   std::fflush(stderr);

@@ -30,8 +30,8 @@ PerplexityResult perplexity(Model& model, Backend& backend, const std::vector<in
   r.ctx = ctx;
   r.tokens = int64_t(ids.size());
   r.chunks = r.tokens / ctx;
-  check(r.chunks > 0, "ppl", "the text has {} tokens, fewer than one chunk of --ctx {}",
-        r.tokens, ctx);
+  check(r.chunks > 0, "ppl", "the text has {} tokens, fewer than one chunk of --ctx {}", r.tokens,
+        ctx);
   if (max_chunks > 0) r.chunks = std::min(r.chunks, max_chunks);
   model.ensure_positions(ctx);
 

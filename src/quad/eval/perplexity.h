@@ -13,10 +13,10 @@
 namespace quad {
 
 struct PerplexityResult {
-  double ppl = 0;        // exp(nll)
-  double nll = 0;        // mean negative log-likelihood per scored token (nats)
-  int64_t tokens = 0;    // tokens in the whole text
-  int64_t scored = 0;    // predictions scored
+  double ppl = 0;      // exp(nll)
+  double nll = 0;      // mean negative log-likelihood per scored token (nats)
+  int64_t tokens = 0;  // tokens in the whole text
+  int64_t scored = 0;  // predictions scored
   int64_t chunks = 0;
   int ctx = 0;
   double seconds = 0;

@@ -33,12 +33,12 @@ class Tokenizer {
   // Decodes ids to UTF-8 text like HF's decode(ids, skip_special_tokens=skip_special).
   std::string decode(const std::vector<int32_t>& ids, bool skip_special = true) const;
 
-  int32_t vocab_size() const;     // including added tokens
-  int32_t bos_id() const;         // -1 if none
-  int32_t eos_id() const;         // -1 if none
-  bool adds_bos() const;          // whether encode(add_special=true) prepends BOS
+  int32_t vocab_size() const;  // including added tokens
+  int32_t bos_id() const;      // -1 if none
+  int32_t eos_id() const;      // -1 if none
+  bool adds_bos() const;       // whether encode(add_special=true) prepends BOS
   bool is_special(int32_t id) const;
-  std::string kind() const;       // "sentencepiece-bpe" or "byte-level-bpe"
+  std::string kind() const;  // "sentencepiece-bpe" or "byte-level-bpe"
 
  private:
   struct Impl;

@@ -1,11 +1,10 @@
 #include "quad/model/config.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "quad/core/error.h"
 
@@ -48,8 +47,10 @@ void parse_rope(const json& j, ModelConfig& c, const std::string& src) {
   if (!rope) return;
   c.rope_theta = get_number(*rope, "rope_theta", src, c.rope_theta);
   std::string type = "default";
-  if (auto it = rope->find("rope_type"); it != rope->end() && it->is_string()) type = *it;
-  else if (auto it2 = rope->find("type"); it2 != rope->end() && it2->is_string()) type = *it2;
+  if (auto it = rope->find("rope_type"); it != rope->end() && it->is_string())
+    type = *it;
+  else if (auto it2 = rope->find("type"); it2 != rope->end() && it2->is_string())
+    type = *it2;
   auto& s = c.rope_scaling;
   s.type = type;
   if (type == "default") return;
@@ -61,8 +62,7 @@ void parse_rope(const json& j, ModelConfig& c, const std::string& src) {
   if (type == "llama3") {
     s.low_freq_factor = get_number(*rope, "low_freq_factor", src, 1.0);
     s.high_freq_factor = get_number(*rope, "high_freq_factor", src, 4.0);
-    s.original_max_position_embeddings =
-        get_int(*rope, "original_max_position_embeddings", src);
+    s.original_max_position_embeddings = get_int(*rope, "original_max_position_embeddings", src);
     if (!(s.high_freq_factor > s.low_freq_factor) || s.original_max_position_embeddings <= 0)
       fail("config", "{}: inconsistent llama3 rope parameters", src);
   }
@@ -74,8 +74,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
   if (!j.is_object()) fail("config", "{}: not a JSON object", src);
   ModelConfig c;
   std::string arch_name;
-  if (auto it = j.find("architectures"); it != j.end() && it->is_array() && !it->empty() &&
-                                         (*it)[0].is_string())
+  if (auto it = j.find("architectures");
+      it != j.end() && it->is_array() && !it->empty() && (*it)[0].is_string())
     arch_name = (*it)[0];
   std::string model_type = j.value("model_type", std::string());
   if (arch_name == "LlamaForCausalLM" || (arch_name.empty() && model_type == "llama")) {
@@ -88,9 +88,9 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
          "Qwen2ForCausalLM",
          src, arch_name.empty() ? "?" : arch_name, model_type);
   }
-  c.architecture_name = arch_name.empty() ? (c.arch == Architecture::Llama ? "LlamaForCausalLM"
-                                                                           : "Qwen2ForCausalLM")
-                                          : arch_name;
+  c.architecture_name =
+      arch_name.empty() ? (c.arch == Architecture::Llama ? "LlamaForCausalLM" : "Qwen2ForCausalLM")
+                        : arch_name;
   c.hidden_size = get_int(j, "hidden_size", src);
   c.intermediate_size = get_int(j, "intermediate_size", src);
   c.num_layers = get_int(j, "num_hidden_layers", src);
@@ -109,8 +109,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
   if (c.head_dim <= 0 || c.head_dim % 2 != 0)
     fail("config", "{}: head_dim {} must be positive and even", src, c.head_dim);
   if (c.hidden_size % c.num_heads != 0 && !j.contains("head_dim"))
-    fail("config", "{}: hidden_size {} not divisible by num_attention_heads {}", src,
-         c.hidden_size, c.num_heads);
+    fail("config", "{}: hidden_size {} not divisible by num_attention_heads {}", src, c.hidden_size,
+         c.num_heads);
   c.rms_norm_eps = float(get_number(j, "rms_norm_eps", src, 1e-6));
   c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", c.arch == Architecture::Qwen2);
   if (c.arch == Architecture::Qwen2) {
@@ -121,12 +121,16 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
   }
   std::string act = j.value("hidden_act", std::string("silu"));
   if (act != "silu") fail("config", "{}: unsupported hidden_act '{}' (only silu)", src, act);
-  if (auto it = j.find("dtype"); it != j.end() && it->is_string()) c.dtype = *it;
-  else if (auto it2 = j.find("torch_dtype"); it2 != j.end() && it2->is_string()) c.dtype = *it2;
+  if (auto it = j.find("dtype"); it != j.end() && it->is_string())
+    c.dtype = *it;
+  else if (auto it2 = j.find("torch_dtype"); it2 != j.end() && it2->is_string())
+    c.dtype = *it2;
   parse_rope(j, c, src);
-  if (auto it = j.find("bos_token_id"); it != j.end() && it->is_number_integer()) c.bos_token_id = *it;
+  if (auto it = j.find("bos_token_id"); it != j.end() && it->is_number_integer())
+    c.bos_token_id = *it;
   if (auto it = j.find("eos_token_id"); it != j.end()) {
-    if (it->is_number_integer()) c.eos_token_ids.push_back(*it);
+    if (it->is_number_integer())
+      c.eos_token_ids.push_back(*it);
     else if (it->is_array())
       for (auto& e : *it)
         if (e.is_number_integer()) c.eos_token_ids.push_back(e);

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
-
 #include <string>
 #include <vector>
 
@@ -15,8 +14,8 @@ enum class Architecture { Llama, Qwen2 };
 struct RopeScaling {
   std::string type = "default";  // default | linear | llama3
   double factor = 1.0;
-  double low_freq_factor = 1.0;   // llama3
-  double high_freq_factor = 4.0;  // llama3
+  double low_freq_factor = 1.0;              // llama3
+  double high_freq_factor = 4.0;             // llama3
   int original_max_position_embeddings = 0;  // llama3
 };
 
@@ -35,9 +34,9 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   float rms_norm_eps = 1e-6f;
   bool tie_word_embeddings = false;
-  bool qkv_bias = false;  // Qwen2: always; Llama: attention_bias
-  bool o_bias = false;    // Llama attention_bias
-  bool mlp_bias = false;  // Llama mlp_bias
+  bool qkv_bias = false;          // Qwen2: always; Llama: attention_bias
+  bool o_bias = false;            // Llama attention_bias
+  bool mlp_bias = false;          // Llama mlp_bias
   std::string dtype = "float32";  // storage dtype named by the config
   int bos_token_id = -1;
   std::vector<int> eos_token_ids;

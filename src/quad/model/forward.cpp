@@ -86,12 +86,12 @@ void forward_layer(const Model& model, Backend& backend, int l, float* x, int n,
   const int D = model.residual_width, hd = c.head_dim;
   const int H = c.num_heads, Hkv = c.num_kv_heads, ff = c.intermediate_size;
   const DecoderLayer& L = model.layers[l];
-  s.xn.resize(size_t(n) * D);          // (n, D) normalized
-  s.q.resize(size_t(n) * H * hd);      // (n, H, hd)
-  s.attn.resize(size_t(n) * H * hd);   // (n, H, hd)
-  s.proj.resize(size_t(n) * D);        // (n, D) output of o_proj / down_proj
-  s.gate.resize(size_t(n) * ff);       // (n, ff)
-  s.up.resize(size_t(n) * ff);         // (n, ff)
+  s.xn.resize(size_t(n) * D);         // (n, D) normalized
+  s.q.resize(size_t(n) * H * hd);     // (n, H, hd)
+  s.attn.resize(size_t(n) * H * hd);  // (n, H, hd)
+  s.proj.resize(size_t(n) * D);       // (n, D) output of o_proj / down_proj
+  s.gate.resize(size_t(n) * ff);      // (n, ff)
+  s.up.resize(size_t(n) * ff);        // (n, ff)
   s.positions.resize(n);
   for (int i = 0; i < n; ++i) s.positions[i] = pos0 + i;
   const size_t kv_row = size_t(Hkv) * hd;
@@ -140,8 +140,7 @@ void forward(const Model& model, Backend& backend, const int32_t* tokens, int n,
         "context overflow: position {} exceeds the KV cache of {} positions", pos0 + n,
         cache.capacity);
   check(pos0 + n <= model.rope.max_positions, "model",
-        "position {} is beyond the RoPE table ({} positions)", pos0 + n,
-        model.rope.max_positions);
+        "position {} is beyond the RoPE table ({} positions)", pos0 + n, model.rope.max_positions);
   check(n_logits >= 0 && n_logits <= n, "model", "n_logits {} out of range", n_logits);
   s.x.resize(size_t(n) * model.residual_width);  // (n, D) residual stream
   embed(model, tokens, n, s.x.data());

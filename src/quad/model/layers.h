@@ -42,7 +42,7 @@ struct Linear {
   std::vector<float> bias;    // (out) or empty
   std::shared_ptr<const QuantizedWeight> qweight;  // integer path, used when input_quant is on
   std::shared_ptr<const InputTransform> input_transform;  // null: none
-  ActQuantSpec input_quant;                                // bits 16: off
+  ActQuantSpec input_quant;                               // bits 16: off
 
   bool has_bias() const { return !bias.empty(); }
   // Integer arithmetic: quantized weights and quantized inputs.

@@ -1,14 +1,14 @@
 // Model::load: HF folder -> Model (fp32 in memory), with every tensor checked.
 #include <fmt/ranges.h>
 
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "quad/core/error.h"
 #include "quad/io/safetensors.h"
 #include "quad/model/model.h"
 #include "quad/model/quantized_folder.h"
-
-#include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 namespace quad {
 
@@ -24,8 +24,7 @@ std::vector<float> load_tensor(const TensorStore& store, const std::string& name
   return t.to_f32();
 }
 
-Linear load_linear(const TensorStore& store, const std::string& name, int in, int out,
-                   bool bias) {
+Linear load_linear(const TensorStore& store, const std::string& name, int in, int out, bool bias) {
   Linear l;
   l.name = name;
   l.in = in;

@@ -15,11 +15,11 @@ namespace quad {
 
 struct Model {
   ModelConfig config;
-  int residual_width = 0;     // D: d, or d + r after QUAD
-  std::vector<float> embed;   // (vocab, D)
+  int residual_width = 0;    // D: d, or d + r after QUAD
+  std::vector<float> embed;  // (vocab, D)
   std::vector<DecoderLayer> layers;
   RmsNorm final_norm;
-  Linear lm_head;             // (vocab, D); a copy of embed for tied models
+  Linear lm_head;  // (vocab, D); a copy of embed for tied models
   RopeTable rope;
   // Simulated KV-cache quantization applied to keys (after RoPE) and values, per
   // (token, head) row of head_dim entries (QUAD-SPEC §4.6); null: fp cache.

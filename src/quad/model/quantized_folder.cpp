@@ -18,9 +18,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool half_storage(const Recipe& r) { return r.w_bits < 16; }
+bool half_storage(const Recipe& r) {
+  return r.w_bits < 16;
+}
 
-float round_f16(float v) { return f16_to_f32(f32_to_f16(v)); }
+float round_f16(float v) {
+  return f16_to_f32(f32_to_f16(v));
+}
 void round_all(std::vector<float>& v) {
   for (auto& x : v) x = round_f16(x);
 }
@@ -51,7 +55,8 @@ void write_linear(SafetensorsWriter& w, const Linear& lin, bool half) {
       w.add(lin.name + ".weight", DType::I8, {lin.out, k}, q.codes.data(), q.codes.size());
     }
     add_floats(w, lin.name + ".weight_scales", {lin.out, 1}, q.scales, true);
-    if (q.outlier > 0) add_floats(w, lin.name + ".w_outlier", {lin.out, q.outlier}, q.w_outlier, true);
+    if (q.outlier > 0)
+      add_floats(w, lin.name + ".w_outlier", {lin.out, q.outlier}, q.w_outlier, true);
   } else {
     add_floats(w, lin.name + ".weight", {lin.out, lin.in}, lin.weight, half);
   }
@@ -202,7 +207,8 @@ Model load_quantized(const std::string& dir, const ModelConfig& c, const nlohman
   Model m;
   m.config = c;
   m.config.tie_word_embeddings = false;
-  const int d = c.hidden_size, r = recipe.rank, D = d + r, hd = c.head_dim, ff = c.intermediate_size;
+  const int d = c.hidden_size, r = recipe.rank, D = d + r, hd = c.head_dim,
+            ff = c.intermediate_size;
   check(qc.value("residual_width", D) == D, "model", "{}: residual_width disagrees with rank", src);
   m.residual_width = D;
   TensorStore st = TensorStore::open_dir(dir);
@@ -212,7 +218,8 @@ Model load_quantized(const std::string& dir, const ModelConfig& c, const nlohman
     const std::string p = fmt::format("model.layers.{}.", i);
     DecoderLayer& L = m.layers[i];
     L.attn_norm = L.mlp_norm = RmsNorm{{}, d, c.rms_norm_eps};
-    auto setup = [&](Linear& lin, const std::string& name, int in, int out, int outlier, bool bias) {
+    auto setup = [&](Linear& lin, const std::string& name, int in, int out, int outlier,
+                     bool bias) {
       lin.name = p + name;
       lin.in = in;
       lin.out = out;

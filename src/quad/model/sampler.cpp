@@ -25,12 +25,12 @@ int32_t Sampler::sample(const float* logits, int vocab) {
   const float mx = *std::max_element(logits, logits + vocab);
   std::vector<double> prob(vocab);
   double sum = 0;
-  for (int i = 0; i < vocab; ++i) sum += prob[i] = std::exp((logits[i] - mx) / options_.temperature);
+  for (int i = 0; i < vocab; ++i)
+    sum += prob[i] = std::exp((logits[i] - mx) / options_.temperature);
   std::vector<int32_t> order(vocab);
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-    return prob[a] != prob[b] ? prob[a] > prob[b] : a < b;
-  });
+  std::sort(order.begin(), order.end(),
+            [&](int32_t a, int32_t b) { return prob[a] != prob[b] ? prob[a] > prob[b] : a < b; });
   // Keep the smallest prefix of the sorted tokens whose mass reaches top_p.
   double kept = 0;
   int n_keep = 0;

@@ -24,10 +24,10 @@ std::string construction_name(int K);
 // How a size n is split: n = K · 2^k.
 struct Plan {
   int n = 0;
-  int K = 1;             // the non-power-of-two factor (1 when n is a power of two)
-  int pow2 = 0;          // n / K
-  bool fallback = false; // no ±1 Hadamard of order K: A_K is a seeded random orthogonal matrix
-                         // scaled by √K (logged once, DESIGN §3)
+  int K = 1;              // the non-power-of-two factor (1 when n is a power of two)
+  int pow2 = 0;           // n / K
+  bool fallback = false;  // no ±1 Hadamard of order K: A_K is a seeded random orthogonal matrix
+                          // scaled by √K (logged once, DESIGN §3)
   std::string describe() const;  // e.g. "12 (paley1(q=11)) ⊗ Sylvester 128"
 };
 

@@ -101,9 +101,25 @@ void set_quantized(Linear& lin, int outlier, int bits, std::vector<int8_t> codes
   lin.qweight = std::move(q);
 }
 
+// tr(ΔW·H·ΔWᵀ) for ΔW = W − codes·scales (rows × k).
+double output_error(const std::vector<float>& w, const std::vector<int8_t>& codes,
+                    const std::vector<float>& scales, int rows, int k,
+                    const std::vector<double>& h) {
+  std::vector<double> dw(size_t(rows) * k), dwh(size_t(rows) * k);
+  for (int o = 0; o < rows; ++o)
+    for (int c = 0; c < k; ++c)
+      dw[size_t(o) * k + c] =
+          double(w[size_t(o) * k + c]) - double(codes[size_t(o) * k + c]) * scales[o];
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, k, k, 1.0, dw.data(), k, h.data(), k,
+              0.0, dwh.data(), k);
+  double err = 0;
+  for (size_t i = 0; i < dw.size(); ++i) err += dw[i] * dwh[i];
+  return err;
+}
+
 // Codes for one linear from its current fp weights (columns [outlier, in)).
 void quantize_linear(Linear& lin, int outlier, const Recipe& recipe,
-                     const std::vector<double>* hessian) {
+                     const std::vector<double>* hessian, LayerError* error = nullptr) {
   const int k = lin.in - outlier;
   std::vector<float> w(size_t(lin.out) * k);
   for (int o = 0; o < lin.out; ++o)
@@ -118,6 +134,12 @@ void quantize_linear(Linear& lin, int outlier, const Recipe& recipe,
     go.bits = recipe.w_bits;
     go.percdamp = recipe.percdamp;
     codes = gptq_quantize(w.data(), lin.out, k, *hessian, scales, go);
+    if (error) {
+      error->name = lin.name;
+      error->gptq = output_error(w, codes, scales, lin.out, k, *hessian);
+      error->rtn = output_error(w, quantize_rtn(w.data(), lin.out, k, scales, recipe.w_bits),
+                                scales, lin.out, k, *hessian);
+    }
   } else {
     codes = quantize_rtn(w.data(), lin.out, k, scales, recipe.w_bits);
   }
@@ -140,7 +162,8 @@ void attach_quantizers(Model& m, const Recipe& recipe) {
 }
 
 void quantize_weights(Model& m, const Recipe& recipe, Backend& backend,
-                      const std::vector<std::vector<int32_t>>& windows, bool show_progress) {
+                      const std::vector<std::vector<int32_t>>& windows, bool show_progress,
+                      std::vector<LayerError>* errors) {
   const int r = m.residual_width - m.config.hidden_size;
   const int L = m.config.num_layers;
   auto outlier_of = [&](const DecoderLayer& layer, const Linear* lin) {
@@ -187,7 +210,10 @@ void quantize_weights(Model& m, const Recipe& recipe, Backend& backend,
       }
       for (Linear* lin : group) {
         std::vector<double> h = observer.hessian(lin);
-        quantize_linear(*lin, offsets[lin], recipe, &h);
+        LayerError e;
+        e.layer = l;
+        quantize_linear(*lin, offsets[lin], recipe, &h, errors ? &e : nullptr);
+        if (errors) errors->push_back(e);
       }
     }
     for (size_t w = 0; w < windows.size(); ++w)  // the quantized layer's outputs feed the next
@@ -199,7 +225,7 @@ void quantize_weights(Model& m, const Recipe& recipe, Backend& backend,
 }
 
 void quantize_model(Model& m, const Tokenizer& tokenizer, Recipe& recipe, Backend& backend,
-                    bool show_progress) {
+                    bool show_progress, std::vector<LayerError>* errors) {
   recipe.validate();
   const ModelConfig& c = m.config;
   const int d = c.hidden_size;
@@ -240,7 +266,7 @@ void quantize_model(Model& m, const Tokenizer& tokenizer, Recipe& recipe, Backen
       const int len = std::min(recipe.seqlen, c.max_position_embeddings);
       windows = sample_calibration_windows(tokenizer, docs, recipe.nsamples, len, recipe.seed + 1);
     }
-    quantize_weights(m, recipe, backend, windows, show_progress);
+    quantize_weights(m, recipe, backend, windows, show_progress, errors);
   }
   attach_quantizers(m, recipe);
 }

@@ -7,6 +7,10 @@
 namespace quad {
 
 namespace {
+// The float's shortest decimal form as a double (0.9f is written 0.9, not 0.8999999761...).
+double shortest(float v) {
+  return std::stod(fmt::format("{}", v));
+}
 bool valid_bits(int b) {
   return b == 4 || b == 8 || b == 16;
 }
@@ -45,8 +49,8 @@ nlohmann::json Recipe::to_json() const {
           {"seqlen", seqlen},
           {"p_nsamples", p_nsamples},
           {"p_seqlen", p_seqlen},
-          {"a_clip_ratio", a_clip},
-          {"kv_clip_ratio", kv_clip},
+          {"a_clip_ratio", shortest(a_clip)},
+          {"kv_clip_ratio", shortest(kv_clip)},
           {"center_embeddings", center_embeddings},
           {"calibration_file", calib_path},
           {"calibration_sha256", calib_sha256},

@@ -2,9 +2,8 @@
 // folder's config.json as `quantization_config`.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
-
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 namespace quad {
@@ -19,14 +18,14 @@ struct Recipe {
   bool gptq = true;             // GPTQ, else round-to-nearest
   bool w_clip = true;           // the per-row clipping search
   double percdamp = 0.01;
-  int nsamples = 128;           // GPTQ calibration sequences
-  int seqlen = 2048;            // GPTQ calibration length (clipped to the model's context)
-  int p_nsamples = 32;          // sequences for the outlier subspace P
+  int nsamples = 128;   // GPTQ calibration sequences
+  int seqlen = 2048;    // GPTQ calibration length (clipped to the model's context)
+  int p_nsamples = 32;  // sequences for the outlier subspace P
   int p_seqlen = 512;
-  float a_clip = 0.9f;          // activation clip ratio
+  float a_clip = 0.9f;  // activation clip ratio
   float kv_clip = 0.95f;
   bool center_embeddings = true;
-  std::string calib_path;       // calibration text (jsonl with "text", or plain text)
+  std::string calib_path;  // calibration text (jsonl with "text", or plain text)
   std::string calib_sha256;
   uint64_t seed = 0;
   std::string tool_version;

@@ -24,8 +24,8 @@ inline int quantize_code(double w, double scale, int qmin, int qmax) {
 }
 
 struct WeightQuantOptions {
-  int bits = 4;            // grid [-2^(b-1), 2^(b-1)-1]
-  bool clip_search = true; // shrink factors p = 1 - i/100, i = 0..79, error Σ|ŵ - w|^2.4
+  int bits = 4;             // grid [-2^(b-1), 2^(b-1)-1]
+  bool clip_search = true;  // shrink factors p = 1 - i/100, i = 0..79, error Σ|ŵ - w|^2.4
 };
 
 // Per-row scales for W (rows × cols, row-major): s = p·max|w|/qmax (max floored at 1e-5),
@@ -33,8 +33,8 @@ struct WeightQuantOptions {
 std::vector<float> weight_scales(const float* w, int rows, int cols, const WeightQuantOptions& o);
 
 // Round-to-nearest codes q = clamp(round(w/s), qmin, qmax) (rows × cols).
-std::vector<int8_t> quantize_rtn(const float* w, int rows, int cols, const std::vector<float>& scales,
-                                 int bits);
+std::vector<int8_t> quantize_rtn(const float* w, int rows, int cols,
+                                 const std::vector<float>& scales, int bits);
 
 struct GptqOptions {
   int bits = 4;

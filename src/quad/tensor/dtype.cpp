@@ -35,8 +35,8 @@ std::string_view dtype_name(DType t) {
 }
 
 std::optional<DType> dtype_from_name(std::string_view name) {
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::I8, DType::U8, DType::I32,
-                  DType::I64, DType::F64})
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::I8, DType::U8, DType::I32, DType::I64,
+                  DType::F64})
     if (dtype_name(t) == name) return t;
   return std::nullopt;
 }
@@ -69,9 +69,9 @@ uint16_t f32_to_f16(float f) {
   std::memcpy(&bits, &f, 4);
   const uint16_t sign = uint16_t((bits >> 16) & 0x8000u);
   const uint32_t abs_bits = bits & 0x7fffffffu;
-  if (abs_bits > 0x7f800000u) return sign | 0x7e00u;  // NaN
+  if (abs_bits > 0x7f800000u) return sign | 0x7e00u;   // NaN
   if (abs_bits >= 0x477ff000u) return sign | 0x7c00u;  // rounds to >= 65520: inf
-  if (abs_bits < 0x38800000u) {                         // below the smallest normal: subnormal
+  if (abs_bits < 0x38800000u) {                        // below the smallest normal: subnormal
     float a;
     std::memcpy(&a, &abs_bits, 4);
     // nearbyint rounds half to even in the default rounding mode.

@@ -23,8 +23,8 @@ class CpuBackend final : public Backend {
     if (n == 1) {
       cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
     } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, 0.0f,
-                  y, out);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, 0.0f, y,
+                  out);
     }
     if (bias) {
 #pragma omp parallel for schedule(static) if (size_t(n) * out > 65536)
@@ -47,8 +47,8 @@ class CpuBackend final : public Backend {
       ref::rope(x + size_t(i) * heads * head_dim, 1, heads, head_dim, pos + i, table);
   }
 
-  void attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
-                 const float* k_cache, const float* v_cache, int pos0, float* out) override {
+  void attention(const float* q, int n, int n_heads, int n_kv_heads, int hd, const float* k_cache,
+                 const float* v_cache, int pos0, float* out) override {
     const int group = n_heads / n_kv_heads;
     const int len = pos0 + n;  // keys visible to the last query
     const float scale = 1.0f / std::sqrt(float(hd));
@@ -73,8 +73,8 @@ class CpuBackend final : public Backend {
           for (int t = 0; t < visible; ++t) row[t] *= inv;
           std::fill(row + visible, row + len, 0.0f);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, len, 1.0f, scores.data(),
-                    len, v_cache + kvh * hd, kv_stride, 0.0f, out + h * hd, q_stride);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, len, 1.0f, scores.data(), len,
+                    v_cache + kvh * hd, kv_stride, 0.0f, out + h * hd, q_stride);
       }
     }
   }
@@ -99,8 +99,8 @@ class CpuBackend final : public Backend {
     for (int i = 0; i < n; ++i) ref::act_quant(x + size_t(i) * width, 1, width, spec);
   }
 
-  void quantize_rows(const float* x, int n, int width, int ld, int bits, float clip,
-                     int8_t* codes, float* scales) override {
+  void quantize_rows(const float* x, int n, int width, int ld, int bits, float clip, int8_t* codes,
+                     float* scales) override {
 #pragma omp parallel for schedule(static) if (n > 1)
     for (int i = 0; i < n; ++i)
       ref::quantize_rows(x + size_t(i) * ld, 1, width, ld, bits, clip, codes + size_t(i) * width,
@@ -109,8 +109,8 @@ class CpuBackend final : public Backend {
 
   // Tiles of 16 weight rows × all tokens, so each weight row is streamed once per tile while
   // the token codes stay in cache. (The SIMD kernels of the fast-inference work replace this.)
-  void int_gemm(const int8_t* xq, const float* sx, int n, int k, const int8_t* wq,
-                const float* sw, int out, float* y) override {
+  void int_gemm(const int8_t* xq, const float* sx, int n, int k, const int8_t* wq, const float* sw,
+                int out, float* y) override {
     const int tile = 16;
     const int tiles = (out + tile - 1) / tile;
 #pragma omp parallel for schedule(static)
@@ -127,6 +127,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> make_cpu_backend() {
+  return std::make_unique<CpuBackend>();
+}
 
 }  // namespace quad

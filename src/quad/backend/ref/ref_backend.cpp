@@ -35,8 +35,8 @@ class RefBackend final : public Backend {
     ref::rope(x, n, heads, head_dim, pos, table);
   }
 
-  void attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
-                 const float* k_cache, const float* v_cache, int pos0, float* out) override {
+  void attention(const float* q, int n, int n_heads, int n_kv_heads, int hd, const float* k_cache,
+                 const float* v_cache, int pos0, float* out) override {
     const int group = n_heads / n_kv_heads;
     const double scale = 1.0 / std::sqrt(double(hd));
     std::vector<double> scores;
@@ -79,13 +79,13 @@ class RefBackend final : public Backend {
     ref::act_quant(x, n, width, spec);
   }
 
-  void quantize_rows(const float* x, int n, int width, int ld, int bits, float clip,
-                     int8_t* codes, float* scales) override {
+  void quantize_rows(const float* x, int n, int width, int ld, int bits, float clip, int8_t* codes,
+                     float* scales) override {
     ref::quantize_rows(x, n, width, ld, bits, clip, codes, scales);
   }
 
-  void int_gemm(const int8_t* xq, const float* sx, int n, int k, const int8_t* wq,
-                const float* sw, int out, float* y) override {
+  void int_gemm(const int8_t* xq, const float* sx, int n, int k, const int8_t* wq, const float* sw,
+                int out, float* y) override {
     for (int i = 0; i < n; ++i)
       for (int o = 0; o < out; ++o) {
         int64_t acc = 0;
@@ -97,6 +97,8 @@ class RefBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_ref_backend() { return std::make_unique<RefBackend>(); }
+std::unique_ptr<Backend> make_ref_backend() {
+  return std::make_unique<RefBackend>();
+}
 
 }  // namespace quad

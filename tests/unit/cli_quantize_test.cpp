@@ -1,0 +1,115 @@
+// `quad quantize` through the CLI: determinism, every command on the output, bad input.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "test_support.h"
+
+namespace quad {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Fast settings on stories260K (d = 64): rank 8, few calibration windows.
+std::string quantize_cmd(const fs::path& model, const fs::path& out, const fs::path& calib,
+                         const std::string& extra = "", int rank = 8) {
+  return "quantize -m '" + model.string() + "' -o '" + out.string() + "' --calib '" +
+         calib.string() + "' --rank " + std::to_string(rank) +
+         " --nsamples 4 --seqlen 128 --p-nsamples 4 --p-seqlen 128 " + extra;
+}
+
+TEST(CliQuantize, DeterministicAndUsableByEveryCommand) {
+  QUAD_REQUIRE_ASSET(model, "models/stories260K");
+  QUAD_REQUIRE_ASSET(calib, "data/c4/c4_validation_2k.jsonl");
+  QUAD_REQUIRE_ASSET(text, "data/tinystories/tinystories_val.txt");
+  fs::path dir = test::temp_dir("cliq");
+  for (const char* run : {"a", "b"}) {
+    auto r = test::run_quad(quantize_cmd(model, dir / run, calib));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("gptq: 5/5"), std::string::npos) << "layer progress expected";
+  }
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json"})
+    EXPECT_EQ(slurp(dir / "a" / f), slurp(dir / "b" / f)) << f;
+  EXPECT_FALSE(fs::exists(dir / "a.tmp-quad"));
+  auto cfg = nlohmann::json::parse(slurp(dir / "a" / "config.json"));
+  const auto& qc = cfg["quantization_config"];
+  EXPECT_EQ(qc["method"], "quad");
+  EXPECT_EQ(qc["rank"], 8);
+  EXPECT_EQ(qc["w_bits"], 4);
+  EXPECT_EQ(qc["a_bits"], 4);
+  EXPECT_EQ(qc["od_bits"], 8);
+  EXPECT_EQ(qc["calibration_sha256"].get<std::string>().size(), 64u);
+
+  auto inspect = test::run_quad("inspect -m '" + (dir / "a").string() + "'");
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_NE(inspect.out.find("quantization: quad"), std::string::npos);
+  auto gen =
+      test::run_quad("generate -m '" + (dir / "a").string() + "' -p 'Once upon a time' -n 8");
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  EXPECT_EQ(gen.out.rfind("Once upon a time", 0), 0u);
+  auto fp = test::run_quad("ppl -m '" + model.string() + "' --text '" + text.string() +
+                           "' --chunks 8 --json");
+  auto q = test::run_quad("ppl -m '" + (dir / "a").string() + "' --text '" + text.string() +
+                          "' --chunks 8 --json");
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  const double ppl_fp = nlohmann::json::parse(fp.out)["ppl"],
+               ppl_q = nlohmann::json::parse(q.out)["ppl"];
+  // W4A4 on a 260K-parameter model: worse than FP, but still a language model (FP is ~5).
+  EXPECT_GT(ppl_q, ppl_fp);
+  EXPECT_LT(ppl_q, 4 * ppl_fp);
+  auto bench = test::run_quad("bench -m '" + (dir / "a").string() + "' -p 16 -n 4 -r 1");
+  EXPECT_EQ(bench.exit_code, 0) << bench.err;
+}
+
+void expect_error(const test::CommandResult& r, const std::string& needle) {
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("quad: ["), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+}
+
+// Flag errors: one "quad: [cli] ..." line, exit status 2.
+void expect_usage_error(const test::CommandResult& r, const std::string& needle) {
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err.rfind("quad: [cli]", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+}
+
+TEST(CliQuantize, BadInput) {
+  QUAD_REQUIRE_ASSET(model, "models/stories260K");
+  QUAD_REQUIRE_ASSET(calib, "data/c4/c4_validation_2k.jsonl");
+  fs::path dir = test::temp_dir("cliqbad");
+  // rank must be smaller than the hidden size (64)
+  expect_error(test::run_quad(quantize_cmd(model, dir / "r", calib, "", 64)),
+               "does not fit hidden size 64");
+  EXPECT_FALSE(fs::exists(dir / "r"));
+  // empty calibration file
+  std::ofstream(dir / "empty.jsonl").close();
+  expect_error(test::run_quad(quantize_cmd(model, dir / "e", dir / "empty.jsonl")), "empty");
+  // a jsonl line that is not an object with "text"
+  std::ofstream(dir / "bad.jsonl") << "{\"text\": \"fine\"}\n{\"txt\": 3}\n";
+  expect_error(test::run_quad(quantize_cmd(model, dir / "b", dir / "bad.jsonl")), "bad.jsonl:2");
+  // existing output folder is never overwritten without --force
+  fs::create_directories(dir / "exists");
+  expect_error(test::run_quad(quantize_cmd(model, dir / "exists", calib)), "already exists");
+  // absurd flags are refused by the parser
+  expect_usage_error(test::run_quad(quantize_cmd(model, dir / "x", calib, "--w-bits 3")), "w-bits");
+  expect_usage_error(test::run_quad(quantize_cmd(model, dir / "x", calib, "--method gptq")),
+                     "method");
+  expect_error(test::run_quad(quantize_cmd(model, dir / "x", calib, "--rtn --gptq")),
+               "mutually exclusive");
+  EXPECT_FALSE(fs::exists(dir / "x"));
+}
+
+}  // namespace
+}  // namespace quad
