@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstdlib>
 
 #include "quad/core/error.h"
 
@@ -37,7 +38,10 @@ std::vector<std::string> backend_names() {
 }
 
 void set_num_threads(int threads) {
-  if (threads <= 0) threads = omp_get_num_procs();
+  if (threads <= 0) {  // default: OMP_NUM_THREADS if the user set it, else every core
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    threads = env && std::atoi(env) > 0 ? std::atoi(env) : omp_get_num_procs();
+  }
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
 }

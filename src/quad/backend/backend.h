@@ -72,7 +72,8 @@ std::unique_ptr<Backend> make_cpu_backend();
 std::unique_ptr<Backend> make_backend(const std::string& name);
 std::vector<std::string> backend_names();
 
-// Sets the thread count used by OpenMP and OpenBLAS (0 = all cores).
+// Sets the thread count used by OpenMP and OpenBLAS (0 = $OMP_NUM_THREADS if set, else all
+// cores).
 void set_num_threads(int threads);
 int num_threads();
 

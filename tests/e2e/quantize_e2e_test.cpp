@@ -1,0 +1,42 @@
+// End to end on tiny-llama3-30m: QUAD, QuaRot and RTN W4A4/A8 folders from `quad quantize`,
+// scored by `quad ppl` on WikiText-2 against the FP model. Slow (minutes).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "test_support.h"
+
+namespace quad {
+namespace {
+
+double ppl_of(const std::filesystem::path& model, const std::filesystem::path& text) {
+  auto r = test::run_quad("ppl -m '" + model.string() + "' --text '" + text.string() +
+                          "' --chunks 40 --json");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return r.exit_code == 0 ? nlohmann::json::parse(r.out)["ppl"].get<double>() : 0.0;
+}
+
+TEST(QuantizeEndToEnd, QuadBeatsQuarotAndStaysCloseToFp) {
+  QUAD_REQUIRE_ASSET(model, "models/tiny-llama3-30m");
+  QUAD_REQUIRE_ASSET(text, "data/wikitext2/wiki.test.raw");
+  QUAD_REQUIRE_ASSET(calib, "data/c4/c4_validation_2k.jsonl");
+  const auto dir = test::temp_dir("e2eq");
+  const double fp = ppl_of(model, text);
+  std::map<std::string, double> ppl;
+  for (std::string method : {"quad", "quarot", "rtn"}) {
+    auto r = test::run_quad("quantize -m '" + model.string() + "' -o '" + (dir / method).string() +
+                            "' --method " + method + " --nsamples 32 --calib '" + calib.string() +
+                            "'");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ppl[method] = ppl_of(dir / method, text);
+    std::cout << method << " W4A4/A8: ppl " << ppl[method] << " (FP " << fp << ")\n";
+  }
+  for (auto& [method, value] : ppl) {
+    EXPECT_GT(value, fp) << method;         // 4-bit costs something
+    EXPECT_LT(value, 1.15 * fp) << method;  // but not the model
+  }
+  EXPECT_LT(ppl["quad"], ppl["quarot"]);  // the outlier dimensions help
+}
+
+}  // namespace
+}  // namespace quad
