@@ -6,6 +6,7 @@
 #include <random>
 
 #include "quad/backend/backend.h"
+#include "quad/quant/weight_quant.h"
 
 namespace quad {
 namespace {
@@ -113,6 +114,50 @@ TEST_P(BackendOps, ActQuant) {
   }
 }
 
+std::vector<int8_t> random_codes(size_t n, int lo, int hi, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dist(lo, hi);
+  std::vector<int8_t> v(n);
+  for (auto& c : v) c = int8_t(dist(rng));
+  return v;
+}
+
+// Integer GEMMs: int32 accumulation is exact, and the epilogue is the same formula, so the
+// results must be identical.
+TEST_P(BackendOps, IntGemmAndInt4Gemm) {
+  for (auto [n, k, out] : {std::tuple{1, 30, 5}, {7, 64, 33}, {33, 130, 17}, {2, 1408, 3}}) {
+    auto xq = random_codes(size_t(n) * k, -128, 127, 20), w8 = random_codes(size_t(out) * k, -128, 127, 21);
+    auto w4 = random_codes(size_t(out) * k, -8, 7, 22);
+    auto sx = random_vec(n, 23), sw = random_vec(out, 24);
+    std::vector<float> y0(size_t(n) * out), y1(y0.size(), 5.0f);
+    ref->int_gemm(xq.data(), sx.data(), n, k, w8.data(), sw.data(), out, y0.data());
+    be->int_gemm(xq.data(), sx.data(), n, k, w8.data(), sw.data(), out, y1.data());
+    EXPECT_EQ(y0, y1) << "int8 " << n << "x" << k << "x" << out;
+    const auto packed = pack_int4(w4.data(), out, k);
+    ref->int_gemm(xq.data(), sx.data(), n, k, w4.data(), sw.data(), out, y0.data());
+    be->int4_gemm(xq.data(), sx.data(), n, k, packed.data(), sw.data(), out, y1.data());
+    EXPECT_EQ(y0, y1) << "int4 " << n << "x" << k << "x" << out;
+  }
+}
+
+// quantize_rows produces exactly the codes behind act_quant's fake quantization.
+TEST_P(BackendOps, QuantizeRowsMatchesFakeQuantization) {
+  const int n = 6, width = 77, skip = 5;
+  auto x = random_vec(size_t(n) * width, 25, 2.0f);
+  for (int bits : {4, 8}) {
+    std::vector<int8_t> codes(size_t(n) * (width - skip));
+    std::vector<float> scales(n);
+    be->quantize_rows(x.data() + skip, n, width - skip, width, bits, 0.9f, codes.data(),
+                      scales.data());
+    auto fake = x;
+    ref->act_quant(fake.data(), n, width, ActQuantSpec{bits, skip, 0.9f});
+    for (int i = 0; i < n; ++i)
+      for (int c = 0; c < width - skip; ++c)
+        ASSERT_EQ(float(codes[size_t(i) * (width - skip) + c]) * scales[i],
+                  fake[size_t(i) * width + skip + c]);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllBackends, BackendOps, ::testing::ValuesIn(backend_names()),
                          [](const auto& info) { return info.param; });
 
@@ -133,6 +178,19 @@ TEST(RefActQuant, GridSkipAndSaturation) {
     EXPECT_LE(code, 7.0f);
   }
   EXPECT_FLOAT_EQ(y[2], 7 * scale);  // 7 / 0.9 = 7.78 -> saturates at code 7
+  // A single huge value takes the scale: it saturates at code 7, everything else rounds to 0.
+  std::vector<float> spike{1000.0f, 1.0f, -1.0f, 0.5f, -60.0f};
+  ref->act_quant(spike.data(), 1, 5, ActQuantSpec{4, 0, 0.9f});
+  const float spike_scale = 1000.0f / 7.0f * 0.9f;
+  EXPECT_FLOAT_EQ(spike[0], 7 * spike_scale);
+  EXPECT_EQ(spike[1], 0.0f);
+  EXPECT_EQ(spike[3], 0.0f);
+  EXPECT_FLOAT_EQ(spike[4], 0.0f);  // -60 / 128.6 = -0.47 -> 0
+  // The most negative code -8 is reachable.
+  std::vector<float> neg{-10.0f, 7.0f};
+  ref->act_quant(neg.data(), 1, 2, ActQuantSpec{4, 0, 0.8f});
+  const float neg_scale = 10.0f / 7.0f * 0.8f;  // -10 / 1.143 = -8.75 -> -8
+  EXPECT_FLOAT_EQ(neg[0], -8 * neg_scale);
   std::vector<float> zeros(8, 0.0f);
   ref->act_quant(zeros.data(), 1, 8, spec);
   EXPECT_EQ(zeros, std::vector<float>(8, 0.0f));

@@ -13,6 +13,7 @@
 #include "quad/model/model.h"
 #include "quad/model/quantized_folder.h"
 #include "quad/quant/fold.h"
+#include "quad/quant/kv_quant.h"
 #include "quad/quant/pipeline.h"
 #include "quad/quant/projection.h"
 #include "quad/quant/rotate.h"
@@ -230,6 +231,27 @@ TEST(QuantizedModel, SaveLoadRoundTripAndDeterminism) {
   Model m = Model::load(dir);
   Recipe r = small_w4_recipe();
   EXPECT_THROW(save_quantized(m, r, dir.string(), (out / "run0").string()), Error);
+}
+
+}  // namespace
+}  // namespace quad
+
+namespace quad {
+namespace {
+
+// The simulated int4 KV cache (QUAD-SPEC §4.6) perturbs the model, but only a little.
+TEST(KvQuant, FourBitCacheChangesLogitsSlightly) {
+  QUAD_REQUIRE_ASSET(dir, "models/tiny-llama3-30m");
+  Model m = Model::load(dir);
+  const auto ids = probe_tokens(m.config.vocab_size);
+  const auto fp = logits_of(m, ids);
+  m.kv_quant = make_kv_quantizer(m.config.head_dim, 4, 0.95f);
+  const auto kv4 = logits_of(m, ids);
+  EXPECT_GT(max_rel(kv4, fp), 1e-4);
+  EXPECT_LT(max_rel(kv4, fp), 0.25);
+  // 8-bit is much closer than 4-bit
+  m.kv_quant = make_kv_quantizer(m.config.head_dim, 8, 0.95f);
+  EXPECT_LT(max_rel(logits_of(m, ids), fp), max_rel(kv4, fp) / 4);
 }
 
 }  // namespace

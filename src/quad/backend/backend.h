@@ -64,6 +64,10 @@ class Backend {
   // y (n, out) = (xq (n, k) · wq (out, k)ᵀ accumulated in int32) · sx[i] · sw[o].
   virtual void int_gemm(const int8_t* xq, const float* sx, int n, int k, const int8_t* wq,
                         const float* sw, int out, float* y) = 0;
+  // The same with packed int4 weight codes w4 (out, k/2): two's-complement nibbles, the even
+  // column in the low nibble.
+  virtual void int4_gemm(const int8_t* xq, const float* sx, int n, int k, const uint8_t* w4,
+                         const float* sw, int out, float* y) = 0;
 };
 
 std::unique_ptr<Backend> make_ref_backend();

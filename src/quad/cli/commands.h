@@ -15,6 +15,7 @@ Runner add_generate(CLI::App& app);
 Runner add_inspect(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_quantize(CLI::App& app);
+Runner add_eval(CLI::App& app);
 
 // Options shared by the commands that run a model.
 struct RunOptions {

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   runners["inspect"] = quad::cli::add_inspect(app);
   runners["bench"] = quad::cli::add_bench(app);
   runners["quantize"] = quad::cli::add_quantize(app);
+  runners["eval"] = quad::cli::add_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -19,8 +19,12 @@ void integer_linear(Backend& backend, const Linear& lin, const float* x, int n, 
   s.token_scales.resize(n);
   backend.quantize_rows(x + q.outlier, n, k, lin.in, lin.input_quant.bits, lin.input_quant.clip,
                         s.codes.data(), s.token_scales.data());
-  backend.int_gemm(s.codes.data(), s.token_scales.data(), n, k, q.codes.data(), q.scales.data(),
-                   lin.out, y);
+  if (q.bits == 4)
+    backend.int4_gemm(s.codes.data(), s.token_scales.data(), n, k, q.packed.data(),
+                      q.scales.data(), lin.out, y);
+  else
+    backend.int_gemm(s.codes.data(), s.token_scales.data(), n, k, q.codes.data(),
+                     q.scales.data(), lin.out, y);
   if (q.outlier > 0) {
     s.outlier_in.resize(size_t(n) * q.outlier);  // (n, r)
     for (int i = 0; i < n; ++i)

@@ -25,14 +25,26 @@ class InputTransform {
 };
 
 // Integer weights of a quantized linear (QUAD-SPEC §4): the first `outlier` input columns stay
-// in floating point (`w_outlier`, QUAD's r columns of U-type layers); the rest are integer codes
-// with one scale per output row. Codes are kept unpacked (one int8 each) in memory.
+// in floating point (`w_outlier`, QUAD's r columns of U-type layers); the other k = in − outlier
+// columns are integer codes with one scale per output row: packed two per byte for 4 bits
+// (the on-disk layout, even column in the low nibble), one int8 each for 8 bits.
 struct QuantizedWeight {
   int bits = 4;                  // 4 or 8
   int outlier = 0;               // r for U-type layers, 0 for D-type layers
-  std::vector<int8_t> codes;     // (out, in - outlier)
+  int out = 0, k = 0;            // code matrix shape
+  std::vector<uint8_t> packed;   // bits 4: (out, k/2)
+  std::vector<int8_t> codes;     // bits 8: (out, k)
   std::vector<float> scales;     // (out)
   std::vector<float> w_outlier;  // (out, outlier)
+
+  // From int8 codes (out, k) in [−2^(bits−1), 2^(bits−1)).
+  static std::shared_ptr<QuantizedWeight> make(int bits, int outlier, int out, int k,
+                                               std::vector<int8_t> codes,
+                                               std::vector<float> scales,
+                                               std::vector<float> w_outlier);
+  std::vector<int8_t> unpacked() const;  // (out, k) codes for any bit width
+  // The fp weights these stand for: (out, outlier + k) = [w_outlier | codes · scales].
+  std::vector<float> dequantized() const;
 };
 
 struct Linear {

@@ -47,13 +47,10 @@ void add_floats(SafetensorsWriter& w, const std::string& name, std::vector<int64
 void write_linear(SafetensorsWriter& w, const Linear& lin, bool half) {
   if (lin.qweight) {
     const QuantizedWeight& q = *lin.qweight;
-    const int k = lin.in - q.outlier;
-    if (q.bits == 4) {
-      std::vector<uint8_t> packed = pack_int4(q.codes.data(), lin.out, k);
-      w.add(lin.name + ".weight", DType::U8, {lin.out, k / 2}, packed.data(), packed.size());
-    } else {
-      w.add(lin.name + ".weight", DType::I8, {lin.out, k}, q.codes.data(), q.codes.size());
-    }
+    if (q.bits == 4)
+      w.add(lin.name + ".weight", DType::U8, {q.out, q.k / 2}, q.packed.data(), q.packed.size());
+    else
+      w.add(lin.name + ".weight", DType::I8, {q.out, q.k}, q.codes.data(), q.codes.size());
     add_floats(w, lin.name + ".weight_scales", {lin.out, 1}, q.scales, true);
     if (q.outlier > 0)
       add_floats(w, lin.name + ".w_outlier", {lin.out, q.outlier}, q.w_outlier, true);
@@ -79,12 +76,7 @@ void round_to_storage_precision(Model& m, const Recipe& recipe) {
       auto q = std::make_shared<QuantizedWeight>(*lin->qweight);
       round_all(q->scales);
       round_all(q->w_outlier);
-      const int k = lin->in - q->outlier;
-      for (int o = 0; o < lin->out; ++o)  // keep the fp fallback weights consistent
-        for (int c = 0; c < lin->in; ++c)
-          lin->weight[size_t(o) * lin->in + c] =
-              c < q->outlier ? q->w_outlier[size_t(o) * q->outlier + c]
-                             : float(q->codes[size_t(o) * k + c - q->outlier]) * q->scales[o];
+      lin->weight = q->dequantized();  // keep the fp fallback weights consistent
       lin->qweight = std::move(q);
     }
 }
@@ -159,27 +151,29 @@ std::vector<float> read(const TensorStore& st, const std::string& name,
 
 void read_linear(const TensorStore& st, Linear& lin, int outlier, bool bias) {
   if (st.has(lin.name + ".weight_scales")) {
-    auto q = std::make_shared<QuantizedWeight>();
-    q->outlier = outlier;
     const int k = lin.in - outlier;
     const TensorView& codes = st.get(lin.name + ".weight");
+    int bits = 0;
+    std::vector<int8_t> values;
     if (codes.dtype == DType::U8) {
-      q->bits = 4;
-      check(codes.shape == std::vector<int64_t>{lin.out, k / 2}, "model",
+      bits = 4;
+      check(k % 2 == 0 && codes.shape == std::vector<int64_t>{lin.out, k / 2}, "model",
             "{}: '{}' has the wrong shape for packed int4 codes", codes.file, codes.name);
-      q->codes = unpack_int4(codes.data, lin.out, k);
+      values = unpack_int4(codes.data, lin.out, k);
     } else if (codes.dtype == DType::I8) {
-      q->bits = 8;
+      bits = 8;
       check(codes.shape == std::vector<int64_t>{lin.out, k}, "model",
             "{}: '{}' has the wrong shape for int8 codes", codes.file, codes.name);
-      q->codes.assign(codes.data, codes.data + codes.nbytes);
+      values.assign(codes.data, codes.data + codes.nbytes);
     } else {
       fail("model", "{}: '{}' must be U8 (int4) or I8 codes, not {}", codes.file, codes.name,
            dtype_name(codes.dtype));
     }
-    q->scales = read(st, lin.name + ".weight_scales", {lin.out, 1});
-    if (outlier > 0) q->w_outlier = read(st, lin.name + ".w_outlier", {lin.out, outlier});
-    lin.qweight = std::move(q);
+    std::vector<float> w_outlier;
+    if (outlier > 0) w_outlier = read(st, lin.name + ".w_outlier", {lin.out, outlier});
+    lin.qweight = QuantizedWeight::make(bits, outlier, lin.out, k, std::move(values),
+                                        read(st, lin.name + ".weight_scales", {lin.out, 1}),
+                                        std::move(w_outlier));
   } else {
     lin.weight = read(st, lin.name + ".weight", {lin.out, lin.in});
   }
@@ -188,15 +182,7 @@ void read_linear(const TensorStore& st, Linear& lin, int outlier, bool bias) {
 
 // fp weights for a quantized linear whose inputs stay unquantized (weight-only path).
 void dequantize_if_needed(Linear& lin) {
-  if (!lin.qweight || lin.input_quant.enabled()) return;
-  const QuantizedWeight& q = *lin.qweight;
-  const int k = lin.in - q.outlier;
-  lin.weight.resize(size_t(lin.out) * lin.in);
-  for (int o = 0; o < lin.out; ++o)
-    for (int c = 0; c < lin.in; ++c)
-      lin.weight[size_t(o) * lin.in + c] =
-          c < q.outlier ? q.w_outlier[size_t(o) * q.outlier + c]
-                        : float(q.codes[size_t(o) * k + c - q.outlier]) * q.scales[o];
+  if (lin.qweight && !lin.input_quant.enabled()) lin.weight = lin.qweight->dequantized();
 }
 
 }  // namespace

@@ -82,23 +82,17 @@ class HessianObserver final : public ForwardObserver {
   int last_off_ = -1, last_slot_ = -1;
 };
 
-// Replaces lin's fp weights by their quantized values and records the integer codes.
+// Records the integer codes and replaces lin's fp weights by the values they stand for.
 void set_quantized(Linear& lin, int outlier, int bits, std::vector<int8_t> codes,
                    std::vector<float> scales) {
-  auto q = std::make_shared<QuantizedWeight>();
-  q->bits = bits;
-  q->outlier = outlier;
   const int k = lin.in - outlier;
-  q->w_outlier.resize(size_t(lin.out) * outlier);
-  for (int o = 0; o < lin.out; ++o) {
-    for (int c = 0; c < outlier; ++c)
-      q->w_outlier[size_t(o) * outlier + c] = lin.weight[size_t(o) * lin.in + c];
-    for (int c = 0; c < k; ++c)
-      lin.weight[size_t(o) * lin.in + outlier + c] = float(codes[size_t(o) * k + c]) * scales[o];
-  }
-  q->codes = std::move(codes);
-  q->scales = std::move(scales);
-  lin.qweight = std::move(q);
+  std::vector<float> w_outlier(size_t(lin.out) * outlier);
+  for (int o = 0; o < lin.out; ++o)
+    std::copy_n(lin.weight.begin() + size_t(o) * lin.in, outlier,
+                w_outlier.begin() + size_t(o) * outlier);
+  lin.qweight = QuantizedWeight::make(bits, outlier, lin.out, k, std::move(codes),
+                                      std::move(scales), std::move(w_outlier));
+  lin.weight = lin.qweight->dequantized();
 }
 
 // tr(ΔW·H·ΔWᵀ) for ΔW = W − codes·scales (rows × k).

@@ -6,6 +6,7 @@
 
 #include "quad/backend/backend.h"
 #include "quad/backend/ref/ref_ops.h"
+#include "quad/quant/weight_quant.h"
 
 namespace quad {
 
@@ -92,6 +93,12 @@ class RefBackend final : public Backend {
         for (int c = 0; c < k; ++c) acc += int32_t(xq[size_t(i) * k + c]) * wq[size_t(o) * k + c];
         y[size_t(i) * out + o] = float(acc) * sx[i] * sw[o];
       }
+  }
+
+  void int4_gemm(const int8_t* xq, const float* sx, int n, int k, const uint8_t* w4,
+                 const float* sw, int out, float* y) override {
+    const std::vector<int8_t> w = unpack_int4(w4, out, k);
+    int_gemm(xq, sx, n, k, w.data(), sw, out, y);
   }
 };
 

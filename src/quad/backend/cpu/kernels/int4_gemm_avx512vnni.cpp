@@ -1,0 +1,192 @@
+// AVX-512 VNNI int4 GEMM. Compiled with -mavx512f/bw/vl/vnni (see the top-level CMakeLists);
+// called only when the CPU has them. To keep AVX-512 code out of inline functions that other
+// files share (the linker keeps one copy of each), this file uses no std templates.
+//
+// Scheme: vpdpbusd multiplies unsigned bytes by signed bytes, so weights enter as
+// u = w + 8 ∈ [0, 15] against the signed activation codes and the epilogue subtracts 8·Σx.
+// 64 packed bytes (128 columns) give the low nibbles (even columns) and the high nibbles (odd
+// columns), matched by the even / odd halves of the prepared activation block; the high ones
+// are used in place as 16·u (see dot_chunk), which saves a shift per chunk. Every weight row is
+// dotted with a tile of T tokens while its unpacked registers are live (R rows × T tokens of
+// int32 accumulators), then reduced. Exact for k < 2·10⁶ (see kFlushChunks).
+#include <immintrin.h>
+
+// GCC 12 reports its own _mm512_undefined_epi32() inside the AVX-512 shuffle intrinsics as
+// uninitialized; the lanes it stands for are never read.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "quad/backend/cpu/kernels/int4_gemm.h"
+
+namespace quad::kernels {
+
+namespace {
+
+static_assert(kBlock == 128, "one 64-byte load of packed weights covers one prepared block");
+
+struct TileArgs {
+  const uint8_t* w;  // first row of the tile
+  size_t ldw;        // k / 2
+  int steps;         // full 64-byte chunks per row
+  int tail;          // remaining bytes per row (< 64)
+  const int8_t* x;   // first token of the tile (prepared)
+  size_t ldx;        // kp
+  const int32_t* xsum;
+  const float* sx;
+  const float* sw;
+  float* y;  // y + t0·out + o0
+  size_t ldy;
+};
+
+// One 64-byte chunk of packed weights per row against the matching prepared block of each
+// token. With b' = b ^ 0x88 (two vpternlogd, no shift): lo = b' & 0x0F = w_even + 8 and
+// hi16 = b' & 0xF0 = 16·(w_odd + 8); the hi products go to their own accumulators, divided by
+// 16 when flushed (see tile).
+template <int R, int T>
+inline void dot_chunk(__m512i (&lo_acc)[R][T], __m512i (&hi_acc)[R][T], const __m512i (&b)[R],
+                      const int8_t* x, size_t ldx) {
+  const __m512i flip = _mm512_set1_epi8(char(0x88));
+  const __m512i low = _mm512_set1_epi8(0x0F), high = _mm512_set1_epi8(char(0xF0));
+  if constexpr (T == 1) {
+    // Decode: the token's block is loaded once for all R rows (loads, not vpdpbusd, limit this
+    // loop when the weights come from cache).
+    const __m512i xe = _mm512_load_si512(x), xo = _mm512_load_si512(x + 64);
+    for (int r = 0; r < R; ++r) {
+      const __m512i lo = _mm512_and_si512(_mm512_xor_si512(b[r], flip), low);
+      const __m512i hi16 = _mm512_and_si512(_mm512_xor_si512(b[r], flip), high);
+      lo_acc[r][0] = _mm512_dpbusd_epi32(lo_acc[r][0], lo, xe);
+      hi_acc[r][0] = _mm512_dpbusd_epi32(hi_acc[r][0], hi16, xo);
+    }
+    return;
+  }
+  for (int r = 0; r < R; ++r) {
+    const __m512i lo = _mm512_and_si512(_mm512_xor_si512(b[r], flip), low);
+    const __m512i hi16 = _mm512_and_si512(_mm512_xor_si512(b[r], flip), high);
+    for (int t = 0; t < T; ++t) {
+      const int8_t* xt = x + size_t(t) * ldx;
+      lo_acc[r][t] = _mm512_dpbusd_epi32(lo_acc[r][t], lo, _mm512_load_si512(xt));
+      hi_acc[r][t] = _mm512_dpbusd_epi32(hi_acc[r][t], hi16, _mm512_load_si512(xt + 64));
+    }
+  }
+}
+
+// Horizontal sum of the 16 int32 lanes.
+inline int32_t reduce_add(__m512i v) {
+  const __m512i h = _mm512_add_epi32(v, _mm512_shuffle_i64x2(v, v, 0x4E));
+  __m128i s = _mm_add_epi32(_mm512_castsi512_si128(h),
+                            _mm512_castsi512_si128(_mm512_shuffle_i64x2(h, h, 0xB1)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// Chunks between flushes of the hi16 accumulators: a lane gains at most 4·240·128 per chunk,
+// so 1024 chunks stay below 2³¹ and the arithmetic shift by 4 is exact. The lo accumulators and
+// everything after the flush may wrap: vpdpbusd and vpaddd are modular, and the final dot
+// product (|Σ w·x| ≤ 1024·k) fits int32 for k < 2·10⁶, so it comes out exact.
+constexpr int kFlushChunks = 1024;
+
+template <int R, int T>
+void tile(const TileArgs& a) {
+  __m512i acc[R][T], hi_acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = hi_acc[r][t] = _mm512_setzero_si512();
+  auto flush = [&] {
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) {
+        acc[r][t] = _mm512_add_epi32(acc[r][t], _mm512_srai_epi32(hi_acc[r][t], 4));
+        hi_acc[r][t] = _mm512_setzero_si512();
+      }
+  };
+  __m512i b[R];
+  for (int s0 = 0; s0 < a.steps; s0 += kFlushChunks) {
+    const int s1 = s0 + kFlushChunks < a.steps ? s0 + kFlushChunks : a.steps;
+    for (int s = s0; s < s1; ++s) {
+      for (int r = 0; r < R; ++r) b[r] = _mm512_loadu_si512(a.w + r * a.ldw + size_t(s) * 64);
+      dot_chunk<R, T>(acc, hi_acc, b, a.x + size_t(s) * kBlock, a.ldx);
+    }
+    flush();
+  }
+  if (a.tail > 0) {
+    // Masked loads do not fault past the end; the zero bytes meet zero padding in x.
+    const __mmask64 m = _cvtu64_mask64((uint64_t(1) << a.tail) - 1);
+    for (int r = 0; r < R; ++r)
+      b[r] = _mm512_maskz_loadu_epi8(m, a.w + r * a.ldw + size_t(a.steps) * 64);
+    dot_chunk<R, T>(acc, hi_acc, b, a.x + size_t(a.steps) * kBlock, a.ldx);
+    flush();
+  }
+  for (int t = 0; t < T; ++t) {
+    for (int r = 0; r < R; ++r) {
+      // Unsigned arithmetic: modular, like the vector lanes.
+      const uint32_t sum = uint32_t(reduce_add(acc[r][t])) - 8u * uint32_t(a.xsum[t]);
+      a.y[size_t(t) * a.ldy + r] = float(int32_t(sum)) * a.sx[t] * a.sw[r];
+    }
+  }
+}
+
+// Calls tile<r, t> for runtime 1 ≤ r ≤ R, 1 ≤ t ≤ T (the edge tiles).
+template <int R, int T>
+void tile_any(int r, int t, const TileArgs& a) {
+  if constexpr (R > 1) {
+    if (r < R) return tile_any<R - 1, T>(r, t, a);
+  }
+  if constexpr (T > 1) {
+    if (t < T) return tile_any<R, T - 1>(r, t, a);
+  }
+  tile<R, T>(a);
+}
+
+inline int min_int(int a, int b) {
+  return a < b ? a : b;
+}
+
+constexpr double kParallelMacs = 1 << 18;
+
+// Tiles of R rows × T tokens; token blocks of TB tokens whose prepared activations stay in L2
+// while the row groups sweep (each row group's weights are reused from L1 across the block).
+template <int R, int T, int TB>
+void run(const PreparedX& xp, const float* sx, int n, int k, const uint8_t* w_packed,
+         const float* sw, int out, float* y) {
+  const size_t ldw = size_t(k / 2);
+  const int steps = int(ldw / 64), tail = int(ldw % 64);
+  const int groups = (out + R - 1) / R;
+  // Threads only pay off above a few microseconds of work. No barrier between token blocks
+  // (nowait): blocks write disjoint outputs, and the static schedule gives each thread the same
+  // row groups in every block, so its weights stay in its own cache.
+  const bool parallel = double(n) * out * k >= kParallelMacs;
+#pragma omp parallel if (parallel)
+  for (int i0 = 0; i0 < n; i0 += TB) {
+    const int i1 = min_int(n, i0 + TB);
+#pragma omp for schedule(static) nowait
+    for (int g = 0; g < groups; ++g) {
+      const int o0 = g * R, rows = min_int(R, out - o0);
+      for (int t0 = i0; t0 < i1; t0 += T) {
+        const TileArgs a{w_packed + size_t(o0) * ldw,
+                         ldw,
+                         steps,
+                         tail,
+                         xp.x + size_t(t0) * xp.kp,
+                         size_t(xp.kp),
+                         xp.xsum + t0,
+                         sx + t0,
+                         sw + o0,
+                         y + size_t(t0) * out + o0,
+                         size_t(out)};
+        tile_any<R, T>(rows, min_int(T, i1 - t0), a);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_s8_s4_avx512vnni(const PreparedX& xp, const float* sx, int n, int k,
+                           const uint8_t* w_packed, const float* sw, int out, float* y) {
+  // Tile shapes measured on Zen 4 (2·R·T accumulators + 2·R unpacked registers ≤ 32). Up to
+  // 64 tokens form one token block, so the weights are streamed from memory once.
+  if (n == 1) return run<4, 1, 1>(xp, sx, n, k, w_packed, sw, out, y);
+  if (n == 2) return run<4, 2, 2>(xp, sx, n, k, w_packed, sw, out, y);
+  return run<4, 3, 64>(xp, sx, n, k, w_packed, sw, out, y);
+}
+
+}  // namespace quad::kernels

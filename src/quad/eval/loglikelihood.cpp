@@ -1,0 +1,121 @@
+#include "quad/eval/loglikelihood.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "quad/core/error.h"
+
+namespace quad::eval {
+
+namespace {
+
+std::vector<int32_t> encode_with(const Tokenizer& tok, const std::string& text, BosMode bos) {
+  switch (bos) {
+    case BosMode::kAuto: return tok.encode(text, true);
+    case BosMode::kOff: return tok.encode(text, false);
+    case BosMode::kOn: {
+      std::vector<int32_t> ids = tok.encode(text, false);
+      check(tok.bos_id() >= 0, "eval", "--bos on: the tokenizer has no BOS token");
+      ids.insert(ids.begin(), tok.bos_id());
+      return ids;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+TokenizedRequest encode_request(const Tokenizer& tok, const Request& request, BosMode bos) {
+  std::string context = request.context;
+  std::string continuation = request.continuation;
+  TokenizedRequest r;
+  if (context.empty()) {
+    const int32_t prefix = tok.bos_id() >= 0 ? tok.bos_id() : tok.eos_id();
+    check(prefix >= 0, "eval", "an empty context needs a BOS or EOS token; the tokenizer has none");
+    r.context = {prefix};
+    r.continuation = tok.encode(continuation, false);
+  } else {
+    const size_t keep = context.find_last_not_of(' ');
+    const size_t n_spaces = keep == std::string::npos ? context.size() : context.size() - keep - 1;
+    if (n_spaces > 0) {
+      continuation = context.substr(context.size() - n_spaces) + continuation;
+      context.resize(context.size() - n_spaces);
+    }
+    const std::vector<int32_t> whole = encode_with(tok, context + continuation, bos);
+    r.context = encode_with(tok, context, bos);
+    if (whole.size() > r.context.size())
+      r.continuation.assign(whole.begin() + r.context.size(), whole.end());
+  }
+  check(!r.continuation.empty(), "eval", "the continuation \"{}\" of context \"{}\" has no tokens",
+        request.continuation, request.context.substr(0, 60));
+  return r;
+}
+
+double log_softmax_at(const float* row, int vocab, int target, bool* is_argmax) {
+  const float* mx_it = std::max_element(row, row + vocab);  // first maximum
+  const double mx = *mx_it;
+  double sum = 0;
+  for (int v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - mx);
+  if (is_argmax) *is_argmax = (mx_it - row) == target;
+  return double(row[target]) - mx - std::log(sum);
+}
+
+Scorer::Scorer(Model& model, Backend& backend)
+    : model_(model),
+      backend_(backend),
+      max_len_(model.config.max_position_embeddings),
+      cache_(model.config, model.config.max_position_embeddings) {
+  model_.ensure_positions(max_len_);
+}
+
+std::vector<Score> Scorer::score(const std::vector<TokenizedRequest>& requests) {
+  // Model inputs as lm-eval builds them: (context + continuation)[-(max_len + 1):][:-1]; the
+  // continuation is predicted by the inputs from index `first[i]` on.
+  const size_t n = requests.size();
+  std::vector<std::vector<int32_t>> inputs(n);
+  std::vector<int> first(n);
+  for (size_t i = 0; i < n; ++i) {
+    const TokenizedRequest& r = requests[i];
+    std::vector<int32_t> whole = r.context;
+    whole.insert(whole.end(), r.continuation.begin(), r.continuation.end());
+    const int cont = int(r.continuation.size());
+    check(cont <= max_len_, "eval", "a continuation of {} tokens exceeds the model context {}",
+          cont, max_len_);
+    const size_t cut = whole.size() > size_t(max_len_) + 1 ? whole.size() - max_len_ - 1 : 0;
+    inputs[i].assign(whole.begin() + cut, whole.end() - 1);
+    first[i] = int(inputs[i].size()) - cont;
+  }
+  // Shared prefix: common to every input, and before every first scored position.
+  int shared = *std::min_element(first.begin(), first.end());
+  for (size_t i = 1; i < n; ++i) {
+    int k = 0;
+    while (k < shared && inputs[i][k] == inputs[0][k]) ++k;
+    shared = k;
+  }
+  const int vocab = model_.config.vocab_size;
+  if (shared > 0) {
+    forward(model_, backend_, inputs[0].data(), shared, 0, cache_, scratch_, nullptr, 0);
+    tokens_run_ += shared;
+  }
+  std::vector<Score> scores(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int rest = int(inputs[i].size()) - shared;
+    logits_.resize(size_t(rest) * vocab);
+    forward(model_, backend_, inputs[i].data() + shared, rest, shared, cache_, scratch_,
+            logits_.data(), rest);
+    tokens_run_ += rest;
+    const std::vector<int32_t>& cont = requests[i].continuation;
+    Score& s = scores[i];
+    s.tokens = int(cont.size());
+    s.greedy = true;
+    for (int j = 0; j < s.tokens; ++j) {
+      const float* row = logits_.data() + size_t(first[i] - shared + j) * vocab;
+      bool top = false;
+      s.loglik += log_softmax_at(row, vocab, cont[j], &top);
+      s.greedy = s.greedy && top;
+    }
+  }
+  return scores;
+}
+
+}  // namespace quad::eval
