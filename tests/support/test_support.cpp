@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -50,11 +51,25 @@ fs::path temp_dir(const std::string& tag) {
   return p;
 }
 
-static std::string slurp(const fs::path& p) {
+std::string read_file(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+std::vector<float> random_normal(size_t n, uint32_t seed, float sigma) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, sigma);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+std::string param_name(std::string value) {
+  for (auto& ch : value)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return value;
 }
 
 CommandResult run_quad(const std::string& args) {
@@ -64,8 +79,8 @@ CommandResult run_quad(const std::string& args) {
   int status = std::system(cmd.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(dir / "out");
-  r.err = slurp(dir / "err");
+  r.out = read_file(dir / "out");
+  r.err = read_file(dir / "err");
   return r;
 }
 

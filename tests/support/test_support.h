@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace quad::test {
 
@@ -14,6 +16,13 @@ std::filesystem::path assets_dir();
 std::filesystem::path asset(const std::string& rel);
 // A fresh empty directory under the system temp dir, removed at process exit.
 std::filesystem::path temp_dir(const std::string& tag);
+
+// Whole file as bytes ("" if unreadable).
+std::string read_file(const std::filesystem::path& path);
+// n samples of N(0, sigma²) from a fixed seed.
+std::vector<float> random_normal(size_t n, uint32_t seed, float sigma = 1.0f);
+// A test-name-safe version of a parameter ("tiny-llama3-30m" -> "tiny_llama3_30m").
+std::string param_name(std::string value);
 
 struct CommandResult {
   int exit_code = -1;

@@ -8,16 +8,11 @@
 #include "quad/backend/backend.h"
 #include "quad/quant/weight_quant.h"
 
+#include "test_support.h"
+
 namespace quad {
 namespace {
 
-std::vector<float> random_vec(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 // ‖a − b‖² / ‖b‖²
 double nmse(const std::vector<float>& a, const std::vector<float>& b) {
@@ -42,8 +37,8 @@ class BackendOps : public ::testing::TestWithParam<std::string> {
 TEST_P(BackendOps, Linear) {
   for (auto [n, in, out, bias] :
        {std::tuple{1, 37, 19, false}, {7, 64, 33, true}, {33, 129, 65, true}, {5, 3, 1, false}}) {
-    auto x = random_vec(size_t(n) * in, 1), w = random_vec(size_t(out) * in, 2),
-         b = random_vec(out, 3);
+    auto x = test::random_normal(size_t(n) * in, 1), w = test::random_normal(size_t(out) * in, 2),
+         b = test::random_normal(out, 3);
     std::vector<float> y0(size_t(n) * out), y1(size_t(n) * out, 7.0f);
     ref->linear(x.data(), n, in, w.data(), out, bias ? b.data() : nullptr, y0.data());
     be->linear(x.data(), n, in, w.data(), out, bias ? b.data() : nullptr, y1.data());
@@ -54,7 +49,7 @@ TEST_P(BackendOps, Linear) {
 TEST_P(BackendOps, RmsNorm) {
   for (auto [n, width, divisor, weighted] :
        {std::tuple{1, 64, 64, true}, {9, 71, 71, true}, {4, 72, 64, false}}) {
-    auto x = random_vec(size_t(n) * width, 4, 3.0f), w = random_vec(width, 5);
+    auto x = test::random_normal(size_t(n) * width, 4, 3.0f), w = test::random_normal(width, 5);
     std::vector<float> y0(x.size()), y1(x.size());
     ref->rmsnorm(x.data(), n, width, weighted ? w.data() : nullptr, divisor, 1e-5f, y0.data());
     be->rmsnorm(x.data(), n, width, weighted ? w.data() : nullptr, divisor, 1e-5f, y1.data());
@@ -66,13 +61,13 @@ TEST_P(BackendOps, Rope) {
   std::vector<float> inv{1.0f, 0.3f, 0.01f, 1e-4f, 0.7f};
   RopeTable table = RopeTable::build(inv, 64);
   const int n = 6, heads = 3, hd = 10;
-  auto x0 = random_vec(size_t(n) * heads * hd, 6), x1 = x0;
+  auto x0 = test::random_normal(size_t(n) * heads * hd, 6), x1 = x0;
   std::vector<int32_t> pos{0, 5, 17, 18, 40, 63};
   ref->rope(x0.data(), n, heads, hd, pos.data(), table);
   be->rope(x1.data(), n, heads, hd, pos.data(), table);
   EXPECT_LT(nmse(x1, x0), 1e-14);
   // position 0 is the identity
-  auto x2 = random_vec(size_t(heads) * hd, 7), x3 = x2;
+  auto x2 = test::random_normal(size_t(heads) * hd, 7), x3 = x2;
   int32_t p0 = 0;
   be->rope(x3.data(), 1, heads, hd, &p0, table);
   EXPECT_EQ(x2, x3);
@@ -82,8 +77,8 @@ TEST_P(BackendOps, AttentionPrefillAndDecode) {
   for (auto [n, pos0, H, Hkv, hd] :
        {std::tuple{1, 0, 4, 2, 8}, {13, 0, 6, 2, 16}, {1, 29, 8, 4, 8}, {5, 11, 3, 1, 12}}) {
     const int len = pos0 + n;
-    auto q = random_vec(size_t(n) * H * hd, 8), k = random_vec(size_t(len) * Hkv * hd, 9),
-         v = random_vec(size_t(len) * Hkv * hd, 10);
+    auto q = test::random_normal(size_t(n) * H * hd, 8), k = test::random_normal(size_t(len) * Hkv * hd, 9),
+         v = test::random_normal(size_t(len) * Hkv * hd, 10);
     std::vector<float> o0(q.size()), o1(q.size(), 3.0f);
     ref->attention(q.data(), n, H, Hkv, hd, k.data(), v.data(), pos0, o0.data());
     be->attention(q.data(), n, H, Hkv, hd, k.data(), v.data(), pos0, o1.data());
@@ -93,12 +88,12 @@ TEST_P(BackendOps, AttentionPrefillAndDecode) {
 
 TEST_P(BackendOps, SiluMulAndAdd) {
   const size_t n = 10007;
-  auto g = random_vec(n, 11, 4.0f), u = random_vec(n, 12);
+  auto g = test::random_normal(n, 11, 4.0f), u = test::random_normal(n, 12);
   std::vector<float> y0(n), y1(n);
   ref->silu_mul(g.data(), u.data(), n, y0.data());
   be->silu_mul(g.data(), u.data(), n, y1.data());
   EXPECT_LT(nmse(y1, y0), 1e-12);
-  auto a0 = random_vec(n, 13), a1 = a0;
+  auto a0 = test::random_normal(n, 13), a1 = a0;
   ref->add(a0.data(), g.data(), n);
   be->add(a1.data(), g.data(), n);
   EXPECT_EQ(a0, a1);
@@ -107,7 +102,7 @@ TEST_P(BackendOps, SiluMulAndAdd) {
 TEST_P(BackendOps, ActQuant) {
   for (auto [bits, skip] : {std::pair{4, 0}, {8, 0}, {4, 5}}) {
     ActQuantSpec spec{bits, skip, 0.9f};
-    auto x0 = random_vec(7 * 67, 14), x1 = x0;
+    auto x0 = test::random_normal(7 * 67, 14), x1 = x0;
     ref->act_quant(x0.data(), 7, 67, spec);
     be->act_quant(x1.data(), 7, 67, spec);
     EXPECT_EQ(x0, x1);
@@ -128,7 +123,7 @@ TEST_P(BackendOps, IntGemmAndInt4Gemm) {
   for (auto [n, k, out] : {std::tuple{1, 30, 5}, {7, 64, 33}, {33, 130, 17}, {2, 1408, 3}}) {
     auto xq = random_codes(size_t(n) * k, -128, 127, 20), w8 = random_codes(size_t(out) * k, -128, 127, 21);
     auto w4 = random_codes(size_t(out) * k, -8, 7, 22);
-    auto sx = random_vec(n, 23), sw = random_vec(out, 24);
+    auto sx = test::random_normal(n, 23), sw = test::random_normal(out, 24);
     std::vector<float> y0(size_t(n) * out), y1(y0.size(), 5.0f);
     ref->int_gemm(xq.data(), sx.data(), n, k, w8.data(), sw.data(), out, y0.data());
     be->int_gemm(xq.data(), sx.data(), n, k, w8.data(), sw.data(), out, y1.data());
@@ -143,7 +138,7 @@ TEST_P(BackendOps, IntGemmAndInt4Gemm) {
 // quantize_rows produces exactly the codes behind act_quant's fake quantization.
 TEST_P(BackendOps, QuantizeRowsMatchesFakeQuantization) {
   const int n = 6, width = 77, skip = 5;
-  auto x = random_vec(size_t(n) * width, 25, 2.0f);
+  auto x = test::random_normal(size_t(n) * width, 25, 2.0f);
   for (int bits : {4, 8}) {
     std::vector<int8_t> codes(size_t(n) * (width - skip));
     std::vector<float> scales(n);

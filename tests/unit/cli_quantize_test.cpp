@@ -13,12 +13,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // Fast settings on stories260K (d = 64): rank 8, few calibration windows.
 std::string quantize_cmd(const fs::path& model, const fs::path& out, const fs::path& calib,
@@ -39,9 +33,9 @@ TEST(CliQuantize, DeterministicAndUsableByEveryCommand) {
     EXPECT_NE(r.err.find("gptq: 5/5"), std::string::npos) << "layer progress expected";
   }
   for (const char* f : {"config.json", "model.safetensors", "tokenizer.json"})
-    EXPECT_EQ(slurp(dir / "a" / f), slurp(dir / "b" / f)) << f;
+    EXPECT_EQ(test::read_file(dir / "a" / f), test::read_file(dir / "b" / f)) << f;
   EXPECT_FALSE(fs::exists(dir / "a.tmp-quad"));
-  auto cfg = nlohmann::json::parse(slurp(dir / "a" / "config.json"));
+  auto cfg = nlohmann::json::parse(test::read_file(dir / "a" / "config.json"));
   const auto& qc = cfg["quantization_config"];
   EXPECT_EQ(qc["method"], "quad");
   EXPECT_EQ(qc["rank"], 8);

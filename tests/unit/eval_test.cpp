@@ -332,6 +332,24 @@ TEST(EvalParsers, MalformedFilesAreRefused) {
   expect_error([] { eval::load_task("piqa", "/nonexistent"); }, {"/nonexistent/piqa"});
 }
 
+TEST(EvalParsers, LoadTaskPicksFilesAndUserJsonl) {
+  const fs::path dir = test::temp_dir("eval_load");
+  fs::create_directories(dir / "hellaswag");
+  std::ofstream(dir / "hellaswag" / "hellaswag_val.jsonl")
+      << R"({"activity_label": "A", "ctx_a": "x.", "ctx_b": "", "endings": ["a", "b"], "label": 1})"
+      << "\n";
+  Task h = eval::load_task("hellaswag", dir.string());
+  EXPECT_EQ(h.source, (dir / "hellaswag" / "hellaswag_val.jsonl").string());
+  ASSERT_EQ(h.items.size(), 1u);
+  EXPECT_EQ(h.items[0].requests[0].context, "A: x.");  // empty ctx_b: the trailing space strips
+  EXPECT_TRUE(h.has_acc_norm);
+  std::ofstream(dir / "mine.jsonl") << R"({"context": "c", "choices": ["a", "b"], "gold": "1"})"
+                                    << "\n";
+  Task u = eval::load_task((dir / "mine.jsonl").string(), "/nonexistent");
+  EXPECT_EQ(u.name, "mine");
+  EXPECT_EQ(u.items[0].gold, 1);
+}
+
 // Every item of every real file parses; the counts are those of SOURCES.md.
 TEST(EvalParsers, RealFilesParseWithStatedCounts) {
   QUAD_REQUIRE_ASSET(data, "data/zeroshot");

@@ -147,15 +147,18 @@ TEST(Int4Gemm, HugeKWrapsBackToTheExactInt32) {
   const auto kernels = fast_kernels();
   if (kernels.empty()) GTEST_SKIP() << "no SIMD kernel on this CPU";
   for (int k : {131072 + 130, 2300000}) {
-    Problem p = random_problem(2, k, 3, 8, 11);
-    std::fill(p.x.begin(), p.x.end(), int8_t(-128));
-    std::fill(p.w.begin(), p.w.end(), int8_t(7));
-    p.wp = quad::pack_int4(p.w.data(), p.out, p.k);
-    const auto want = run(Int4Kernel::kRef, p);
-    EXPECT_EQ(want[0], float(-896 * k) * p.sx[0] * p.sw[0]);
-    for (Int4Kernel kern : kernels) {
-      SCOPED_TRACE(testing::Message() << quad::kernels::kernel_name(kern) << " k=" << k);
-      expect_same(run(kern, p), want, quad::kernels::kernel_name(kern));
+    for (int n : {1, 2, 5}) {
+      Problem p = random_problem(n, k, 3, 8, 11);
+      std::fill(p.x.begin(), p.x.end(), int8_t(-128));
+      std::fill(p.w.begin(), p.w.end(), int8_t(7));
+      p.wp = quad::pack_int4(p.w.data(), p.out, p.k);
+      const auto want = run(Int4Kernel::kRef, p);
+      EXPECT_EQ(want[0], float(-896 * k) * p.sx[0] * p.sw[0]);
+      for (Int4Kernel kern : kernels) {
+        SCOPED_TRACE(testing::Message()
+                     << quad::kernels::kernel_name(kern) << " k=" << k << " n=" << n);
+        expect_same(run(kern, p), want, quad::kernels::kernel_name(kern));
+      }
     }
   }
 }

@@ -67,12 +67,7 @@ TEST_P(PromptGoldens, LogitsArgmaxAndGreedyMatchTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(SharedModels, PromptGoldens,
                          ::testing::Values("tiny-llama3-30m", "tiny-qwen2-27m"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (auto& ch : n)
-                             if (!isalnum(ch)) ch = '_';
-                           return n;
-                         });
+                         [](const auto& info) { return test::param_name(info.param); });
 
 // assets/README.md: encode("Once upon a time") = [1, 403, 407, 261, 378]; last logits start
 // [-10.13658, -5.32946, -10.13808, -10.13685, -10.13721], argmax 432.

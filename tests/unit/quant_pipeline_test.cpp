@@ -112,12 +112,7 @@ TEST_P(Invariance, CenteredModelIsTheSameForEveryRank) {
 
 INSTANTIATE_TEST_SUITE_P(SharedModels, Invariance,
                          ::testing::Values("stories260K", "tiny-llama3-30m", "tiny-qwen2-27m"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (auto& ch : n)
-                             if (!isalnum(ch)) ch = '_';
-                           return n;
-                         });
+                         [](const auto& info) { return test::param_name(info.param); });
 
 // The outlier basis: E·Eᵀ = I_d and the basis captures the dominant directions.
 TEST(Projection, ExpansionIsAnIsometry) {
@@ -145,12 +140,6 @@ TEST(Projection, ExpansionIsAnIsometry) {
     }
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 Recipe small_w4_recipe() {
   Recipe r;  // W4A4/A8 defaults, small calibration
@@ -222,7 +211,7 @@ TEST(QuantizedModel, SaveLoadRoundTripAndDeterminism) {
     if (run == 0) first_logits = logits_of(m, probe_tokens(m.config.vocab_size));
   }
   for (const char* f : {"config.json", "model.safetensors", "tokenizer.json"})
-    EXPECT_EQ(slurp(out / "run0" / f), slurp(out / "run1" / f)) << f;
+    EXPECT_EQ(test::read_file(out / "run0" / f), test::read_file(out / "run1" / f)) << f;
   Model loaded = Model::load((out / "run0").string());
   EXPECT_EQ(loaded.residual_width, 64 + 8);
   const auto again = logits_of(loaded, probe_tokens(loaded.config.vocab_size));

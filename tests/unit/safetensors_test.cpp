@@ -22,12 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 void spit(const fs::path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
@@ -107,7 +101,7 @@ TEST(Safetensors, RoundTripEveryDtype) {
   EXPECT_FALSE(fs::exists(path.string() + ".tmp"));
 
   // Header length: 8 + N is a multiple of 8 (data region aligned).
-  const std::string raw = slurp(path);
+  const std::string raw = test::read_file(path);
   uint64_t n = 0;
   std::memcpy(&n, raw.data(), 8);
   EXPECT_EQ((8 + n) % 8, 0u);
@@ -155,9 +149,9 @@ TEST(Safetensors, WriterOutputIsDeterministicAndInAddedOrder) {
   w1.write((dir / "one.safetensors").string());
   w1.write((dir / "two.safetensors").string());
   make().write((dir / "three.safetensors").string());
-  const std::string one = slurp(dir / "one.safetensors");
-  EXPECT_EQ(one, slurp(dir / "two.safetensors"));
-  EXPECT_EQ(one, slurp(dir / "three.safetensors"));
+  const std::string one = test::read_file(dir / "one.safetensors");
+  EXPECT_EQ(one, test::read_file(dir / "two.safetensors"));
+  EXPECT_EQ(one, test::read_file(dir / "three.safetensors"));
 
   uint64_t n = 0;
   std::memcpy(&n, one.data(), 8);
@@ -229,7 +223,7 @@ TEST(Safetensors, ReadsStories260K) {
 
 // Every weight_map entry of the index resolves to a tensor of the named shard.
 void check_index_resolves(const fs::path& dir, const TensorStore& store) {
-  const auto index = nlohmann::json::parse(slurp(dir / "model.safetensors.index.json"));
+  const auto index = nlohmann::json::parse(test::read_file(dir / "model.safetensors.index.json"));
   size_t count = 0;
   for (const auto& [name, shard] : index["weight_map"].items()) {
     ASSERT_TRUE(store.has(name)) << name;

@@ -21,15 +21,9 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 json load_json(const fs::path& path) {
-  return json::parse(slurp(path));
+  return json::parse(test::read_file(path));
 }
 
 void write_file(const fs::path& path, const std::string& text) {
@@ -193,7 +187,7 @@ TEST_P(TokenizerModel, WholeFileTokenCountsMatchReference) {
     QUAD_REQUIRE_ASSET(path, rel);
     const std::string name = path.filename().string();
     ASSERT_TRUE(ppl.contains(name)) << name;
-    EXPECT_EQ(tok().encode(slurp(path)).size(), ppl[name]["tokens"].get<size_t>()) << name;
+    EXPECT_EQ(tok().encode(test::read_file(path)).size(), ppl[name]["tokens"].get<size_t>()) << name;
   }
 }
 
@@ -227,7 +221,7 @@ TEST(Tokenizer, PromptsMatchGoldens) {
 TEST(Tokenizer, StoriesOnceUponATimeFromReadme) {
   QUAD_REQUIRE_ASSET(dir, "models/stories260K");
   QUAD_REQUIRE_ASSET(readme, "README.md");
-  const std::string text = slurp(readme);
+  const std::string text = test::read_file(readme);
   std::smatch m;
   const std::regex pattern(R"(encode\("Once upon a time"\)` with BOS is `\[([0-9, ]+)\]`)");
   ASSERT_TRUE(std::regex_search(text, m, pattern)) << "README.md no longer states the ids";

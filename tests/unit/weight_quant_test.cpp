@@ -11,16 +11,11 @@
 
 #include "quad/core/error.h"
 
+#include "test_support.h"
+
 namespace quad {
 namespace {
 
-std::vector<float> random_normal(size_t n, uint32_t seed, float sigma = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, sigma);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 // Σ|q·s - w|^2.4 of one row: the clipping search's objective, in its arithmetic (float terms,
 // double sum), so that "the search never does worse than p = 1" can be checked exactly.
@@ -81,7 +76,7 @@ TEST(WeightScales, ZeroRowGetsFloorScale) {
 
 TEST(WeightScales, SingleHugeValue) {
   // Small values round to 0 at any p, while clipping the huge one costs far more: p = 1 wins.
-  std::vector<float> w = random_normal(128, 1, 0.01f);
+  std::vector<float> w = test::random_normal(128, 1, 0.01f);
   w[17] = -1000.0f;
   for (bool clip : {false, true}) {
     const auto s = weight_scales(w.data(), 1, 128, {.bits = 4, .clip_search = clip});
@@ -115,7 +110,7 @@ TEST(QuantizeRtn, GridEndsAreReachableAndSaturate) {
 
 TEST(QuantizeRtn, ErrorBoundInsideClipRange) {
   const int rows = 16, cols = 256;
-  const auto w = random_normal(size_t(rows) * cols, 3);
+  const auto w = test::random_normal(size_t(rows) * cols, 3);
   const auto s = weight_scales(w.data(), rows, cols, {});
   const auto q = quantize_rtn(w.data(), rows, cols, s, 4);
   int inside = 0;
@@ -136,7 +131,7 @@ TEST(QuantizeRtn, ErrorBoundInsideClipRange) {
 
 TEST(WeightScales, ClipSearchNeverIncreasesError) {
   const int rows = 24, cols = 200;
-  auto w = random_normal(size_t(rows) * cols, 5);
+  auto w = test::random_normal(size_t(rows) * cols, 5);
   for (int r = 8; r < 16; ++r) {  // heavier tails in some rows: cube of a normal
     for (int j = 0; j < cols; ++j) w[r * cols + j] = std::pow(w[r * cols + j], 3.0f);
   }
@@ -178,8 +173,8 @@ TEST(WeightScales, ClipSearchShrinksHeavyTailedRow) {
 
 // Calibration inputs with correlated columns: X = G·M, G (n × cols) and M (cols × cols) random.
 std::vector<double> correlated_inputs(int n, int cols, uint32_t seed) {
-  const auto g = random_normal(size_t(n) * cols, seed);
-  const auto m = random_normal(size_t(cols) * cols, seed + 1, 1.0f / std::sqrt(float(cols)));
+  const auto g = test::random_normal(size_t(n) * cols, seed);
+  const auto m = test::random_normal(size_t(cols) * cols, seed + 1, 1.0f / std::sqrt(float(cols)));
   std::vector<double> x(size_t(n) * cols, 0.0);
   for (int t = 0; t < n; ++t) {
     for (int k = 0; k < cols; ++k) {
@@ -233,7 +228,7 @@ TEST_P(GptqBeatsRtn, LowerOutputErrorWithSameScales) {
   const auto [rows, cols, block] = GetParam();
   const int n = 2 * cols;
   const auto x = correlated_inputs(n, cols, 100 + rows);
-  const auto w = random_normal(size_t(rows) * cols, 200 + cols);
+  const auto w = test::random_normal(size_t(rows) * cols, 200 + cols);
   const auto s = weight_scales(w.data(), rows, cols, {});
   const auto q_rtn = quantize_rtn(w.data(), rows, cols, s, 4);
   const auto q_gptq = gptq_quantize(w.data(), rows, cols, hessian_of(x, n, cols), s,
@@ -301,7 +296,7 @@ TEST(Gptq, MatchesObsOracle) {
   const int rows = 6, cols = 60, n = 120;
   const auto x = correlated_inputs(n, cols, 51);
   const auto h = hessian_of(x, n, cols);
-  const auto w = random_normal(size_t(rows) * cols, 52);
+  const auto w = test::random_normal(size_t(rows) * cols, 52);
   const auto s = weight_scales(w.data(), rows, cols, {});
   const auto expected = gptq_oracle(w, rows, cols, h, s, 0.01);
   const auto q = gptq_quantize(w.data(), rows, cols, h, s, {.block_size = 16});
@@ -316,7 +311,7 @@ TEST(Gptq, BlockSizeDoesNotChangeTheAlgorithm) {
   const int rows = 24, cols = 150, n = 300;
   const auto x = correlated_inputs(n, cols, 9);
   const auto h = hessian_of(x, n, cols);
-  const auto w = random_normal(size_t(rows) * cols, 10);
+  const auto w = test::random_normal(size_t(rows) * cols, 10);
   const auto s = weight_scales(w.data(), rows, cols, {});
   const auto ref = gptq_quantize(w.data(), rows, cols, h, s, {.block_size = 1});
   for (int block : {7, 64, 128, 1000}) {
@@ -330,7 +325,7 @@ TEST(Gptq, BlockSizeDoesNotChangeTheAlgorithm) {
 TEST(Gptq, IdentityHessianEqualsRtn) {
   // A diagonal H has a diagonal inverse factor: no error reaches other columns.
   const int rows = 20, cols = 300;
-  const auto w = random_normal(size_t(rows) * cols, 21);
+  const auto w = test::random_normal(size_t(rows) * cols, 21);
   const auto s = weight_scales(w.data(), rows, cols, {});
   std::vector<double> h(size_t(cols) * cols, 0.0);
   std::mt19937 rng(22);
@@ -344,7 +339,7 @@ TEST(Gptq, DeadColumnQuantizesToZero) {
   const int rows = 12, cols = 64, n = 128, dead = 5;
   auto x = correlated_inputs(n, cols, 31);
   for (int t = 0; t < n; ++t) x[size_t(t) * cols + dead] = 0;
-  auto w = random_normal(size_t(rows) * cols, 32);
+  auto w = test::random_normal(size_t(rows) * cols, 32);
   for (int r = 0; r < rows; ++r) w[size_t(r) * cols + dead] = 3.0f;  // large: RTN would keep it
   const auto s = weight_scales(w.data(), rows, cols, {});
   const auto q = gptq_quantize(w.data(), rows, cols, hessian_of(x, n, cols), s, {});
@@ -355,7 +350,7 @@ TEST(Gptq, DeadColumnQuantizesToZero) {
 
 TEST(Gptq, BadHessianThrows) {
   const int rows = 4, cols = 8;
-  const auto w = random_normal(size_t(rows) * cols, 41);
+  const auto w = test::random_normal(size_t(rows) * cols, 41);
   const auto s = weight_scales(w.data(), rows, cols, {});
   std::vector<double> neg(size_t(cols) * cols, 0.0);  // not a Gram matrix: negative diagonal
   for (int i = 0; i < cols; ++i) neg[size_t(i) * cols + i] = -1.0;

@@ -70,6 +70,8 @@ class TensorStore {
 
   bool has(const std::string& name) const;
   const TensorView& get(const std::string& name) const;  // error names the folder if absent
+  // The tensor converted to fp32, after checking it has exactly `shape` (error names the file).
+  std::vector<float> get_f32(const std::string& name, const std::vector<int64_t>& shape) const;
   std::vector<std::string> names() const;                // sorted
   const std::string& dir() const { return dir_; }
   // Metadata of the first file (our quantized folders store the recipe there too).

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include <fmt/ranges.h>
+
 #include "quad/core/error.h"
 #include "quad/io/safetensors.h"
 #include "quad/io/safetensors_header.h"
@@ -124,6 +126,15 @@ const TensorView& TensorStore::get(const std::string& name) const {
     fail(kModule, "{}: no tensor '{}' in its {} file(s) ({} tensors)", dir_, name, files_.size(),
          index_.size());
   return *it->second;
+}
+
+std::vector<float> TensorStore::get_f32(const std::string& name,
+                                        const std::vector<int64_t>& shape) const {
+  const TensorView& t = get(name);
+  if (t.shape != shape)
+    fail(kModule, "{}: tensor '{}' has shape [{}] but the model expects [{}]", t.file, name,
+         fmt::join(t.shape, ", "), fmt::join(shape, ", "));
+  return t.to_f32();
 }
 
 std::vector<std::string> TensorStore::names() const {

@@ -14,29 +14,19 @@ namespace quad {
 
 namespace {
 
-std::vector<float> load_tensor(const TensorStore& store, const std::string& name,
-                               const std::vector<int64_t>& shape) {
-  if (!store.has(name)) fail("model", "{}: missing tensor '{}'", store.dir(), name);
-  const TensorView& t = store.get(name);
-  if (t.shape != shape)
-    fail("model", "{}: tensor '{}' has shape [{}] but the config implies [{}]", t.file, name,
-         fmt::join(t.shape, ", "), fmt::join(shape, ", "));
-  return t.to_f32();
-}
-
 Linear load_linear(const TensorStore& store, const std::string& name, int in, int out, bool bias) {
   Linear l;
   l.name = name;
   l.in = in;
   l.out = out;
-  l.weight = load_tensor(store, name + ".weight", {out, in});
-  if (bias) l.bias = load_tensor(store, name + ".bias", {out});
+  l.weight = store.get_f32(name + ".weight", {out, in});
+  if (bias) l.bias = store.get_f32(name + ".bias", {out});
   return l;
 }
 
 RmsNorm load_norm(const TensorStore& store, const std::string& name, const ModelConfig& c) {
   RmsNorm n;
-  n.weight = load_tensor(store, name + ".weight", {c.hidden_size});
+  n.weight = store.get_f32(name + ".weight", {c.hidden_size});
   n.divisor = c.hidden_size;
   n.eps = c.rms_norm_eps;
   return n;
@@ -55,7 +45,7 @@ Model Model::load(const std::string& dir) {
   TensorStore store = TensorStore::open_dir(dir);
   const int d = c.hidden_size, ff = c.intermediate_size, hd = c.head_dim;
   m.residual_width = d;
-  m.embed = load_tensor(store, "model.embed_tokens.weight", {c.vocab_size, d});
+  m.embed = store.get_f32("model.embed_tokens.weight", {c.vocab_size, d});
   m.layers.resize(c.num_layers);
   for (int i = 0; i < c.num_layers; ++i) {
     const std::string p = fmt::format("model.layers.{}.", i);

@@ -139,16 +139,6 @@ bool is_quantized_folder(const std::string& dir) {
 
 namespace {
 
-std::vector<float> read(const TensorStore& st, const std::string& name,
-                        const std::vector<int64_t>& shape) {
-  if (!st.has(name)) fail("model", "{}: missing tensor '{}'", st.dir(), name);
-  const TensorView& t = st.get(name);
-  if (t.shape != shape)
-    fail("model", "{}: tensor '{}' has shape [{}] but the recipe implies [{}]", t.file, name,
-         fmt::join(t.shape, ", "), fmt::join(shape, ", "));
-  return t.to_f32();
-}
-
 void read_linear(const TensorStore& st, Linear& lin, int outlier, bool bias) {
   if (st.has(lin.name + ".weight_scales")) {
     const int k = lin.in - outlier;
@@ -170,14 +160,14 @@ void read_linear(const TensorStore& st, Linear& lin, int outlier, bool bias) {
            dtype_name(codes.dtype));
     }
     std::vector<float> w_outlier;
-    if (outlier > 0) w_outlier = read(st, lin.name + ".w_outlier", {lin.out, outlier});
+    if (outlier > 0) w_outlier = st.get_f32(lin.name + ".w_outlier", {lin.out, outlier});
     lin.qweight = QuantizedWeight::make(bits, outlier, lin.out, k, std::move(values),
-                                        read(st, lin.name + ".weight_scales", {lin.out, 1}),
+                                        st.get_f32(lin.name + ".weight_scales", {lin.out, 1}),
                                         std::move(w_outlier));
   } else {
-    lin.weight = read(st, lin.name + ".weight", {lin.out, lin.in});
+    lin.weight = st.get_f32(lin.name + ".weight", {lin.out, lin.in});
   }
-  if (bias) lin.bias = read(st, lin.name + ".bias", {lin.out});
+  if (bias) lin.bias = st.get_f32(lin.name + ".bias", {lin.out});
 }
 
 // fp weights for a quantized linear whose inputs stay unquantized (weight-only path).
@@ -198,7 +188,7 @@ Model load_quantized(const std::string& dir, const ModelConfig& c, const nlohman
   check(qc.value("residual_width", D) == D, "model", "{}: residual_width disagrees with rank", src);
   m.residual_width = D;
   TensorStore st = TensorStore::open_dir(dir);
-  m.embed = read(st, "model.embed_tokens.weight", {c.vocab_size, D});
+  m.embed = st.get_f32("model.embed_tokens.weight", {c.vocab_size, D});
   m.layers.resize(c.num_layers);
   for (int i = 0; i < c.num_layers; ++i) {
     const std::string p = fmt::format("model.layers.{}.", i);
@@ -223,7 +213,7 @@ Model load_quantized(const std::string& dir, const ModelConfig& c, const nlohman
   m.lm_head.name = "lm_head";
   m.lm_head.in = D;
   m.lm_head.out = c.vocab_size;
-  m.lm_head.weight = read(st, "lm_head.weight", {c.vocab_size, D});
+  m.lm_head.weight = st.get_f32("lm_head.weight", {c.vocab_size, D});
   if (recipe.rotate()) attach_online_transforms(m);
   attach_quantizers(m, recipe);
   for (auto& L : m.layers)

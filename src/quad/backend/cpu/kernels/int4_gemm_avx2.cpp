@@ -82,8 +82,10 @@ void tile(const TileArgs& a) {
   }
   for (int t = 0; t < T; ++t) {
     for (int r = 0; r < R; ++r) {
-      const int32_t dot = reduce_add(acc[r][t]) - 8 * a.xsum[t];
-      a.y[size_t(t) * a.ldy + r] = float(dot) * a.sx[t] * a.sw[r];
+      // Unsigned arithmetic: modular like the vector lanes, so the result is exact whenever
+      // Σ w·x fits int32 (k < 2·10⁶), even if Σ (w + 8)·x does not.
+      const uint32_t sum = uint32_t(reduce_add(acc[r][t])) - 8u * uint32_t(a.xsum[t]);
+      a.y[size_t(t) * a.ldy + r] = float(int32_t(sum)) * a.sx[t] * a.sw[r];
     }
   }
 }

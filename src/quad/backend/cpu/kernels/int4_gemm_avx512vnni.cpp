@@ -178,13 +178,70 @@ void run(const PreparedX& xp, const float* sx, int n, int k, const uint8_t* w_pa
   }
 }
 
+// One token: rows one after the other, so that each thread reads one sequential stream (the
+// hardware prefetcher serves that best: measured 27 GB/s for one core, against 18 GB/s with
+// four interleaved rows). Two chunks per iteration with their own accumulators hide the
+// vpdpbusd latency.
+void gemv_row(const PreparedX& xp, const uint8_t* w, int steps, int tail, __m512i (&acc)[4]) {
+  const __m512i flip = _mm512_set1_epi8(char(0x88));
+  const __m512i low = _mm512_set1_epi8(0x0F), high = _mm512_set1_epi8(char(0xF0));
+  auto chunk = [&](__m512i b, const int8_t* x, __m512i& lo_acc, __m512i& hi_acc) {
+    const __m512i lo = _mm512_and_si512(_mm512_xor_si512(b, flip), low);
+    const __m512i hi16 = _mm512_and_si512(_mm512_xor_si512(b, flip), high);
+    lo_acc = _mm512_dpbusd_epi32(lo_acc, lo, _mm512_load_si512(x));
+    hi_acc = _mm512_dpbusd_epi32(hi_acc, hi16, _mm512_load_si512(x + 64));
+  };
+  int s = 0;
+  for (; s + 1 < steps; s += 2) {
+    chunk(_mm512_loadu_si512(w + size_t(s) * 64), xp.x + size_t(s) * kBlock, acc[0], acc[1]);
+    chunk(_mm512_loadu_si512(w + size_t(s + 1) * 64), xp.x + size_t(s + 1) * kBlock, acc[2],
+          acc[3]);
+  }
+  if (s < steps)
+    chunk(_mm512_loadu_si512(w + size_t(s) * 64), xp.x + size_t(s) * kBlock, acc[0], acc[1]);
+  if (tail > 0) {
+    const __mmask64 m = _cvtu64_mask64((uint64_t(1) << tail) - 1);
+    chunk(_mm512_maskz_loadu_epi8(m, w + size_t(steps) * 64), xp.x + size_t(steps) * kBlock, acc[2],
+          acc[3]);
+  }
+}
+
+void gemv(const PreparedX& xp, const float* sx, int k, const uint8_t* w_packed, const float* sw,
+          int out, float* y) {
+  const size_t ldw = size_t(k / 2);
+  const int steps = int(ldw / 64), tail = int(ldw % 64);
+  const bool parallel = double(out) * k >= kParallelMacs;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int o = 0; o < out; ++o) {
+    uint32_t sum = 0;
+    // Segments of kFlushChunks keep the hi16 accumulators exact (see tile).
+    for (int s0 = 0; s0 < steps || (s0 == 0 && tail > 0); s0 += kFlushChunks) {
+      const int seg = steps - s0 < kFlushChunks ? steps - s0 : kFlushChunks;
+      const int seg_tail = s0 + seg == steps ? tail : 0;
+      __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                        _mm512_setzero_si512()};
+      const PreparedX seg_x{xp.x + size_t(s0) * kBlock, xp.xsum, xp.kp};
+      gemv_row(seg_x, w_packed + size_t(o) * ldw + size_t(s0) * 64, seg, seg_tail, acc);
+      const __m512i total =
+          _mm512_add_epi32(_mm512_add_epi32(acc[0], _mm512_srai_epi32(acc[1], 4)),
+                           _mm512_add_epi32(acc[2], _mm512_srai_epi32(acc[3], 4)));
+      sum += uint32_t(reduce_add(total));
+    }
+    sum -= 8u * uint32_t(xp.xsum[0]);
+    y[o] = float(int32_t(sum)) * sx[0] * sw[o];
+  }
+}
+
 }  // namespace
 
 void gemm_s8_s4_avx512vnni(const PreparedX& xp, const float* sx, int n, int k,
                            const uint8_t* w_packed, const float* sw, int out, float* y) {
   // Tile shapes measured on Zen 4 (2·R·T accumulators + 2·R unpacked registers ≤ 32). Up to
   // 64 tokens form one token block, so the weights are streamed from memory once.
-  if (n == 1) return run<4, 1, 1>(xp, sx, n, k, w_packed, sw, out, y);
+  if (n == 1) return gemv(xp, sx, k, w_packed, sw, out, y);
+#ifdef SMALLR
+  if (n <= 8) return run<SMALLR, SMALLT, 8>(xp, sx, n, k, w_packed, sw, out, y);
+#endif
   if (n == 2) return run<4, 2, 2>(xp, sx, n, k, w_packed, sw, out, y);
   return run<4, 3, 64>(xp, sx, n, k, w_packed, sw, out, y);
 }
