@@ -6,6 +6,8 @@
 // GOPS = 2·n·out·in / time. Run with OMP_NUM_THREADS set to the thread count wanted.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
 
 #include <cstdint>
 #include <random>
@@ -104,6 +106,31 @@ BENCHMARK(BM_Sgemm)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// fp32 decode baseline through the matrix-vector routine (OpenBLAS's sgemm with one row is
+// much slower than its sgemv). Args: out, k.
+void BM_Sgemv(benchmark::State& state) {
+  const int out = int(state.range(0)), k = int(state.range(1));
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(k)), w(size_t(out) * k), y(static_cast<size_t>(out));
+  for (auto& v : x) v = u(rng);
+  for (auto& v : w) v = u(rng);
+  for (auto _ : state) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, k, 1.0f, w.data(), k, x.data(), 1, 0.0f, y.data(),
+                1);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, double(out) * k * 4, 1, k, out);
+}
+BENCHMARK(BM_Sgemv)
+    ->ArgNames({"out", "in"})
+    ->Args({28672, 4096})
+    ->Args({1536, 512})
+    ->Args({512, 1536})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // Streaming read bandwidth: sum a 1 GiB buffer with all OpenMP threads (AVX2 loads).
 __attribute__((target("avx2"))) int64_t sum_words(const int64_t* a, size_t n) {
   int64_t s = 0;
@@ -121,5 +148,47 @@ void BM_MemReadBandwidth(benchmark::State& state) {
       benchmark::Counter(double(words) * 8 * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_MemReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// int8 peak: independent vpdpbusd (zmm, 64 u8×s8 multiply-adds each) on every OpenMP thread,
+// counted as 2 ops per multiply-add like GOPS above.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) int32_t vnni_loop(int64_t iters) {
+  __m512i acc[12];
+  const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-5);
+  for (auto& v : acc) v = _mm512_setzero_si512();
+  for (int64_t i = 0; i < iters; ++i) {
+    for (auto& v : acc) v = _mm512_dpbusd_epi32(v, a, b);
+    // Keeps the compiler from folding the loop.
+    __asm__ volatile(""
+                     : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]), "+v"(acc[4]),
+                       "+v"(acc[5]), "+v"(acc[6]), "+v"(acc[7]), "+v"(acc[8]), "+v"(acc[9]),
+                       "+v"(acc[10]), "+v"(acc[11]));
+  }
+  __m512i s = acc[0];
+  for (int j = 1; j < 12; ++j) s = _mm512_add_epi32(s, acc[j]);
+  alignas(64) int32_t lanes[16];
+  _mm512_store_si512(lanes, s);
+  return lanes[0];
+}
+
+void BM_VnniPeak(benchmark::State& state) {
+  if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni"))) {
+    state.SkipWithError("no AVX-512 VNNI");
+    return;
+  }
+  const int64_t iters = int64_t(1) << 22;
+  int threads = 1;
+  for (auto _ : state) {
+#pragma omp parallel
+    {
+#pragma omp single
+      threads = omp_get_num_threads();
+      benchmark::DoNotOptimize(vnni_loop(iters));
+    }
+  }
+  state.counters["GOPS"] =
+      benchmark::Counter(double(threads) * iters * 12 * 64 * 2 * state.iterations() / 1e9,
+                         benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_VnniPeak)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

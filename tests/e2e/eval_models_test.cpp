@@ -1,6 +1,6 @@
 // `quad eval` on the two real tiny models: the Llama-3 tokenizer prepends BOS, the Qwen2 one does
 // not (lm-eval's HFLM follows the tokenizer's default); scores are reproducible run to run and
-// every task's numbers are well-formed. Slow (a minute or two).
+// every task's numbers are well-formed. Slow (a few minutes on a busy 2-core machine).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,7 +14,7 @@ namespace {
 
 nlohmann::json eval_json(const std::filesystem::path& model, const std::filesystem::path& data) {
   auto r = test::run_quad("eval -m '" + model.string() + "' --data '" + data.string() +
-                          "' --tasks all --limit 25 --json");
+                          "' --tasks all --limit 10 -t 1 --json");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   nlohmann::json j = r.exit_code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json::object();
   for (auto& t : j["tasks"]) t.erase("seconds");
@@ -34,12 +34,12 @@ TEST_P(EvalModels, AllTasksReproducibleAndWellFormed) {
   double sum = 0;
   for (const auto& t : a["tasks"]) {
     SCOPED_TRACE(t["task"].get<std::string>());
-    EXPECT_EQ(t["items"], 25);
+    EXPECT_EQ(t["items"], 10);
     const double acc = t["acc"];
     EXPECT_GE(acc, 0.0);
     EXPECT_LE(acc, 1.0);
     // lm-eval's stderr of a 0/1 mean: sqrt(p (1 - p) / (n - 1)).
-    EXPECT_NEAR(t["acc_stderr"].get<double>(), std::sqrt(acc * (1 - acc) / 24), 1e-12);
+    EXPECT_NEAR(t["acc_stderr"].get<double>(), std::sqrt(acc * (1 - acc) / 9), 1e-12);
     sum += t["paper_metric"].get<double>();
   }
   EXPECT_NEAR(a["average"].get<double>(), sum / 9, 1e-12);

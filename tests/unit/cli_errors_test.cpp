@@ -125,7 +125,8 @@ TEST(Cli, GenerateGreedyMatchesTransformers) {
     QUAD_REQUIRE_ASSET(model, "models/" + name);
     QUAD_REQUIRE_ASSET(golden_path, "goldens/" + name + ".prompts.json");
     auto golden = nlohmann::json::parse(std::ifstream(golden_path));
-    const auto& [prompt, g] = *golden.items().begin();
+    const std::string prompt = golden.begin().key();
+    const nlohmann::json g = golden.begin().value();
     auto want = g["greedy_ids"].get<std::vector<int32_t>>();
     auto prompt_ids = g["ids"].get<std::vector<int32_t>>();
     const int n = int(want.size() - prompt_ids.size());

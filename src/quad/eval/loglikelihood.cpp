@@ -61,10 +61,7 @@ double log_softmax_at(const float* row, int vocab, int target, bool* is_argmax) 
 }
 
 Scorer::Scorer(Model& model, Backend& backend)
-    : model_(model),
-      backend_(backend),
-      max_len_(model.config.max_position_embeddings),
-      cache_(model.config, model.config.max_position_embeddings) {
+    : model_(model), backend_(backend), max_len_(model.config.max_position_embeddings) {
   model_.ensure_positions(max_len_);
 }
 
@@ -85,6 +82,12 @@ std::vector<Score> Scorer::score(const std::vector<TokenizedRequest>& requests) 
     inputs[i].assign(whole.begin() + cut, whole.end() - 1);
     first[i] = int(inputs[i].size()) - cont;
   }
+  // The KV cache grows to the longest input seen (a model's full context can be large).
+  size_t longest = 0;
+  for (const auto& in : inputs) longest = std::max(longest, in.size());
+  if (int(longest) > cache_.capacity)
+    cache_ =
+        KVCache(model_.config, std::min(max_len_, std::max(int(longest), 2 * cache_.capacity)));
   // Shared prefix: common to every input, and before every first scored position.
   int shared = *std::min_element(first.begin(), first.end());
   for (size_t i = 1; i < n; ++i) {

@@ -47,7 +47,7 @@ class Scorer {
   Model& model_;
   Backend& backend_;
   int max_len_;
-  KVCache cache_;
+  KVCache cache_;  // grown on demand
   ForwardScratch scratch_;
   std::vector<float> logits_;
   int64_t tokens_run_ = 0;

@@ -293,7 +293,8 @@ Task load_task(const std::string& name, const std::string& data_dir) {
     const std::string labels = file_in(data_dir, "piqa/valid-labels.lst");
     task.source = data + " + " + labels;
     task.has_acc_norm = true;
-    task.items = parse_piqa(read_text_file(data, "eval"), read_text_file(labels, "eval"), data);
+    const std::string jsonl = read_text_file(data, "eval");  // read first: errors name it
+    task.items = parse_piqa(jsonl, read_text_file(labels, "eval"), data);
   } else if (name == "hellaswag") {
     task.has_acc_norm = true;
     const std::string hf = file_in(data_dir, "hellaswag/hellaswag_val.jsonl");

@@ -4,8 +4,10 @@
 // (out, k/2) layout of quad::pack_int4: two's-complement nibbles, two per byte along k, the even
 // column in the low nibble. k must be even; n, out ≥ 0 are arbitrary.
 //
-// The epilogue of every kernel is the same expression as ref::dot_i8's users,
-// float(dot) · sx[i] · sw[o] evaluated left to right, so all kernels agree bit for bit.
+// Every kernel computes the exact int32 dot product (for k < 2·10⁶) and then the backends'
+// int_gemm expression float(dot) * sx[i] * sw[o], left to right, so all agree bit for bit.
+// The SIMD kernels thread with OpenMP over output rows and keep a thread-local scratch buffer
+// for the prepared activations (n·k bytes); see docs/kernels.md.
 //
 // Kernels: ref (plain loops, the oracle), avx2 (vpmaddubsw), avx512 (AVX-512 VNNI vpdpbusd).
 // gemm_s8_s4 picks the best one the CPU supports once per process; QUAD_KERNEL=ref|avx2|avx512

@@ -101,35 +101,32 @@ void tile_any(int r, int t, const TileArgs& a) {
   tile<R, T>(a);
 }
 
-constexpr int kRows = 2;  // 16 ymm registers: 2 × 4 accumulators + unpacked weights + temps
-constexpr int kTokens = 4;
-constexpr int kTokenBlock = 64;
-
 inline int min_int(int a, int b) {
   return a < b ? a : b;
 }
 
 constexpr double kParallelMacs = 1 << 18;
 
-}  // namespace
-
-void gemm_s8_s4_avx2(const PreparedX& xp, const float* sx, int n, int k, const uint8_t* w_packed,
-                     const float* sw, int out, float* y) {
+// Tiles of R rows × T tokens, token blocks of TB (see the AVX-512 kernel).
+template <int R, int T, int TB>
+void run(const PreparedX& xp, const float* sx, int n, int k, const uint8_t* w_packed,
+         const float* sw, int out, float* y) {
   const size_t ldw = size_t(k / 2);
   const int steps = int(ldw / 32), tail = int(ldw % 32);
-  const int groups = (out + kRows - 1) / kRows;
-  const int token_block = n <= 2 * kTokens ? n : kTokenBlock;
+  const int groups = (out + R - 1) / R;
   // Threads only pay off above a few microseconds of work. No barrier between token blocks
-  // (nowait): blocks write disjoint outputs, and the static schedule gives each thread the same
-  // row groups in every block, so its weights stay in its own cache.
+  // (nowait): blocks write disjoint outputs. Dynamic schedule in items of about 64 KiB of
+  // weights, so that a thread descheduled by other jobs does not hold the others up.
   const bool parallel = double(n) * out * k >= kParallelMacs;
+  const size_t item_bytes = size_t(R) * ldw > 0 ? size_t(R) * ldw : 1;
+  const int chunk = (size_t(1) << 16) / item_bytes > 0 ? int((size_t(1) << 16) / item_bytes) : 1;
 #pragma omp parallel if (parallel)
-  for (int i0 = 0; i0 < n; i0 += token_block) {
-    const int i1 = min_int(n, i0 + token_block);
-#pragma omp for schedule(static) nowait
+  for (int i0 = 0; i0 < n; i0 += TB) {
+    const int i1 = min_int(n, i0 + TB);
+#pragma omp for schedule(dynamic, chunk) nowait
     for (int g = 0; g < groups; ++g) {
-      const int o0 = g * kRows, rows = min_int(kRows, out - o0);
-      for (int t0 = i0; t0 < i1; t0 += kTokens) {
+      const int o0 = g * R, rows = min_int(R, out - o0);
+      for (int t0 = i0; t0 < i1; t0 += T) {
         const TileArgs a{w_packed + size_t(o0) * ldw,
                          ldw,
                          steps,
@@ -141,10 +138,20 @@ void gemm_s8_s4_avx2(const PreparedX& xp, const float* sx, int n, int k, const u
                          sw + o0,
                          y + size_t(t0) * out + o0,
                          size_t(out)};
-        tile_any<kRows, kTokens>(rows, min_int(kTokens, i1 - t0), a);
+        tile_any<R, T>(rows, min_int(T, i1 - t0), a);
       }
     }
   }
+}
+
+}  // namespace
+
+void gemm_s8_s4_avx2(const PreparedX& xp, const float* sx, int n, int k, const uint8_t* w_packed,
+                     const float* sw, int out, float* y) {
+  // 16 ymm registers: R·T accumulators + 2·R unpacked weights + temporaries. A few tokens: one
+  // row per tile, so that each thread reads one sequential weight stream (faster from DRAM).
+  if (n <= 4) return run<1, 4, 4>(xp, sx, n, k, w_packed, sw, out, y);
+  return run<2, 4, 64>(xp, sx, n, k, w_packed, sw, out, y);
 }
 
 }  // namespace quad::kernels
