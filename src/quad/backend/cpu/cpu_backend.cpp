@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "quad/backend/backend.h"
+#include "quad/backend/cpu/kernels/int4_gemm.h"
 #include "quad/backend/ref/ref_ops.h"
 
 namespace quad {
@@ -124,33 +125,10 @@ class CpuBackend final : public Backend {
     }
   }
 
-  // Unpacks 16 weight rows at a time into a thread-local int8 tile, then as int_gemm.
+  // AVX-512 VNNI / AVX2 kernels picked at run time (backend/cpu/kernels/int4_gemm.h).
   void int4_gemm(const int8_t* xq, const float* sx, int n, int k, const uint8_t* w4,
                  const float* sw, int out, float* y) override {
-    const int tile = 16;
-    const int tiles = (out + tile - 1) / tile;
-#pragma omp parallel
-    {
-      std::vector<int8_t> rows(size_t(tile) * k);
-#pragma omp for schedule(static)
-      for (int t = 0; t < tiles; ++t) {
-        const int o0 = t * tile, o_end = std::min(out, o0 + tile);
-        for (int o = o0; o < o_end; ++o) {
-          const uint8_t* src = w4 + size_t(o) * (k / 2);
-          int8_t* dst = rows.data() + size_t(o - o0) * k;
-          for (int c = 0; c < k / 2; ++c) {
-            dst[2 * c] = int8_t(uint8_t(src[c] << 4)) >> 4;  // low nibble, sign-extended
-            dst[2 * c + 1] = int8_t(src[c]) >> 4;            // high nibble
-          }
-        }
-        for (int i = 0; i < n; ++i) {
-          const int8_t* xi = xq + size_t(i) * k;
-          for (int o = o0; o < o_end; ++o)
-            y[size_t(i) * out + o] =
-                float(ref::dot_i8(xi, rows.data() + size_t(o - o0) * k, k)) * sx[i] * sw[o];
-        }
-      }
-    }
+    kernels::gemm_s8_s4(xq, sx, n, k, w4, sw, out, y);
   }
 };
 
