@@ -66,7 +66,7 @@ Runner add_bench(CLI::App& app) {
     };
     const std::string name = std::filesystem::path(o->run.model_dir).filename().string();
     const double params = model.num_params();
-    const double size_mib = params * 4 / 1048576.0;  // fp32 in memory
+    const double size_mib = model.weight_bytes() / 1048576.0;  // as held in memory
     if (!o->json) {
       fmt::print("| model | size | params | backend | threads | test | t/s |\n");
       fmt::print("| --- | ---: | ---: | --- | ---: | --- | ---: |\n");

@@ -83,6 +83,23 @@ size_t Model::num_params() const {
   return n;
 }
 
+size_t Model::weight_bytes() const {
+  auto linear_bytes = [](const Linear& l) {
+    size_t b = 4 * (l.bias.size() + (l.integer_path() ? 0 : l.weight.size()));
+    if (l.integer_path()) {
+      const QuantizedWeight& q = *l.qweight;
+      b += q.packed.size() + q.codes.size() + 4 * (q.scales.size() + q.w_outlier.size());
+    }
+    return b;
+  };
+  size_t b = 4 * (embed.size() + final_norm.weight.size()) + linear_bytes(lm_head);
+  for (const auto& L : layers) {
+    b += 4 * (L.attn_norm.weight.size() + L.mlp_norm.weight.size());
+    for (const Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) b += linear_bytes(*l);
+  }
+  return b;
+}
+
 void Model::ensure_positions(int n) {
   if (n <= rope.max_positions) return;
   rope = RopeTable::build(config.rope_inv_freq(), std::max(n, config.max_position_embeddings));

@@ -29,6 +29,8 @@ struct Model {
   // for presence and shape. Throws quad::Error naming the tensor and file.
   static Model load(const std::string& dir);
   size_t num_params() const;  // counting tied embeddings once
+  // Bytes of weights held for compute (fp32 tensors, packed or int8 codes, scales, outliers).
+  size_t weight_bytes() const;
   // Grows the RoPE table so positions [0, n) can be used.
   void ensure_positions(int n);
 };

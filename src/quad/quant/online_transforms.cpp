@@ -28,17 +28,24 @@ namespace {
 // For each row of x (rows, heads·hd): transpose to (hd, heads), transform every length-heads
 // row, transpose back.
 template <typename T>
+void head_mix_row(const hadamard::Transform& t, T* row, int heads, int hd) {
+  std::vector<T> tmp(size_t(heads) * hd);
+  for (int h = 0; h < heads; ++h)
+    for (int j = 0; j < hd; ++j) tmp[size_t(j) * heads + h] = row[size_t(h) * hd + j];
+  t.apply(tmp.data(), hd);
+  for (int h = 0; h < heads; ++h)
+    for (int j = 0; j < hd; ++j) row[size_t(h) * hd + j] = tmp[size_t(j) * heads + h];
+}
+
+// For each row of x (rows, heads·hd): transpose to (hd, heads), transform every length-heads
+// row, transpose back. A single row runs outside any parallel region: an inactive enclosing
+// region would make the transform's own region a nested team with a second thread pool, whose
+// spinning threads oversubscribe the cores during decode.
+template <typename T>
 void head_mix(const hadamard::Transform& t, T* x, int rows, int heads, int hd) {
-#pragma omp parallel for schedule(static) if (rows > 1)
-  for (int r = 0; r < rows; ++r) {
-    std::vector<T> tmp(size_t(heads) * hd);
-    T* row = x + size_t(r) * heads * hd;
-    for (int h = 0; h < heads; ++h)
-      for (int j = 0; j < hd; ++j) tmp[size_t(j) * heads + h] = row[size_t(h) * hd + j];
-    t.apply(tmp.data(), hd);
-    for (int h = 0; h < heads; ++h)
-      for (int j = 0; j < hd; ++j) row[size_t(h) * hd + j] = tmp[size_t(j) * heads + h];
-  }
+  if (rows == 1) return head_mix_row(t, x, heads, hd);
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < rows; ++r) head_mix_row(t, x + size_t(r) * heads * hd, heads, hd);
 }
 
 }  // namespace
