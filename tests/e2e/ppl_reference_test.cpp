@@ -14,6 +14,8 @@ struct Case {
   std::string golden_key, model_dir, text;
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.model_dir << " on " << c.text; }
+
 class PplReference : public ::testing::TestWithParam<Case> {};
 
 TEST_P(PplReference, MatchesTransformers) {
