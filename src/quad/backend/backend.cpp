@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include <fmt/ranges.h>
+
 #include "quad/core/error.h"
 
 extern "C" void openblas_set_num_threads(int);
@@ -30,11 +32,20 @@ RopeTable RopeTable::build(const std::vector<float>& inv_freq, int max_positions
 std::unique_ptr<Backend> make_backend(const std::string& name) {
   if (name == "ref") return make_ref_backend();
   if (name == "cpu") return make_cpu_backend();
-  fail("backend", "unknown backend '{}' (available: ref, cpu)", name);
+  if (name == "cuda") return make_cuda_backend();
+  fail("backend", "unknown backend '{}' (available: {})", name, fmt::join(backend_names(), ", "));
 }
 
 std::vector<std::string> backend_names() {
-  return {"ref", "cpu"};
+  std::vector<std::string> names{"ref", "cpu"};
+  if (cuda_compiled()) names.push_back("cuda");
+  return names;
+}
+
+bool backend_available(const std::string& name) {
+  if (name == "ref" || name == "cpu") return true;
+  if (name == "cuda") return cuda_compiled() && cuda_device_count() > 0;
+  return false;
 }
 
 void set_num_threads(int threads) {

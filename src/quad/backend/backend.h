@@ -1,6 +1,7 @@
 // The op interface the model calls. One implementation per backend folder: ref/ (plain loops,
-// the oracle for tests) and cpu/ (OpenBLAS + OpenMP). Buffers are row-major fp32; shapes are
-// written as (rows, cols) in the comments.
+// the oracle for tests), cpu/ (OpenBLAS + OpenMP) and cuda/ (cuBLAS + own kernels; host
+// pointers in and out). Buffers are row-major fp32; shapes are written as (rows, cols) in the
+// comments.
 #pragma once
 
 #include <cstddef>
@@ -68,13 +69,50 @@ class Backend {
   // column in the low nibble.
   virtual void int4_gemm(const int8_t* xq, const float* sx, int n, int k, const uint8_t* w4,
                          const float* sw, int out, float* y) = 0;
+
+  // ---- Backward ops for training (train/), llm.c style: each takes what its forward op saw
+  // and the gradient of its output, and writes (overwrites) the gradients of its inputs.
+  // The defaults are the reference loops (backend/ref/ref_backward.cpp, fp64 accumulators);
+  // backends override what they can do faster.
+
+  // dx (n, in) = dy (n, out) · w (out, in): the input gradient of `linear`.
+  virtual void linear_backward_input(const float* dy, int n, int out, const float* w, int in,
+                                     float* dx);
+  // dw (out, in) = dyᵀ · x (n, in): the weight gradient of `linear`.
+  virtual void linear_backward_weight(const float* dy, int n, int out, const float* x, int in,
+                                      float* dw);
+  // dx (n, width) of `rmsnorm` with a frozen (or absent) weight, from its input x and dy.
+  virtual void rmsnorm_backward(const float* x, const float* dy, int n, int width,
+                                const float* weight, int divisor, float eps, float* dx);
+  // In place on d (n, heads, head_dim): the gradient through `rope` (the inverse rotation).
+  virtual void rope_backward(float* d, int n, int heads, int head_dim, const int32_t* pos,
+                             const RopeTable& table);
+  // Causal GQA attention of one sequence of n tokens at positions 0..n-1: q (n, n_heads, hd),
+  // k, v (n, n_kv_heads, hd) and d_out (n, n_heads, hd) give dq, dk, dv (same shapes).
+  virtual void attention_backward(const float* q, const float* k, const float* v,
+                                  const float* d_out, int n, int n_heads, int n_kv_heads, int hd,
+                                  float* dq, float* dk, float* dv);
+  // d_gate, d_up (n) of out = silu(gate) ⊙ up.
+  virtual void silu_mul_backward(const float* gate, const float* up, const float* d_out, size_t n,
+                                 float* d_gate, float* d_up);
 };
 
 std::unique_ptr<Backend> make_ref_backend();
 std::unique_ptr<Backend> make_cpu_backend();
-// "ref" or "cpu"; throws quad::Error for an unknown name.
+// The CUDA backend on GPU 0; quad::Error ("[cuda] ...") when quad was built without CUDA or no
+// GPU is usable.
+std::unique_ptr<Backend> make_cuda_backend();
+// Whether this build has the CUDA backend (CMake option QUAD_CUDA).
+bool cuda_compiled();
+// GPUs the CUDA runtime sees: 0 without the backend, a driver or a device.
+int cuda_device_count();
+
+// "ref", "cpu" or "cuda"; throws quad::Error for an unknown or unusable name.
 std::unique_ptr<Backend> make_backend(const std::string& name);
+// The backends this build has: ref, cpu, and cuda when compiled in (it may still lack a GPU).
 std::vector<std::string> backend_names();
+// Whether make_backend(name) can succeed on this machine (cuda: compiled in and a GPU present).
+bool backend_available(const std::string& name);
 
 // Sets the thread count used by OpenMP and OpenBLAS (0 = $OMP_NUM_THREADS if set, else all
 // cores).

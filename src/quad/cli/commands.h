@@ -16,6 +16,7 @@ Runner add_inspect(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_quantize(CLI::App& app);
 Runner add_eval(CLI::App& app);
+Runner add_finetune(CLI::App& app);
 
 // Options shared by the commands that run a model.
 struct RunOptions {

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   runners["bench"] = quad::cli::add_bench(app);
   runners["quantize"] = quad::cli::add_quantize(app);
   runners["eval"] = quad::cli::add_eval(app);
+  runners["finetune"] = quad::cli::add_finetune(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

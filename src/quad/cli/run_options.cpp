@@ -7,7 +7,18 @@ void add_run_options(CLI::App& cmd, RunOptions& o) {
       ->required();
   cmd.add_option("-t,--threads", o.threads, "CPU threads (0: all cores)")
       ->check(CLI::Range(0, 1024));
-  cmd.add_option("--backend", o.backend, "compute backend")->check(CLI::IsMember({"cpu", "ref"}));
+  // "cuda" is always accepted here so that a build or machine without it gets the backend's own
+  // clear error ("[cuda] quad was built without CUDA ...") instead of a list of choices.
+  auto* backend = cmd.add_option("--backend", o.backend,
+                                 "compute backend: cpu, cuda (NVIDIA GPU) or ref (slow reference)")
+                      ->check(CLI::IsMember({"cpu", "cuda", "ref"}));
+  // --device is the user-facing alias. The default stays cpu even where a GPU is present: the
+  // phase-1 CUDA backend copies activations to the GPU and back for every op.
+  cmd.add_option_function<std::string>(
+         "--device", [&o](const std::string& device) { o.backend = device; },
+         "where to run: cpu (default) or cuda (same as --backend)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->excludes(backend);
 }
 
 }  // namespace quad::cli

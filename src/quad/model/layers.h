@@ -21,6 +21,9 @@ class InputTransform {
   virtual ~InputTransform() = default;
   // In-place on x (rows, width).
   virtual void apply(float* x, int rows, int width) const = 0;
+  // The backward pass of apply for a linear transform x ← x·T: dx ← dy·Tᵀ, in place. Non-linear
+  // transforms (the simulated KV quantizer) pass gradients straight through (identity).
+  virtual void apply_backward(float* dy, int rows, int width) const = 0;
   virtual std::string describe() const = 0;
 };
 

@@ -52,10 +52,14 @@ class Transform {
   const Plan& plan() const { return plan_; }
   void apply(float* x, int rows) const;
   void apply(double* x, int rows) const;
+  // x ← x·H_n for every row: the transpose, i.e. the backward pass of apply (H_n is orthogonal,
+  // so this is also its inverse). Differs from apply only when A_K is not symmetric.
+  void apply_transposed(float* x, int rows) const;
 
  private:
   Plan plan_;
-  std::vector<double> a_;  // A_K (K×K)
+  std::vector<double> a_;   // A_K (K×K)
+  std::vector<double> at_;  // A_Kᵀ
 };
 
 // A random-sign Hadamard rotation R = D·H_nᵀ (D diagonal ±1 drawn from `seed`), as a dense

@@ -204,6 +204,10 @@ Transform::Transform(Plan p) : plan_(std::move(p)) {
     fail("hadamard", "invalid plan: n = {}, K = {}, pow2 = {}", plan_.n, plan_.K, plan_.pow2);
   }
   a_ = factor_matrix(plan_);
+  const int K = plan_.K;
+  at_.resize(a_.size());
+  for (int i = 0; i < K; ++i)
+    for (int j = 0; j < K; ++j) at_[size_t(j) * K + i] = a_[size_t(i) * K + j];
 }
 
 void Transform::apply(float* x, int rows) const {
@@ -211,6 +215,10 @@ void Transform::apply(float* x, int rows) const {
 }
 void Transform::apply(double* x, int rows) const {
   apply_rows(plan_, a_, x, rows);
+}
+// The Sylvester factor is symmetric, so only the K×K mix changes.
+void Transform::apply_transposed(float* x, int rows) const {
+  apply_rows(plan_, at_, x, rows);
 }
 
 }  // namespace quad::hadamard

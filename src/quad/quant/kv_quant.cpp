@@ -16,6 +16,9 @@ class KvQuantizer final : public InputTransform {
   KvQuantizer(int hd, int bits, float clip)
       : hd_(hd), bits_(bits), clip_(clip), h_(hadamard::dense(hadamard::plan(hd))) {}
 
+  // Straight-through estimator (QUAD-SPEC §7.2): quantization passes gradients unchanged.
+  void apply_backward(float* dy, int rows, int width) const override {}
+
   // x (rows, hd) ← ((x·Hᵀ) fake-quantized)·H
   void apply(float* x, int rows, int width) const override {
 #pragma omp parallel for schedule(static) if (rows > 64)

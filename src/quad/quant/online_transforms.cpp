@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <type_traits>
 #include <vector>
 
 #include "quad/core/error.h"
@@ -16,6 +17,12 @@ void HadamardInput::apply(float* x, int rows, int width) const {
   transform_.apply(x, rows);
 }
 
+void HadamardInput::apply_backward(float* dy, int rows, int width) const {
+  check(width == transform_.plan().n, "hadamard", "online Hadamard of size {} applied to width {}",
+        transform_.plan().n, width);
+  transform_.apply_transposed(dy, rows);
+}
+
 std::string HadamardInput::describe() const {
   return "hadamard " + transform_.plan().describe();
 }
@@ -28,11 +35,19 @@ namespace {
 // For each row of x (rows, heads·hd): transpose to (hd, heads), transform every length-heads
 // row, transpose back.
 template <typename T>
-void head_mix_row(const hadamard::Transform& t, T* row, int heads, int hd) {
+void head_mix_row(const hadamard::Transform& t, T* row, int heads, int hd, bool transposed) {
   std::vector<T> tmp(size_t(heads) * hd);
   for (int h = 0; h < heads; ++h)
     for (int j = 0; j < hd; ++j) tmp[size_t(j) * heads + h] = row[size_t(h) * hd + j];
-  t.apply(tmp.data(), hd);
+  if constexpr (std::is_same_v<T, float>) {
+    if (transposed)
+      t.apply_transposed(tmp.data(), hd);
+    else
+      t.apply(tmp.data(), hd);
+  } else {
+    check(!transposed, "hadamard", "transposed head mix is fp32 only");
+    t.apply(tmp.data(), hd);
+  }
   for (int h = 0; h < heads; ++h)
     for (int j = 0; j < hd; ++j) row[size_t(h) * hd + j] = tmp[size_t(j) * heads + h];
 }
@@ -42,10 +57,12 @@ void head_mix_row(const hadamard::Transform& t, T* row, int heads, int hd) {
 // region would make the transform's own region a nested team with a second thread pool, whose
 // spinning threads oversubscribe the cores during decode.
 template <typename T>
-void head_mix(const hadamard::Transform& t, T* x, int rows, int heads, int hd) {
-  if (rows == 1) return head_mix_row(t, x, heads, hd);
+void head_mix(const hadamard::Transform& t, T* x, int rows, int heads, int hd,
+              bool transposed = false) {
+  if (rows == 1) return head_mix_row(t, x, heads, hd, transposed);
 #pragma omp parallel for schedule(static)
-  for (int r = 0; r < rows; ++r) head_mix_row(t, x + size_t(r) * heads * hd, heads, hd);
+  for (int r = 0; r < rows; ++r)
+    head_mix_row(t, x + size_t(r) * heads * hd, heads, hd, transposed);
 }
 
 }  // namespace
@@ -54,6 +71,12 @@ void HeadMixInput::apply(float* x, int rows, int width) const {
   check(width == heads_ * head_dim_, "hadamard", "head mix of {}x{} applied to width {}", heads_,
         head_dim_, width);
   head_mix(transform_, x, rows, heads_, head_dim_);
+}
+
+void HeadMixInput::apply_backward(float* dy, int rows, int width) const {
+  check(width == heads_ * head_dim_, "hadamard", "head mix of {}x{} applied to width {}", heads_,
+        head_dim_, width);
+  head_mix(transform_, dy, rows, heads_, head_dim_, true);
 }
 
 void HeadMixInput::apply(double* x, int rows) const {

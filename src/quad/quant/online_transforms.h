@@ -16,6 +16,7 @@ class HadamardInput final : public InputTransform {
  public:
   explicit HadamardInput(int n);
   void apply(float* x, int rows, int width) const override;
+  void apply_backward(float* dy, int rows, int width) const override;
   std::string describe() const override;
   const hadamard::Transform& transform() const { return transform_; }
 
@@ -27,6 +28,7 @@ class HeadMixInput final : public InputTransform {
  public:
   HeadMixInput(int heads, int head_dim);
   void apply(float* x, int rows, int width) const override;
+  void apply_backward(float* dy, int rows, int width) const override;
   std::string describe() const override;
   // The same operation on fp64 rows (for the offline weight transform).
   void apply(double* x, int rows) const;

@@ -35,7 +35,7 @@ void Recipe::validate() const {
 }
 
 nlohmann::json Recipe::to_json() const {
-  return {{"quant_method", "quad"},
+  nlohmann::json j = {{"quant_method", "quad"},
           {"method", method},
           {"rank", rank},
           {"w_bits", w_bits},
@@ -56,6 +56,8 @@ nlohmann::json Recipe::to_json() const {
           {"calibration_sha256", calib_sha256},
           {"seed", seed},
           {"tool_version", tool_version}};
+  if (!finetune_json.empty()) j["finetune"] = nlohmann::json::parse(finetune_json);
+  return j;
 }
 
 Recipe Recipe::from_json(const nlohmann::json& j, const std::string& src) {
@@ -81,6 +83,11 @@ Recipe Recipe::from_json(const nlohmann::json& j, const std::string& src) {
     r.calib_sha256 = j.value("calibration_sha256", std::string());
     r.seed = j.value("seed", uint64_t(0));
     r.tool_version = j.value("tool_version", std::string());
+    if (j.contains("finetune")) {
+      check(j["finetune"].is_array(), "recipe", "{}: quantization_config.finetune must be a list",
+            src);
+      r.finetune_json = j["finetune"].dump();
+    }
     r.validate();
     return r;
   } catch (const nlohmann::json::exception& e) {

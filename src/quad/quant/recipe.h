@@ -29,6 +29,9 @@ struct Recipe {
   std::string calib_sha256;
   uint64_t seed = 0;
   std::string tool_version;
+  // JSON array (serialized) of the fine-tuning runs applied to the folder, oldest first
+  // (`quad finetune` appends one object of its settings); "" when never fine-tuned.
+  std::string finetune_json;
 
   bool rotate() const { return method != "rtn"; }
   // Throws quad::Error (module "recipe") on inconsistent settings.

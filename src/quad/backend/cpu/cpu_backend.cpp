@@ -130,6 +130,101 @@ class CpuBackend final : public Backend {
                  const float* sw, int out, float* y) override {
     kernels::gemm_s8_s4(xq, sx, n, k, w4, sw, out, y);
   }
+
+  // ---- Backward ops: BLAS for the products, the reference row functions in parallel for the
+  // rest.
+  void linear_backward_input(const float* dy, int n, int out, const float* w, int in,
+                             float* dx) override {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in, 0.0f,
+                dx, in);
+  }
+
+  void linear_backward_weight(const float* dy, int n, int out, const float* x, int in,
+                              float* dw) override {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 0.0f,
+                dw, in);
+  }
+
+  void rmsnorm_backward(const float* x, const float* dy, int n, int width, const float* weight,
+                        int divisor, float eps, float* dx) override {
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int i = 0; i < n; ++i) {
+      const size_t o = size_t(i) * width;
+      Backend::rmsnorm_backward(x + o, dy + o, 1, width, weight, divisor, eps, dx + o);
+    }
+  }
+
+  void rope_backward(float* d, int n, int heads, int head_dim, const int32_t* pos,
+                     const RopeTable& table) override {
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int i = 0; i < n; ++i)
+      Backend::rope_backward(d + size_t(i) * heads * head_dim, 1, heads, head_dim, pos + i, table);
+  }
+
+  void silu_mul_backward(const float* gate, const float* up, const float* d_out, size_t n,
+                         float* d_gate, float* d_up) override {
+    const size_t chunk = 4096;
+    const long chunks = long((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (long c = 0; c < chunks; ++c) {
+      const size_t b = size_t(c) * chunk, e = std::min(n, b + chunk);
+      Backend::silu_mul_backward(gate + b, up + b, d_out + b, e - b, d_gate + b, d_up + b);
+    }
+  }
+
+  // One KV head per task (its gradients sum over the query heads of its group); per query head
+  // the probabilities are recomputed with BLAS, as in the forward pass.
+  void attention_backward(const float* q, const float* k, const float* v, const float* d_out,
+                          int n, int n_heads, int n_kv_heads, int hd, float* dq, float* dk,
+                          float* dv) override {
+    const int group = n_heads / n_kv_heads;
+    const float scale = 1.0f / std::sqrt(float(hd));
+    const int q_stride = n_heads * hd, kv_stride = n_kv_heads * hd;
+#pragma omp parallel
+    {
+      std::vector<float> p(size_t(n) * n), dp(size_t(n) * n);  // (n, n) for one head
+#pragma omp for schedule(dynamic)
+      for (int kvh = 0; kvh < n_kv_heads; ++kvh) {
+        const float* kh = k + kvh * hd;
+        const float* vh = v + kvh * hd;
+        float* dkh = dk + kvh * hd;
+        float* dvh = dv + kvh * hd;
+        for (int g = 0; g < group; ++g) {
+          const int h = kvh * group + g;
+          const float* qh = q + h * hd;
+          const float* gh = d_out + h * hd;
+          const float beta = g == 0 ? 0.0f : 1.0f;  // the first head of the group overwrites
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, hd, scale, qh, q_stride, kh,
+                      kv_stride, 0.0f, p.data(), n);
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, hd, 1.0f, gh, q_stride, vh,
+                      kv_stride, 0.0f, dp.data(), n);
+          for (int i = 0; i < n; ++i) {
+            float* pi = p.data() + size_t(i) * n;
+            float* dpi = dp.data() + size_t(i) * n;
+            float mx = -INFINITY;
+            for (int t = 0; t <= i; ++t) mx = std::max(mx, pi[t]);
+            float sum = 0;
+            for (int t = 0; t <= i; ++t) sum += pi[t] = std::exp(pi[t] - mx);
+            const float inv = 1.0f / sum;
+            float rowdot = 0;
+            for (int t = 0; t <= i; ++t) {
+              pi[t] *= inv;
+              rowdot += pi[t] * dpi[t];
+            }
+            for (int t = 0; t <= i; ++t) dpi[t] = pi[t] * (dpi[t] - rowdot) * scale;  // dS
+            std::fill(pi + i + 1, pi + n, 0.0f);
+            std::fill(dpi + i + 1, dpi + n, 0.0f);
+          }
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hd, n, 1.0f, p.data(), n, gh,
+                      q_stride, beta, dvh, kv_stride);
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, n, 1.0f, dp.data(), n, kh,
+                      kv_stride, 0.0f, dq + h * hd, q_stride);
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hd, n, 1.0f, dp.data(), n, qh,
+                      q_stride, beta, dkh, kv_stride);
+        }
+      }
+    }
+  }
 };
 
 }  // namespace

@@ -1,0 +1,60 @@
+// Element-wise kernels: bias add, residual add, SwiGLU's silu(gate) ⊙ up.
+#include "kernels.h"
+
+namespace quad::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+int blocks_for(size_t n) {
+  const size_t b = (n + kThreads - 1) / kThreads;
+  return int(b < 65535u * 16u ? b : 65535u * 16u);  // grid-stride loops cover the rest
+}
+
+__global__ void add_bias_kernel(float* y, const float* bias, int n, int out) {
+  const size_t total = size_t(n) * out;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
+       i += size_t(gridDim.x) * blockDim.x)
+    y[i] = __fadd_rn(y[i], bias[i % out]);
+}
+
+__global__ void add_kernel(float* x, const float* y, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    x[i] = __fadd_rn(x[i], y[i]);
+}
+
+// g / (1 + exp(−g)) · up as the CPU writes it; exp in double, rounded to float, so it agrees
+// with a correctly rounded expf.
+__global__ void silu_mul_kernel(const float* gate, const float* up, size_t n, float* out) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x) {
+    const float g = gate[i];
+    const float e = float(exp(-double(g)));
+    out[i] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, e)), up[i]);
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_add_bias(float* y, const float* bias, int n, int out, cudaStream_t stream) {
+  if (n <= 0 || out <= 0) return cudaSuccess;
+  add_bias_kernel<<<blocks_for(size_t(n) * out), kThreads, 0, stream>>>(y, bias, n, out);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_add(float* x, const float* y, size_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  add_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, n);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_silu_mul(const float* gate, const float* up, size_t n, float* out,
+                            cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  silu_mul_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate, up, n, out);
+  return cudaGetLastError();
+}
+
+}  // namespace quad::cuda

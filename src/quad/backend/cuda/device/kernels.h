@@ -1,0 +1,48 @@
+// Host-callable launchers of the CUDA backend's kernels. Every pointer is a device pointer;
+// shapes and layouts are those of quad::Backend (backend/backend.h). Each launcher enqueues its
+// kernel on `stream` and returns cudaGetLastError() (the caller checks it). Device-only code
+// lives in this folder and includes nothing outside it.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace quad::cuda {
+
+// y (n, out) += bias (out), broadcast over rows.
+cudaError_t launch_add_bias(float* y, const float* bias, int n, int out, cudaStream_t stream);
+// x (n) += y (n).
+cudaError_t launch_add(float* x, const float* y, size_t n, cudaStream_t stream);
+// out (n) = silu(gate) ⊙ up; out may alias gate or up.
+cudaError_t launch_silu_mul(const float* gate, const float* up, size_t n, float* out,
+                            cudaStream_t stream);
+// y (n, width) = x / sqrt(Σ x² / divisor + eps) ⊙ weight (weight may be null).
+cudaError_t launch_rmsnorm(const float* x, int n, int width, const float* weight, int divisor,
+                           float eps, float* y, cudaStream_t stream);
+// In-place half-split RoPE on x (n, heads, head_dim); cos/sin tables (positions, head_dim/2);
+// positions already checked against the table.
+cudaError_t launch_rope(float* x, int n, int heads, int head_dim, const int32_t* pos,
+                        const float* cos, const float* sin, cudaStream_t stream);
+// Largest head_dim launch_attention supports.
+inline constexpr int kMaxAttentionHeadDim = 512;
+// Causal GQA attention: q (n, n_heads, hd) at positions pos0.., k/v (pos0 + n, n_kv_heads, hd),
+// out (n, n_heads, hd); scores scaled by `scale`.
+cudaError_t launch_attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
+                             const float* k, const float* v, int pos0, float scale, float* out,
+                             cudaStream_t stream);
+// In-place per-token fake quantization of x (n, width), the first skip_first columns untouched.
+cudaError_t launch_act_quant(float* x, int n, int width, int bits, int skip_first, float clip,
+                             cudaStream_t stream);
+// Per-token codes (n, width) and scales (n) of x (n rows of stride ld).
+cudaError_t launch_quantize_rows(const float* x, int n, int width, int ld, int bits, float clip,
+                                 int8_t* codes, float* scales, cudaStream_t stream);
+// y (n, out) = (xq (n, k) · wq (out, k)ᵀ in int32) · sx[i] · sw[o].
+cudaError_t launch_int_gemm(const int8_t* xq, const float* sx, int n, int k, const int8_t* wq,
+                            const float* sw, int out, float* y, cudaStream_t stream);
+// The same with packed int4 weights w4 (out, k/2) (low nibble = even column); k even.
+cudaError_t launch_int4_gemm(const int8_t* xq, const float* sx, int n, int k, const uint8_t* w4,
+                             const float* sw, int out, float* y, cudaStream_t stream);
+
+}  // namespace quad::cuda

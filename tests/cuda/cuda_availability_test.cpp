@@ -1,0 +1,48 @@
+// Without a GPU (CI), asking for the CUDA backend gives one clear "[cuda]" error, from the
+// library and from the CLI. With a GPU these tests skip (the op harness covers that case).
+#include <gtest/gtest.h>
+
+#include "cuda_test_util.h"
+#include "quad/core/error.h"
+#include "test_support.h"
+
+namespace quad {
+namespace {
+
+TEST(CudaAvailability, BackendIsListedWhenCompiledIn) {
+  const auto names = backend_names();
+  EXPECT_NE(std::find(names.begin(), names.end(), "cuda"), names.end());
+  EXPECT_TRUE(cuda_compiled());
+  EXPECT_EQ(backend_available("cuda"), cuda_device_count() > 0);
+}
+
+TEST(CudaAvailability, NoGpuGivesClearError) {
+  if (cuda_device_count() > 0) GTEST_SKIP() << "a GPU is present";
+  try {
+    make_backend("cuda");
+    FAIL() << "make_backend(\"cuda\") succeeded without a GPU";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.module(), "cuda");
+    EXPECT_NE(std::string(e.what()).find("GPU"), std::string::npos) << e.what();
+  }
+}
+
+TEST(CudaAvailability, NoGpuCliError) {
+  if (cuda_device_count() > 0) GTEST_SKIP() << "a GPU is present";
+  QUAD_REQUIRE_ASSET(model, "models/stories260K");
+  QUAD_REQUIRE_ASSET(text, "data/tinystories/tinystories_val.txt");
+  for (const char* flag : {"--device cuda", "--backend cuda"}) {
+    auto r = test::run_quad("ppl -m '" + model.string() + "' --text '" + text.string() +
+                            "' --chunks 1 " + flag);
+    EXPECT_EQ(r.exit_code, 1) << flag;
+    EXPECT_NE(r.err.find("quad: [cuda]"), std::string::npos) << r.err;
+  }
+  // --device and --backend together are a usage error.
+  auto r = test::run_quad("ppl -m '" + model.string() + "' --text '" + text.string() +
+                          "' --device cpu --backend cpu");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("excludes"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace quad
