@@ -1,14 +1,27 @@
-// End to end on the GPU: `quad ppl` with --device cuda against the CPU backend on the shared
-// models, FP and quantized (QUAD W4A4/A8 with fast calibration settings, quantized on the CPU),
-// within 0.2% (the bound); greedy generations agree for 16 tokens. Each model is skipped
-// when absent from $QUAD_ASSETS (scripts/gpu.sh carries one or more of them to the GPU machine).
+// End to end on the GPU, on the shared models FP and quantized (QUAD W4A4/A8 with fast
+// calibration settings, quantized on the CPU):
+//  - a prefill and decode steps through CheckingBackend (cuda vs cpu on the same inputs, op by
+//    op): the integer ops bit for bit, the fp ops within their op-harness tolerances;
+//  - `quad ppl` with --device cuda against --device cpu: FP within 0.2% (the bound);
+//  - FP greedy generations agree for 16 tokens.
+// The quantized models are chaotic under fp32 rounding: one activation code that lands on the
+// other side of a rounding boundary changes the rest of that token's path. Measured on the H100
+// host (2026-11), on one stories260K W4A4 folder: cpu vs cuda 0.4%, and the cpu backend there
+// vs the cpu backend on a CI machine (other OpenBLAS, AVX2 instead of AVX-512) 0.8%, while every
+// op agreed (the CheckingBackend check). So their perplexity is only held within 2% here, their
+// generations are reported, not compared, and the op-level check is what guards them.
+// Each model is skipped when absent from $QUAD_ASSETS (scripts/gpu.sh carries one or more of
+// them to the GPU machine).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
+#include "checking_backend.h"
 #include "cuda_test_util.h"
+#include "quad/model/model.h"
 #include "test_support.h"
 
 namespace quad {
@@ -16,7 +29,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr double kPplRelTol = 2e-3;
+constexpr double kFpPplRelTol = 2e-3;
+constexpr double kQuantPplRelTol = 2e-2;
 
 nlohmann::json last_json(const test::CommandResult& r) {
   return nlohmann::json::parse(r.out.substr(r.out.rfind('{')));
@@ -32,28 +46,68 @@ nlohmann::json ppl(const fs::path& model, const fs::path& text, const std::strin
   return j;
 }
 
-void expect_same_ppl(const fs::path& model, const fs::path& text, const std::string& what) {
+void expect_same_ppl(const fs::path& model, const fs::path& text, const std::string& what,
+                     double rel_tol) {
   const auto cpu = ppl(model, text, "cpu"), gpu = ppl(model, text, "cuda");
   if (cpu.is_null() || gpu.is_null()) return;
   EXPECT_EQ(cpu["scored"], gpu["scored"]);
   const double a = cpu["ppl"].get<double>(), b = gpu["ppl"].get<double>();
   EXPECT_TRUE(std::isfinite(b));
-  EXPECT_NEAR(b, a, kPplRelTol * a) << what;
+  EXPECT_NEAR(b, a, rel_tol * a) << what;
   std::cout << what << ": ppl cpu " << a << " cuda " << b << " (rel diff " << std::fabs(b - a) / a
             << "; " << cpu["seconds"] << " s vs " << gpu["seconds"] << " s)\n";
 }
 
-void expect_same_generation(const fs::path& model, const std::string& what) {
+// Greedy continuations (16 tokens, or up to EOS) on cpu and cuda: whether they are identical;
+// prints how many leading tokens agree.
+bool same_generation(const fs::path& model, const std::string& what) {
   std::vector<int> ids[2];
   int i = 0;
   for (const char* device : {"cpu", "cuda"}) {
     auto r = test::run_quad("generate -m '" + model.string() +
                             "' -p 'Once upon a time' -n 16 --temp 0 --json --device " + device);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    if (r.exit_code != 0) return false;
     ids[i++] = last_json(r)["ids"].get<std::vector<int>>();
   }
   EXPECT_FALSE(ids[0].empty());
-  EXPECT_EQ(ids[0], ids[1]) << what << ": greedy tokens differ";
+  size_t same = 0;
+  while (same < ids[0].size() && same < ids[1].size() && ids[0][same] == ids[1][same]) ++same;
+  std::cout << what << ": greedy generation, " << same << " of " << ids[0].size()
+            << " leading tokens agree\n";
+  return ids[0] == ids[1];
+}
+
+// Every op of a 64-token prefill and 4 decode steps, cuda against cpu on the same inputs.
+void expect_ops_match(const fs::path& dir, const std::string& what) {
+  const Model m = Model::load(dir.string());
+  auto cuda = make_backend("cuda"), cpu = make_backend("cpu");
+  test::CheckingBackend checking(*cuda, *cpu);
+  const int n = 64, steps = 4, V = m.config.vocab_size;
+  std::vector<int32_t> ids(n + steps);
+  for (int i = 0; i < n + steps; ++i) ids[i] = (i * 977 + 13) % V;
+  KVCache cache(m.config, n + steps);
+  ForwardScratch s;
+  std::vector<float> logits(size_t(n) * V);
+  forward(m, checking, ids.data(), n, 0, cache, s, logits.data(), n);
+  for (int i = n; i < n + steps; ++i)
+    forward(m, checking, &ids[i], 1, i, cache, s, logits.data(), 1);
+  // The op harness's tolerances (cuda_ops_test.cpp).
+  const std::map<std::string, double> tol = {{"linear", 1e-10},
+                                             {"rmsnorm", 1e-12},
+                                             {"rope", 1e-13},
+                                             {"attention", 1e-10},
+                                             {"silu_mul", 1e-12}};
+  for (const auto& [op, st] : checking.stats()) {
+    SCOPED_TRACE(what + ": " + op);
+    EXPECT_GT(st.calls, 0);
+    if (auto it = tol.find(op); it != tol.end())
+      EXPECT_LT(st.worst_nmse, it->second);
+    else
+      EXPECT_EQ(st.inexact, 0) << "of " << st.calls << " calls differ from the cpu backend";
+    std::cout << what << ": " << op << " " << st.calls << " calls, " << st.inexact
+              << " not bit-identical, worst nmse " << st.worst_nmse << "\n";
+  }
 }
 
 class CudaPpl : public ::testing::TestWithParam<std::string> {};
@@ -62,8 +116,9 @@ TEST_P(CudaPpl, MatchesCpuFpAndQuantized) {
   QUAD_REQUIRE_GPU();
   QUAD_REQUIRE_ASSET(model, "models/" + GetParam());
   QUAD_REQUIRE_ASSET(text, "data/wikitext2/wiki.test.raw");
-  expect_same_ppl(model, text, GetParam() + " FP");
-  expect_same_generation(model, GetParam() + " FP");
+  expect_ops_match(model, GetParam() + " FP");
+  expect_same_ppl(model, text, GetParam() + " FP", kFpPplRelTol);
+  EXPECT_TRUE(same_generation(model, GetParam() + " FP"));
 
   const fs::path q = test::temp_dir("cudaq") / "w4a4";
   const int rank = GetParam() == "stories260K" ? 8 : 32;
@@ -71,8 +126,9 @@ TEST_P(CudaPpl, MatchesCpuFpAndQuantized) {
                           text.string() + "' --rank " + std::to_string(rank) +
                           " --nsamples 4 --seqlen 128 --p-nsamples 4 --p-seqlen 128");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  expect_same_ppl(q, text, GetParam() + " QUAD W4A4/A8");
-  expect_same_generation(q, GetParam() + " QUAD W4A4/A8");
+  expect_ops_match(q, GetParam() + " QUAD W4A4/A8");
+  expect_same_ppl(q, text, GetParam() + " QUAD W4A4/A8", kQuantPplRelTol);
+  same_generation(q, GetParam() + " QUAD W4A4/A8");  // reported only (see the top)
 }
 
 INSTANTIATE_TEST_SUITE_P(SharedModels, CudaPpl,

@@ -1,11 +1,10 @@
 #include "quad/backend/backend.h"
 
+#include <fmt/ranges.h>
 #include <omp.h>
 
 #include <cmath>
 #include <cstdlib>
-
-#include <fmt/ranges.h>
 
 #include "quad/core/error.h"
 
