@@ -6,6 +6,7 @@
 #include <random>
 
 #include "quad/backend/backend.h"
+#include "quad/tensor/dtype.h"
 #include "quad/quant/weight_quant.h"
 
 #include "test_support.h"
@@ -47,6 +48,26 @@ TEST_P(BackendOps, Linear) {
     std::vector<float> y0(size_t(n) * out), y1(size_t(n) * out, 7.0f);
     ref->linear(x.data(), n, in, w.data(), out, bias ? b.data() : nullptr, y0.data());
     be->linear(x.data(), n, in, w.data(), out, bias ? b.data() : nullptr, y1.data());
+    EXPECT_LT(nmse(y1, y0), kTol) << n << "x" << in << "->" << out;
+  }
+}
+
+// fp16 weights: every backend against the reference's fp32 linear on the widened weights (the
+// same products, so the fp32-GEMM tolerance), at the GEMV (n = 1) and blocked-GEMM paths,
+// widths that leave 8- and 32-wide tails, and more rows than one 64-row tile.
+TEST_P(BackendOps, LinearF16) {
+  for (auto [n, in, out, bias] : {std::tuple{1, 37, 19, false}, {1, 576, 300, true},
+                                  {3, 64, 129, true}, {130, 45, 70, false}}) {
+    auto x = test::random_normal(size_t(n) * in, 11), w = test::random_normal(size_t(out) * in, 12);
+    const auto b = test::random_normal(out, 13);
+    std::vector<uint16_t> w16(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      w16[i] = f32_to_f16(w[i]);
+      w[i] = f16_to_f32(w16[i]);
+    }
+    std::vector<float> y0(size_t(n) * out), y1(size_t(n) * out, 7.0f);
+    ref->linear(x.data(), n, in, w.data(), out, bias ? b.data() : nullptr, y0.data());
+    be->linear_f16(x.data(), n, in, w16.data(), out, bias ? b.data() : nullptr, y1.data());
     EXPECT_LT(nmse(y1, y0), kTol) << n << "x" << in << "->" << out;
   }
 }

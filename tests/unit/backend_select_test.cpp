@@ -26,7 +26,9 @@ TEST(BackendSelect, UnknownNameListsTheAvailableOnes) {
 TEST(BackendSelect, CudaListedOnlyWhenCompiledIn) {
   const auto names = backend_names();
   EXPECT_EQ(std::count(names.begin(), names.end(), "cuda"), cuda_compiled() ? 1 : 0);
-  if (!cuda_compiled()) EXPECT_EQ(cuda_device_count(), 0);
+  if (!cuda_compiled()) {
+    EXPECT_EQ(cuda_device_count(), 0);
+  }
 }
 
 TEST(BackendSelect, UnusableCudaIsAClearError) {

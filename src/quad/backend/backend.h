@@ -51,6 +51,10 @@ class Backend {
   // Scores are scaled by 1/sqrt(hd).
   virtual void attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
                          const float* k_cache, const float* v_cache, int pos0, float* out) = 0;
+  // linear with fp16 weights w16 (out, in) (bit patterns). The default converts w16 to fp32 and
+  // calls linear (backend/linear_f16.cpp); backends override it with a direct kernel.
+  virtual void linear_f16(const float* x, int n, int in, const uint16_t* w16, int out,
+                          const float* bias, float* y);
   // out (n) = silu(gate) ⊙ up.
   virtual void silu_mul(const float* gate, const float* up, size_t n, float* out) = 0;
   // x (n) += y (n).

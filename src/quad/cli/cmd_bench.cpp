@@ -1,4 +1,5 @@
-// quad bench -m DIR [-p 512] [-n 128] [-r 3] [-t T] [--json]: llama-bench-style speed table.
+// quad bench -m DIR | --random SHAPE [--quant fp32|w4a4|w4a8] [-p 512] [-n 128] [-r 3] [-t T]
+// [--json]: llama-bench-style speed table.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -9,7 +10,9 @@
 
 #include "quad/backend/backend.h"
 #include "quad/cli/commands.h"
+#include "quad/core/error.h"
 #include "quad/model/model.h"
+#include "quad/quant/random_model.h"
 
 namespace quad::cli {
 
@@ -36,9 +39,26 @@ Runner add_bench(CLI::App& app) {
     RunOptions run;
     int prompt = 512, gen = 128, reps = 3;
     bool json = false;
+    std::string random, quant = "fp32";
   };
   auto o = std::make_shared<Opts>();
-  add_run_options(*cmd, o->run);
+  auto* model_opt = add_run_options(*cmd, o->run, false);
+  auto* random_opt = cmd->add_option(
+                            "--random", o->random,
+                            "a random-weight model of a named shape instead of -m (" +
+                                [] {
+                                  std::string s;
+                                  for (const auto& n : random_shape_names())
+                                    s += (s.empty() ? "" : ", ") + n;
+                                  return s;
+                                }() +
+                                "); for speed only")
+                         ->excludes(model_opt);
+  cmd->add_option("--quant", o->quant,
+                  "with --random: fp32, or the QUAD folder structure (r = 64) with w4a4 "
+                  "(4-bit o/down inputs too) or w4a8 (8-bit o/down inputs)")
+      ->check(CLI::IsMember({"fp32", "w4a4", "w4a8"}))
+      ->needs(random_opt);
   cmd->add_option("-p,--n-prompt", o->prompt, "prompt tokens (pp test; 0 skips)")
       ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("-n,--n-gen", o->gen, "generated tokens (tg test; 0 skips)")
@@ -47,7 +67,26 @@ Runner add_bench(CLI::App& app) {
   cmd->add_flag("--json", o->json, "JSON lines instead of the table");
   return [o] {
     set_num_threads(o->run.threads);
-    Model model = Model::load(o->run.model_dir);
+    check(!o->run.model_dir.empty() || !o->random.empty(), "bench",
+          "give a model folder (-m DIR) or a random shape (--random SHAPE)");
+    Model model;
+    std::string name;
+    if (o->random.empty()) {
+      model = Model::load(o->run.model_dir);
+      name = std::filesystem::path(o->run.model_dir).filename().string();
+    } else {
+      RandomQuant rq;
+      rq.quantized = o->quant != "fp32";
+      rq.od_bits = o->quant == "w4a4" ? 4 : 8;
+      const ModelConfig config = random_shape_config(o->random);
+      std::fprintf(stderr, "bench: building a random-weight %s model (%s)...\n", o->random.c_str(),
+                   o->quant.c_str());
+      model = make_random_model(config, rq);
+      name = fmt::format("random {} {}", o->random,
+                         o->quant == "fp32"   ? "FP32"
+                         : o->quant == "w4a4" ? "QUAD W4A4"
+                                              : "QUAD W4A4/A8");
+    }
     auto backend = make_backend(o->run.backend);
     const int capacity = std::max(o->prompt, o->gen);
     model.ensure_positions(capacity);
@@ -64,7 +103,6 @@ Runner add_bench(CLI::App& app) {
       fn();
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     };
-    const std::string name = std::filesystem::path(o->run.model_dir).filename().string();
     const double params = model.num_params();
     const double size_mib = model.weight_bytes() / 1048576.0;  // as held in memory
     if (!o->json) {

@@ -24,6 +24,7 @@ struct RunOptions {
   int threads = 0;  // 0: all cores
   std::string backend = "cpu";
 };
-void add_run_options(CLI::App& cmd, RunOptions& options);
+// Adds -m (required unless model_required is false), -t, --backend/--device; returns -m.
+CLI::Option* add_run_options(CLI::App& cmd, RunOptions& options, bool model_required = true);
 
 }  // namespace quad::cli

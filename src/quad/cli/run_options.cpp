@@ -2,9 +2,10 @@
 
 namespace quad::cli {
 
-void add_run_options(CLI::App& cmd, RunOptions& o) {
-  cmd.add_option("-m,--model", o.model_dir, "model folder (Hugging Face or quad-quantized)")
-      ->required();
+CLI::Option* add_run_options(CLI::App& cmd, RunOptions& o, bool model_required) {
+  auto* model =
+      cmd.add_option("-m,--model", o.model_dir, "model folder (Hugging Face or quad-quantized)");
+  if (model_required) model->required();
   cmd.add_option("-t,--threads", o.threads, "CPU threads (0: all cores)")
       ->check(CLI::Range(0, 1024));
   // "cuda" is always accepted here so that a build or machine without it gets the backend's own
@@ -19,6 +20,7 @@ void add_run_options(CLI::App& cmd, RunOptions& o) {
          "where to run: cpu (default) or cuda (same as --backend)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->excludes(backend);
+  return model;
 }
 
 }  // namespace quad::cli

@@ -60,6 +60,9 @@ void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, fl
     backend.act_quant(s.normed.data(), n, lin.in, lin.input_quant);
     input = s.normed.data();
   }
+  if (lin.weight.empty() && !lin.weight_f16.empty())
+    return backend.linear_f16(input, n, lin.in, lin.weight_f16.data(), lin.out,
+                              lin.has_bias() ? lin.bias.data() : nullptr, y);
   check(!lin.weight.empty(), "model", "{}: no fp weights for a layer with unquantized inputs",
         lin.name);
   backend.linear(input, n, lin.in, lin.weight.data(), lin.out,

@@ -54,6 +54,9 @@ struct Linear {
   std::string name;  // HF prefix, e.g. "model.layers.0.self_attn.q_proj"
   int in = 0, out = 0;
   std::vector<float> weight;  // (out, in) fp weights; empty when qweight computes the layer
+  // (out, in) fp16 bit patterns: fp weights held in half precision (a QUAD folder's LM head,
+  // stored F16), used when `weight` is empty. Halves the bytes decode streams per token.
+  std::vector<uint16_t> weight_f16;
   std::vector<float> bias;    // (out) or empty
   std::shared_ptr<const QuantizedWeight> qweight;  // integer path, used when input_quant is on
   std::shared_ptr<const InputTransform> input_transform;  // null: none
@@ -63,7 +66,8 @@ struct Linear {
   // Integer arithmetic: quantized weights and quantized inputs.
   bool integer_path() const { return qweight && input_quant.enabled(); }
   size_t num_params() const {
-    return qweight ? size_t(out) * in + bias.size() : weight.size() + bias.size();
+    return qweight ? size_t(out) * in + bias.size()
+                   : weight.size() + weight_f16.size() + bias.size();
   }
 };
 

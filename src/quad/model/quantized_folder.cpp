@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -108,8 +109,12 @@ void save_quantized(const Model& m, const Recipe& recipe, const std::string& sou
                half);
     for (const auto& L : m.layers)
       for (const Linear* lin : linears(L)) write_linear(w, *lin, half);
-    add_floats(w, "lm_head.weight", {m.config.vocab_size, m.residual_width}, m.lm_head.weight,
-               half);
+    if (m.lm_head.weight.empty())  // held in fp16 as loaded
+      w.add("lm_head.weight", DType::F16, {m.config.vocab_size, m.residual_width},
+            m.lm_head.weight_f16.data(), m.lm_head.weight_f16.size() * 2);
+    else
+      add_floats(w, "lm_head.weight", {m.config.vocab_size, m.residual_width}, m.lm_head.weight,
+                 half);
     w.write((tmp / "model.safetensors").string());
 
     for (const char* name : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model",
@@ -213,7 +218,14 @@ Model load_quantized(const std::string& dir, const ModelConfig& c, const nlohman
   m.lm_head.name = "lm_head";
   m.lm_head.in = D;
   m.lm_head.out = c.vocab_size;
-  m.lm_head.weight = st.get_f32("lm_head.weight", {c.vocab_size, D});
+  // An F16 head stays in fp16 (backend linear_f16): the largest matrix a decode step reads.
+  const TensorView& head = st.get("lm_head.weight");
+  if (head.dtype == DType::F16 && head.shape == std::vector<int64_t>{c.vocab_size, D}) {
+    m.lm_head.weight_f16.resize(size_t(c.vocab_size) * D);
+    std::memcpy(m.lm_head.weight_f16.data(), head.data, head.nbytes);
+  } else {
+    m.lm_head.weight = st.get_f32("lm_head.weight", {c.vocab_size, D});
+  }
   if (recipe.rotate()) attach_online_transforms(m);
   attach_quantizers(m, recipe);
   for (auto& L : m.layers)

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "quad/core/error.h"
+#include "quad/tensor/dtype.h"
 
 namespace quad::train {
 
@@ -19,6 +20,13 @@ void TrainLinear::refresh() {
 }
 
 TrainableModel::TrainableModel(Model& model) : model_(model) {
+  // The frozen head's backward pass needs fp32 weights; the values are the fp16 ones exactly.
+  Linear& head = model.lm_head;
+  if (head.weight.empty() && !head.weight_f16.empty()) {
+    head.weight.resize(head.weight_f16.size());
+    for (size_t i = 0; i < head.weight.size(); ++i) head.weight[i] = f16_to_f32(head.weight_f16[i]);
+    head.weight_f16 = {};
+  }
   const int L = model.config.num_layers;
   linears_.resize(L);
   // Parameters are added in a fixed order (layer, linear, outlier then scales): the checkpoint

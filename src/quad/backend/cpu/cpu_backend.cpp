@@ -9,6 +9,7 @@
 
 #include "quad/backend/backend.h"
 #include "quad/backend/cpu/kernels/int4_gemm.h"
+#include "quad/backend/cpu/kernels/linear_f16.h"
 #include "quad/backend/ref/ref_ops.h"
 
 namespace quad {
@@ -32,6 +33,11 @@ class CpuBackend final : public Backend {
       for (int i = 0; i < n; ++i)
         for (int o = 0; o < out; ++o) y[size_t(i) * out + o] += bias[o];
     }
+  }
+
+  void linear_f16(const float* x, int n, int in, const uint16_t* w16, int out, const float* bias,
+                  float* y) override {
+    kernels::linear_f16(x, n, in, w16, out, bias, y);
   }
 
   void rmsnorm(const float* x, int n, int width, const float* weight, int divisor, float eps,

@@ -1,0 +1,181 @@
+#include "quad/quant/random_model.h"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "quad/core/error.h"
+#include "quad/core/random.h"
+#include "quad/quant/pipeline.h"
+#include "quad/quant/recipe.h"
+#include "quad/quant/rotate.h"
+#include "quad/tensor/dtype.h"
+
+namespace quad {
+
+namespace {
+
+using nlohmann::json;
+
+struct Shape {
+  const char* name;
+  const char* arch;
+  int hidden, inter, layers, heads, kv_heads, vocab, max_pos;
+  double theta;
+  bool tied, qkv_bias;
+};
+
+// From the models' Hugging Face config.json files.
+constexpr Shape kShapes[] = {
+    {"llama3.2-1b", "LlamaForCausalLM", 2048, 8192, 16, 32, 8, 128256, 131072, 500000.0, true,
+     false},
+    {"llama3-8b", "LlamaForCausalLM", 4096, 14336, 32, 32, 8, 128256, 8192, 500000.0, false, false},
+    {"llama2-7b", "LlamaForCausalLM", 4096, 11008, 32, 32, 32, 32000, 4096, 10000.0, false, false},
+    {"qwen2.5-7b", "Qwen2ForCausalLM", 3584, 18944, 28, 28, 4, 152064, 32768, 1000000.0, false,
+     true},
+    {"tiny-llama3-30m", "LlamaForCausalLM", 512, 1536, 7, 8, 2, 8192, 1024, 500000.0, false, false},
+};
+
+// Uniform in [−a, a) with a = √3·σ (so the standard deviation is σ); rows drawn in parallel
+// from per-row seeds, so the values do not depend on the thread count.
+void fill_uniform(std::vector<float>& v, size_t rows, uint64_t seed, float sigma) {
+  const size_t cols = v.size() / rows;
+  const double a = std::sqrt(3.0) * sigma;
+#pragma omp parallel for schedule(static)
+  for (size_t r = 0; r < rows; ++r) {
+    Rng rng(seed * 0x9e3779b97f4a7c15ull + r);
+    float* row = v.data() + r * cols;
+    for (size_t c = 0; c < cols; ++c) row[c] = float((2.0 * rng.uniform() - 1.0) * a);
+  }
+}
+
+std::vector<float> uniform(size_t rows, size_t cols, uint64_t seed, float sigma = 0.02f) {
+  std::vector<float> v(rows * cols);
+  fill_uniform(v, rows, seed, sigma);
+  return v;
+}
+
+Linear fp_linear(const std::string& name, int in, int out, bool bias, uint64_t seed) {
+  Linear l;
+  l.name = name;
+  l.in = in;
+  l.out = out;
+  l.weight = uniform(out, in, seed);
+  if (bias) l.bias = uniform(1, out, seed + 1);
+  return l;
+}
+
+// Int4 codes uniform over [−8, 7]; scales give rows of σ ≈ 0.02 (a uniform code has
+// σ ≈ 4.6); outlier columns σ 0.02.
+Linear quant_linear(const std::string& name, int in, int out, int outlier, bool bias,
+                    uint64_t seed) {
+  Linear l;
+  l.name = name;
+  l.in = in;
+  l.out = out;
+  const int k = in - outlier;
+  std::vector<int8_t> codes(size_t(out) * k);
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < out; ++r) {
+    Rng rng(seed * 0x9e3779b97f4a7c15ull + r);
+    int8_t* row = codes.data() + size_t(r) * k;
+    for (int c = 0; c < k; c += 16) {  // 16 codes per 64 random bits
+      uint64_t bits = rng.next();
+      for (int j = c; j < std::min(k, c + 16); ++j, bits >>= 4) row[j] = int8_t(int(bits & 15) - 8);
+    }
+  }
+  std::vector<float> scales(out, 0.02f / 4.6f);
+  l.qweight = QuantizedWeight::make(4, outlier, out, k, std::move(codes), std::move(scales),
+                                    uniform(out, outlier, seed + 2));
+  if (bias) l.bias = uniform(1, out, seed + 1);
+  return l;
+}
+
+}  // namespace
+
+std::vector<std::string> random_shape_names() {
+  std::vector<std::string> names;
+  for (const Shape& s : kShapes) names.push_back(s.name);
+  return names;
+}
+
+ModelConfig random_shape_config(const std::string& shape) {
+  for (const Shape& s : kShapes) {
+    if (shape != s.name) continue;
+    json j = {{"architectures", {s.arch}},
+              {"model_type", std::string(s.arch) == "Qwen2ForCausalLM" ? "qwen2" : "llama"},
+              {"hidden_size", s.hidden},
+              {"intermediate_size", s.inter},
+              {"num_hidden_layers", s.layers},
+              {"num_attention_heads", s.heads},
+              {"num_key_value_heads", s.kv_heads},
+              {"vocab_size", s.vocab},
+              {"max_position_embeddings", s.max_pos},
+              {"rope_theta", s.theta},
+              {"rms_norm_eps", 1e-5},
+              {"tie_word_embeddings", s.tied},
+              {"torch_dtype", "bfloat16"},
+              {"bos_token_id", 1},
+              {"eos_token_id", 2}};
+    return ModelConfig::from_json(j, std::string("random shape ") + s.name);
+  }
+  std::string known;
+  for (const Shape& s : kShapes) known += std::string(known.empty() ? "" : ", ") + s.name;
+  fail("bench", "unknown random shape '{}' (known: {})", shape, known);
+}
+
+Model make_random_model(const ModelConfig& c, const RandomQuant& q, uint64_t seed) {
+  const int d = c.hidden_size, hd = c.head_dim, ff = c.intermediate_size;
+  const int r = q.quantized ? q.rank : 0, D = d + r;
+  check(r >= 0 && r < d, "bench", "rank {} must be in [0, {})", r, d);
+  Model m;
+  m.config = c;
+  m.residual_width = D;
+  m.embed = uniform(c.vocab_size, D, seed);
+  m.layers.resize(c.num_layers);
+  for (int i = 0; i < c.num_layers; ++i) {
+    const std::string p = fmt::format("model.layers.{}.", i);
+    const uint64_t s = seed + 1000 * uint64_t(i + 1);
+    DecoderLayer& L = m.layers[i];
+    auto make = [&](const std::string& name, int in, int out, int outlier, bool bias, int n) {
+      return q.quantized ? quant_linear(p + name, in, out, outlier, bias, s + 10 * n)
+                         : fp_linear(p + name, in, out, bias, s + 10 * n);
+    };
+    L.q = make("self_attn.q_proj", D, c.num_heads * hd, r, c.qkv_bias, 0);
+    L.k = make("self_attn.k_proj", D, c.num_kv_heads * hd, r, c.qkv_bias, 1);
+    L.v = make("self_attn.v_proj", D, c.num_kv_heads * hd, r, c.qkv_bias, 2);
+    L.o = make("self_attn.o_proj", c.num_heads * hd, D, 0, c.o_bias, 3);
+    L.gate = make("mlp.gate_proj", D, ff, r, c.mlp_bias, 4);
+    L.up = make("mlp.up_proj", D, ff, r, c.mlp_bias, 5);
+    L.down = make("mlp.down_proj", ff, D, 0, c.mlp_bias, 6);
+    // FP: weighted norms (weights 1); QUAD: folded, weightless, dividing by d.
+    const RmsNorm norm{q.quantized ? std::vector<float>{} : std::vector<float>(d, 1.0f), d,
+                       c.rms_norm_eps};
+    L.attn_norm = L.mlp_norm = norm;
+  }
+  m.final_norm =
+      RmsNorm{q.quantized ? std::vector<float>{} : std::vector<float>(d, 1.0f), d, c.rms_norm_eps};
+  m.lm_head.name = "lm_head";
+  m.lm_head.in = D;
+  m.lm_head.out = c.vocab_size;
+  if (!q.quantized) {
+    m.lm_head.weight = c.tie_word_embeddings ? m.embed : uniform(c.vocab_size, D, seed + 7);
+  } else {  // a QUAD folder's head is fp16 (held as such: Linear::weight_f16)
+    const std::vector<float> w = uniform(c.vocab_size, D, seed + 7);
+    m.lm_head.weight_f16.resize(w.size());
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < w.size(); ++i) m.lm_head.weight_f16[i] = f32_to_f16(w[i]);
+  }
+  if (q.quantized) {
+    m.config.tie_word_embeddings = false;  // as in a QUAD folder
+    attach_online_transforms(m);
+    Recipe recipe;
+    recipe.rank = r;
+    recipe.a_bits = q.a_bits;
+    recipe.od_bits = q.od_bits;
+    attach_quantizers(m, recipe);
+  }
+  m.ensure_positions(std::min(c.max_position_embeddings, 8192));
+  return m;
+}
+
+}  // namespace quad
