@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "quad/backend/cpu/kernels/int4_gemm.h"
+#include "quad/backend/cpu/kernels/linear_f16.h"
+#include "quad/tensor/dtype.h"
 
 namespace {
 
@@ -69,9 +71,13 @@ void int4_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"kernel", "n", "out", "in"});
   for (int kernel : {0, 1, 2}) {
     for (int n : {1, 512}) {
-      for (auto [out, k] : {std::pair{28672, 4096}, {1536, 512}, {512, 1536}}) {
-        // The scalar reference only where it finishes in reasonable time.
+      // llama3-8b MLP; tiny-llama3 MLP; QUAD llama3.2-1b (D = 2048 + 64): gate/up, down, q/o.
+      for (auto [out, k] : {std::pair{28672, 4096}, {1536, 512}, {512, 1536}, {8192, 2112},
+                            {2112, 8192}, {2048, 2112}}) {
+        // The scalar reference only where it finishes in reasonable time; llama3.2-1b shapes
+        // for decode only.
         if (kernel == 0 && double(n) * out * k > 1e9) continue;
+        if (n > 1 && (out == 2112 || k == 2112)) continue;
         b->Args({kernel, n, out, k});
       }
     }
@@ -126,8 +132,33 @@ void BM_Sgemv(benchmark::State& state) {
 BENCHMARK(BM_Sgemv)
     ->ArgNames({"out", "in"})
     ->Args({28672, 4096})
+    ->Args({128256, 2048})
     ->Args({1536, 512})
     ->Args({512, 1536})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The fp16 LM head of a QUAD folder: one token through linear_f16 (F16C GEMV). Args: out, k.
+// 128256 × 2112: llama3.2-1b's head with r = 64 (542 MB of fp16, read from DRAM).
+void BM_LinearF16(benchmark::State& state) {
+  const int out = int(state.range(0)), k = int(state.range(1));
+  std::mt19937 rng(8);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(k)), y(static_cast<size_t>(out));
+  std::vector<uint16_t> w(size_t(out) * k);
+  for (auto& v : x) v = u(rng);
+  for (auto& v : w) v = quad::f32_to_f16(u(rng));
+  for (auto _ : state) {
+    quad::kernels::linear_f16(x.data(), 1, k, w.data(), out, nullptr, y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, double(out) * k * 2, 1, k, out);
+}
+BENCHMARK(BM_LinearF16)
+    ->ArgNames({"out", "in"})
+    ->Args({128256, 2112})
+    ->Args({28672, 4096})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

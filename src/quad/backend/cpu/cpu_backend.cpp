@@ -56,6 +56,7 @@ class CpuBackend final : public Backend {
 
   void attention(const float* q, int n, int n_heads, int n_kv_heads, int hd, const float* k_cache,
                  const float* v_cache, int pos0, float* out) override {
+    if (n == 1) return attention_decode(q, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0, out);
     const int group = n_heads / n_kv_heads;
     const int len = pos0 + n;  // keys visible to the last query
     const float scale = 1.0f / std::sqrt(float(hd));
@@ -82,6 +83,44 @@ class CpuBackend final : public Backend {
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, len, 1.0f, scores.data(), len,
                     v_cache + kvh * hd, kv_stride, 0.0f, out + h * hd, q_stride);
+      }
+    }
+  }
+
+  // One query token: plain loops per head (OpenBLAS sgemm with a single row spends more time
+  // packing than computing, and decode calls it twice per head and layer).
+  void attention_decode(const float* q, int n_heads, int n_kv_heads, int hd, const float* k_cache,
+                        const float* v_cache, int pos, float* out) {
+    const int group = n_heads / n_kv_heads, len = pos + 1;
+    const float scale = 1.0f / std::sqrt(float(hd));
+    const size_t kv_stride = size_t(n_kv_heads) * hd;
+#pragma omp parallel if (size_t(n_heads) * len * hd > 32768)
+    {
+      std::vector<float> p(len);
+#pragma omp for schedule(static)
+      for (int h = 0; h < n_heads; ++h) {
+        const float* qh = q + size_t(h) * hd;
+        const float* kh = k_cache + size_t(h / group) * hd;
+        const float* vh = v_cache + size_t(h / group) * hd;
+        float mx = -INFINITY;
+        for (int t = 0; t < len; ++t) {
+          const float* kt = kh + t * kv_stride;
+          float s = 0;
+#pragma omp simd reduction(+ : s)
+          for (int c = 0; c < hd; ++c) s += qh[c] * kt[c];
+          p[t] = s * scale;
+          mx = std::max(mx, p[t]);
+        }
+        float sum = 0;
+        for (int t = 0; t < len; ++t) sum += p[t] = std::exp(p[t] - mx);
+        float* o = out + size_t(h) * hd;
+        std::fill(o, o + hd, 0.0f);
+        for (int t = 0; t < len; ++t) {
+          const float* vt = vh + t * kv_stride;
+          const float w = p[t] / sum;
+#pragma omp simd
+          for (int c = 0; c < hd; ++c) o[c] += w * vt[c];
+        }
       }
     }
   }
