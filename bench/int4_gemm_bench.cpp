@@ -72,8 +72,12 @@ void int4_args(benchmark::internal::Benchmark* b) {
   for (int kernel : {0, 1, 2}) {
     for (int n : {1, 512}) {
       // llama3-8b MLP; tiny-llama3 MLP; QUAD llama3.2-1b (D = 2048 + 64): gate/up, down, q/o.
-      for (auto [out, k] : {std::pair{28672, 4096}, {1536, 512}, {512, 1536}, {8192, 2112},
-                            {2112, 8192}, {2048, 2112}}) {
+      for (auto [out, k] : {std::pair{28672, 4096},
+                            {1536, 512},
+                            {512, 1536},
+                            {8192, 2112},
+                            {2112, 8192},
+                            {2048, 2112}}) {
         // The scalar reference only where it finishes in reasonable time; llama3.2-1b shapes
         // for decode only.
         if (kernel == 0 && double(n) * out * k > 1e9) continue;

@@ -186,8 +186,8 @@ class CpuBackend final : public Backend {
 
   void linear_backward_weight(const float* dy, int n, int out, const float* x, int in,
                               float* dw) override {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 0.0f,
-                dw, in);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 0.0f, dw,
+                in);
   }
 
   void rmsnorm_backward(const float* x, const float* dy, int n, int width, const float* weight,
@@ -219,8 +219,8 @@ class CpuBackend final : public Backend {
 
   // One KV head per task (its gradients sum over the query heads of its group); per query head
   // the probabilities are recomputed with BLAS, as in the forward pass.
-  void attention_backward(const float* q, const float* k, const float* v, const float* d_out,
-                          int n, int n_heads, int n_kv_heads, int hd, float* dq, float* dk,
+  void attention_backward(const float* q, const float* k, const float* v, const float* d_out, int n,
+                          int n_heads, int n_kv_heads, int hd, float* dq, float* dk,
                           float* dv) override {
     const int group = n_heads / n_kv_heads;
     const float scale = 1.0f / std::sqrt(float(hd));
