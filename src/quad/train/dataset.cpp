@@ -82,9 +82,12 @@ Dataset load_alpaca(const std::string& path, const Tokenizer& tok, const DataOpt
   return d;
 }
 
-Dataset load_gsm8k(const std::string& path, const Tokenizer& tok, const DataOptions& opt) {
+using JsonlRecords = std::vector<std::pair<int, json>>;
+
+Dataset load_gsm8k(const std::string& path, const JsonlRecords& records, const Tokenizer& tok,
+                   const DataOptions& opt) {
   Dataset d;
-  for (const auto& [line, rec] : read_jsonl(path)) {
+  for (const auto& [line, rec] : records) {
     const std::string what = fmt::format("{}:{}", path, line);
     const std::string x = "Q: " + field(rec, "question", what) + "\nA: ";
     std::string y = field(rec, "answer", what);
@@ -100,10 +103,12 @@ Dataset load_gsm8k(const std::string& path, const Tokenizer& tok, const DataOpti
   return d;
 }
 
-Dataset load_text(const std::string& path, const Tokenizer& tok, const DataOptions& opt) {
+// records: the parsed lines of a .jsonl file, or empty for a plain text file.
+Dataset load_text(const std::string& path, const JsonlRecords& records, const Tokenizer& tok,
+                  const DataOptions& opt) {
   std::vector<std::string> docs;
   if (ends_with(path, ".jsonl")) {
-    for (const auto& [line, rec] : read_jsonl(path))
+    for (const auto& [line, rec] : records)
       docs.push_back(field(rec, "text", fmt::format("{}:{}", path, line)));
   } else {
     docs.push_back(read_text_file(path, "data"));
@@ -147,14 +152,20 @@ const char* data_format_name(DataFormat f) {
   }
 }
 
+namespace {
+
+// The format of a .jsonl file from its first record.
+DataFormat jsonl_format(const std::string& path, const json& first) {
+  if (first.contains("question") && first.contains("answer")) return DataFormat::Gsm8k;
+  if (first.contains("text")) return DataFormat::Text;
+  fail("data", "{}: jsonl records need \"question\" and \"answer\" (gsm8k) or \"text\"", path);
+}
+
+}  // namespace
+
 DataFormat detect_data_format(const std::string& path) {
   if (ends_with(path, ".json")) return DataFormat::Alpaca;
-  if (ends_with(path, ".jsonl")) {
-    const json first = read_jsonl(path).front().second;
-    if (first.contains("question") && first.contains("answer")) return DataFormat::Gsm8k;
-    if (first.contains("text")) return DataFormat::Text;
-    fail("data", "{}: jsonl records need \"question\" and \"answer\" (gsm8k) or \"text\"", path);
-  }
+  if (ends_with(path, ".jsonl")) return jsonl_format(path, read_jsonl(path).front().second);
   return DataFormat::Text;
 }
 
@@ -177,12 +188,17 @@ long Dataset::num_tokens() const {
 
 Dataset load_dataset(const std::string& path, const Tokenizer& tokenizer, const DataOptions& opt) {
   check(opt.seqlen >= 2, "data", "--seqlen must be at least 2 (got {})", opt.seqlen);
-  const DataFormat f = opt.format == DataFormat::Auto ? detect_data_format(path) : opt.format;
+  // A jsonl file is parsed once, for detecting its format and for loading it.
+  const bool jsonl = ends_with(path, ".jsonl") || opt.format == DataFormat::Gsm8k;
+  const JsonlRecords records = jsonl ? read_jsonl(path) : JsonlRecords{};
+  DataFormat f = opt.format;
+  if (f == DataFormat::Auto)
+    f = !records.empty() ? jsonl_format(path, records.front().second) : detect_data_format(path);
   Dataset d;
   switch (f) {
     case DataFormat::Alpaca: d = load_alpaca(path, tokenizer, opt); break;
-    case DataFormat::Gsm8k: d = load_gsm8k(path, tokenizer, opt); break;
-    default: d = load_text(path, tokenizer, opt); break;
+    case DataFormat::Gsm8k: d = load_gsm8k(path, records, tokenizer, opt); break;
+    default: d = load_text(path, records, tokenizer, opt); break;
   }
   d.format = f;
   check(!d.examples.empty(), "data", "{}: no usable examples (all {} longer than --seqlen {})",

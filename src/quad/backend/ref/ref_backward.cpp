@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "quad/backend/backend.h"
+#include "quad/backend/ref/ref_ops.h"
 #include "quad/core/error.h"
 
 namespace quad {
@@ -60,24 +61,10 @@ void Backend::rmsnorm_backward(const float* x, const float* dy, int n, int width
   }
 }
 
-// Forward: (a, b) → (a·c − b·s, b·c + a·s); its transpose: (ga, gb) → (ga·c + gb·s, gb·c − ga·s).
+// The transpose of the rotation is the rotation by the negative angle.
 void Backend::rope_backward(float* d, int n, int heads, int head_dim, const int32_t* pos,
                             const RopeTable& table) {
-  const int half = head_dim / 2;
-  for (int i = 0; i < n; ++i) {
-    check(pos[i] >= 0 && pos[i] < table.max_positions, "rope",
-          "position {} outside the table of {} positions", pos[i], table.max_positions);
-    const float* c = table.cos.data() + size_t(pos[i]) * half;
-    const float* s = table.sin.data() + size_t(pos[i]) * half;
-    for (int h = 0; h < heads; ++h) {
-      float* v = d + (size_t(i) * heads + h) * head_dim;
-      for (int k = 0; k < half; ++k) {
-        const float ga = v[k], gb = v[k + half];
-        v[k] = ga * c[k] + gb * s[k];
-        v[k + half] = gb * c[k] - ga * s[k];
-      }
-    }
-  }
+  ref::rope(d, n, heads, head_dim, pos, table, true);
 }
 
 // Per head: P = softmax(q·kᵀ/√hd) (causal), out = P·v. Then dv = Pᵀ·d_out, dP = d_out·vᵀ,

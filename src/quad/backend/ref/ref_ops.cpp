@@ -20,7 +20,9 @@ void rmsnorm(const float* x, int n, int width, const float* weight, int divisor,
   }
 }
 
-void rope(float* x, int n, int heads, int head_dim, const int32_t* pos, const RopeTable& table) {
+void rope(float* x, int n, int heads, int head_dim, const int32_t* pos, const RopeTable& table,
+          bool inverse) {
+  const float sign = inverse ? -1.0f : 1.0f;
   const int half = head_dim / 2;
   for (int i = 0; i < n; ++i) {
     check(pos[i] >= 0 && pos[i] < table.max_positions, "rope",
@@ -31,8 +33,9 @@ void rope(float* x, int n, int heads, int head_dim, const int32_t* pos, const Ro
       float* v = x + (size_t(i) * heads + h) * head_dim;
       for (int k = 0; k < half; ++k) {  // rotate_half: (x1, x2) -> (-x2, x1)
         const float a = v[k], b = v[k + half];
-        v[k] = a * c[k] - b * s[k];
-        v[k + half] = b * c[k] + a * s[k];
+        const float sk = sign * s[k];
+        v[k] = a * c[k] - b * sk;
+        v[k + half] = b * c[k] + a * sk;
       }
     }
   }

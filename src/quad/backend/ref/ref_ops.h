@@ -11,7 +11,9 @@ namespace quad::ref {
 
 void rmsnorm(const float* x, int n, int width, const float* weight, int divisor, float eps,
              float* y);
-void rope(float* x, int n, int heads, int head_dim, const int32_t* pos, const RopeTable& table);
+// inverse: rotate by the negative angle (the transpose; RoPE's backward pass).
+void rope(float* x, int n, int heads, int head_dim, const int32_t* pos, const RopeTable& table,
+          bool inverse = false);
 void silu_mul(const float* gate, const float* up, size_t n, float* out);
 void act_quant(float* x, int n, int width, const ActQuantSpec& spec);
 void quantize_rows(const float* x, int n, int width, int ld, int bits, float clip, int8_t* codes,
