@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sourced by the scripts that run on the lent GPU machine (gpu.sh, gpu_linear_bench.sh) from the
+# repository root: points pkg-config, CMake and the loader at the libraries carried in .gpu-deps
+# (scripts/fetch_gpu_deps.sh) and sets QUAD_ASSETS (.gpu-assets when carried).
+ROOT="$(pwd)"
+# Carried libraries: point pkg-config, CMake and the loader at them (ahead of the system's).
+DEPS="$ROOT/.gpu-deps/root"
+if [ -d "$DEPS" ]; then
+  multiarch="$DEPS/usr/lib/x86_64-linux-gnu"
+  while IFS= read -r pc; do sed -i "s|^prefix=.*|prefix=$DEPS/usr|" "$pc"; done \
+    < <(find "$DEPS" -name '*.pc')
+  export PKG_CONFIG_PATH="$multiarch/pkgconfig:$multiarch/openblas-openmp/pkgconfig:$DEPS/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  export CMAKE_PREFIX_PATH="$DEPS/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+  export LD_LIBRARY_PATH="$multiarch:$multiarch/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export CPATH="$DEPS/usr/include${CPATH:+:$CPATH}"
+  echo "deps: carried $(ls "$multiarch" | grep -c '\.so') libraries from .gpu-deps"
+fi
+if [ -z "${QUAD_ASSETS:-}" ]; then
+  if [ -d "$ROOT/.gpu-assets" ]; then export QUAD_ASSETS="$ROOT/.gpu-assets"
+  else export QUAD_ASSETS="$ROOT/../shared/assets"; fi
+fi
+echo "assets: $QUAD_ASSETS ($(ls "$QUAD_ASSETS/models" 2>/dev/null | tr '\n' ' '))"
+

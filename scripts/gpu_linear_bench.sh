@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Issue 8 on the lent GPU machine, in one call: builds quad_cuda_tests and quad_linear_bench into
+# build-gpu/, checks the QUAD linear kernels against their host references (tests Quad*), then
+# times the full QUAD linear against cuBLAS bf16 on Llama-3-8B shapes with r = 64 and prints the
+# table. Logs and bench JSON go to $OUT when set.
+#
+# Before the call, here: bash scripts/fetch_gpu_deps.sh     (-> .gpu-deps/)
+# The call: run `bash scripts/gpu_linear_bench.sh [--quick]` with carry [".gpu-deps"].
+# Environment: CUDA_ARCH (default 90a).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+LOG="${OUT:-$ROOT/build-gpu}"
+mkdir -p "$LOG"
+
+echo "== machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader || true
+nvcc --version | tail -1
+echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') ($(git status --porcelain 2>/dev/null | wc -l) files changed)"
+source scripts/gpu_env.sh
+
+echo "== build"
+start=$SECONDS
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DQUAD_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90a}" -DQUAD_BUILD_BENCH=OFF > "$LOG/configure.log" 2>&1 ||
+  { tail -30 "$LOG/configure.log"; exit 1; }
+ninja -C build-gpu quad_cuda_tests quad_linear_bench > "$LOG/build.log" 2>&1 ||
+  { grep -B2 -A12 -m3 'error' "$LOG/build.log" | head -60; exit 1; }
+echo "built in $((SECONDS - start)) s"
+
+status=0
+echo "== kernel checks (quad_cuda_tests --gtest_filter='Quad*')"
+build-gpu/tests/quad_cuda_tests --gtest_color=no --gtest_filter='Quad*' > "$LOG/quad_tests.log" 2>&1 || status=1
+grep -E '^\[  (FAILED|SKIPPED|PASSED) |Failure|y\[|Expected|Which is|Value of' "$LOG/quad_tests.log" | head -40 || true
+
+echo "== benchmark"
+build-gpu/quad_linear_bench "$@" --json "$LOG/quad_linear_bench.json" | tee "$LOG/quad_linear_bench.txt" || status=1
+echo "gpu_linear_bench.sh: $([ $status = 0 ] && echo all passed || echo FAILURES)"
+exit $status

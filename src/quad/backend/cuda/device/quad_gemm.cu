@@ -1,0 +1,440 @@
+// The integer GEMMs of the QUAD linear layer with the fused epilogue (quad_linear.h):
+//  - tiled: 128×128 output tiles, 8 warps of 64×32, k in steps of 256 codes through a 3-stage
+//    cp.async pipeline; activations are mma's A operand, weights its B operand; both read from
+//    shared memory as one 16-byte (4-bit) or 32-byte (8-bit) run per thread and 128 codes;
+//  - gemv (M ≤ 16): roles swapped (16 weight rows are the A operand, up to 16 tokens the B
+//    operand), weights streamed straight from device memory into registers, four k blocks of
+//    loads in flight per thread, 8 warps splitting K and reducing through shared memory.
+// Epilogue: Σ a·q from the offset sums (exact in int32), · s_x · s_w in fp32, plus the fp16
+// outlier product (tensor cores, fp32 accumulation) and the bias, stored as bf16.
+#include "quad_linear.h"
+#include "quad_mma.cuh"
+
+namespace quad::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ int corrected(int acc, int a_bits, int a_sum, int w_sum, int K) {
+  return a_bits == 4 ? acc - 8 * a_sum - 8 * w_sum - 64 * K : acc - 8 * a_sum;
+}
+
+__device__ __forceinline__ void store_bf16(__nv_bfloat16* y, int N, int row, int col, float v0,
+                                           float v1, bool pair) {
+  __nv_bfloat16* p = y + size_t(row) * N + col;
+  if (pair) {
+    *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(v0, v1);
+  } else {
+    p[0] = __float2bfloat16_rn(v0);
+  }
+}
+
+// ---------------------------------------------------------------- tiled (prefill) kernel
+
+template <int ABITS>
+struct Tiled {
+  static constexpr int BM = 128, BN = 128, BK = 256, STAGES = 3;
+  static constexpr int A_ROW = BK * ABITS / 8;  // bytes per tile row per stage
+  static constexpr int B_ROW = BK / 2;
+  static constexpr int A_STAGE = BM * A_ROW, B_STAGE = BN * B_ROW;
+  static constexpr int STAGE = A_STAGE + B_STAGE;
+  // 16-byte chunk c of row `row` lands at this chunk: conflict-free fragment reads (a quarter
+  // warp reads two rows × four threads).
+  __device__ static int swz_a(int c, int row) { return ABITS == 4 ? c ^ ((row & 1) << 2) : c ^ (row & 1); }
+  __device__ static int swz_b(int c, int row) { return c ^ ((row & 1) << 2); }
+  static size_t smem_bytes(int r) {
+    return size_t(STAGES) * STAGE + (r > 0 ? size_t(BM + BN) * (2 * r + 16) : 0);
+  }
+};
+
+template <int ABITS>
+__global__ void __launch_bounds__(kThreads, 1)
+    quad_tiled_kernel(QuadActivations act, int M, QuadWeights w, __nv_bfloat16* y) {
+  using T = Tiled<ABITS>;
+  extern __shared__ __align__(128) uint8_t smem[];
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int g = lane / 4, t = lane % 4;
+  const int m0 = blockIdx.y * T::BM, n0 = blockIdx.x * T::BN;
+  const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;
+  const int N = w.N, K = w.K, r = w.r;
+  const int a_ld = quad_row_bytes(K, ABITS), b_ld = quad_row_bytes(K, 4);
+  const int KT = (quad_padded_k(K) + T::BK - 1) / T::BK;
+  const uint8_t* A = act.codes;
+  const uint8_t* B = w.codes;
+
+  // The outlier tiles (fp16, rows padded by 16 bytes), fetched first in their own group.
+  const int ost = 2 * r + 16;
+  uint8_t* sAo = smem + T::STAGES * T::STAGE;
+  uint8_t* sWo = sAo + T::BM * ost;
+  if (r > 0) {
+    const int cpr = r / 8;  // 16-byte chunks per row
+    for (int id = tid; id < (T::BM + T::BN) * cpr; id += kThreads) {
+      const int row = id / cpr, c = id % cpr;
+      const bool is_a = row < T::BM;
+      const int grow = is_a ? m0 + row : n0 + row - T::BM;
+      const bool valid = grow < (is_a ? M : N);
+      const __half* src = is_a ? act.outlier : w.outlier;
+      const __half* p = valid ? src + size_t(grow) * r + c * 8 : src;
+      cp_async16((is_a ? sAo + row * ost : sWo + (row - T::BM) * ost) + c * 16, p, valid);
+    }
+  }
+  cp_async_commit();
+
+  auto load_stage = [&](int stage, int kt) {
+    uint8_t* sA = smem + stage * T::STAGE;
+    uint8_t* sB = sA + T::A_STAGE;
+    constexpr int CA = T::A_ROW / 16, CB = T::B_ROW / 16;
+#pragma unroll
+    for (int i = 0; i < T::BM * CA / kThreads; ++i) {
+      const int id = tid + i * kThreads, row = id / CA, c = id % CA;
+      const int gbyte = kt * T::A_ROW + c * 16;
+      const bool valid = m0 + row < M && gbyte < a_ld;
+      const uint8_t* p = valid ? A + size_t(m0 + row) * a_ld + gbyte : A;
+      cp_async16(sA + row * T::A_ROW + T::swz_a(c, row) * 16, p, valid);
+    }
+#pragma unroll
+    for (int i = 0; i < T::BN * CB / kThreads; ++i) {
+      const int id = tid + i * kThreads, row = id / CB, c = id % CB;
+      const int gbyte = kt * T::B_ROW + c * 16;
+      const bool valid = n0 + row < N && gbyte < b_ld;
+      const uint8_t* p = valid ? B + size_t(n0 + row) * b_ld + gbyte : B;
+      cp_async16(sB + row * T::B_ROW + T::swz_b(c, row) * 16, p, valid);
+    }
+  };
+
+  int acc[4][4][4];
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+    for (int nj = 0; nj < 4; ++nj)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[mi][nj][e] = 0;
+
+#pragma unroll
+  for (int s = 0; s < T::STAGES - 1; ++s) {
+    if (s < KT) load_stage(s, s);
+    cp_async_commit();
+  }
+
+  for (int kt = 0; kt < KT; ++kt) {
+    cp_async_wait<T::STAGES - 2>();
+    __syncthreads();
+    if (kt + T::STAGES - 1 < KT) load_stage((kt + T::STAGES - 1) % T::STAGES, kt + T::STAGES - 1);
+    cp_async_commit();
+
+    const uint8_t* sA = smem + (kt % T::STAGES) * T::STAGE;
+    const uint8_t* sB = sA + T::A_STAGE;
+#pragma unroll
+    for (int bb = 0; bb < T::BK / kQuadBlockK; ++bb) {
+      uint4 bq[4];
+#pragma unroll
+      for (int nj = 0; nj < 4; ++nj) {
+        const int row = wn + nj * 8 + g;
+        bq[nj] = *reinterpret_cast<const uint4*>(sB + row * T::B_ROW +
+                                                 T::swz_b(4 * bb + t, row) * 16);
+      }
+      if constexpr (ABITS == 4) {
+        uint4 aq[4][2];
+#pragma unroll
+        for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int row = wm + mi * 16 + g + 8 * h;
+            aq[mi][h] = *reinterpret_cast<const uint4*>(sA + row * T::A_ROW +
+                                                        T::swz_a(4 * bb + t, row) * 16);
+          }
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {
+          unsigned b0[4], b1[4];
+#pragma unroll
+          for (int nj = 0; nj < 4; ++nj) {
+            b0[nj] = lo_nibbles(word_of(bq[nj], s));
+            b1[nj] = hi_nibbles(word_of(bq[nj], s));
+          }
+#pragma unroll
+          for (int mi = 0; mi < 4; ++mi) {
+            const unsigned wg = word_of(aq[mi][0], s), wg8 = word_of(aq[mi][1], s);
+            const unsigned a0 = lo_nibbles(wg), a1 = lo_nibbles(wg8);
+            const unsigned a2 = hi_nibbles(wg), a3 = hi_nibbles(wg8);
+#pragma unroll
+            for (int nj = 0; nj < 4; ++nj) mma_u8u8(acc[mi][nj], a0, a1, a2, a3, b0[nj], b1[nj]);
+          }
+        }
+      } else {
+        uint4 aq[4][2][2];  // [mi][row g / g+8][steps 0-1 / 2-3]
+#pragma unroll
+        for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int p = 0; p < 2; ++p) {
+              const int row = wm + mi * 16 + g + 8 * h;
+              aq[mi][h][p] = *reinterpret_cast<const uint4*>(
+                  sA + row * T::A_ROW + T::swz_a(8 * bb + 2 * t + p, row) * 16);
+            }
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {
+          unsigned b0[4], b1[4];
+#pragma unroll
+          for (int nj = 0; nj < 4; ++nj) {
+            b0[nj] = lo_nibbles(word_of(bq[nj], s));
+            b1[nj] = hi_nibbles(word_of(bq[nj], s));
+          }
+#pragma unroll
+          for (int mi = 0; mi < 4; ++mi) {
+            const unsigned a0 = word_of(aq[mi][0][s / 2], 2 * (s % 2));
+            const unsigned a2 = word_of(aq[mi][0][s / 2], 2 * (s % 2) + 1);
+            const unsigned a1 = word_of(aq[mi][1][s / 2], 2 * (s % 2));
+            const unsigned a3 = word_of(aq[mi][1][s / 2], 2 * (s % 2) + 1);
+#pragma unroll
+            for (int nj = 0; nj < 4; ++nj) mma_s8u8(acc[mi][nj], a0, a1, a2, a3, b0[nj], b1[nj]);
+          }
+        }
+      }
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+
+  // Epilogue: integer sums → fp32 with the scales, then the outlier product on top.
+  float out[4][4][4];
+  float sx[4][2], sw[4][2];
+  int sa[4][2], sq[4][2];
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int row = m0 + wm + mi * 16 + g + 8 * h;
+      sx[mi][h] = row < M ? act.scales[row] : 0.0f;
+      sa[mi][h] = row < M ? act.sums[row] : 0;
+    }
+#pragma unroll
+  for (int nj = 0; nj < 4; ++nj)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int col = n0 + wn + nj * 8 + 2 * t + e;
+      sw[nj][e] = col < N ? w.scales[col] : 0.0f;
+      sq[nj][e] = col < N ? w.sums[col] : 0;
+    }
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+    for (int nj = 0; nj < 4; ++nj)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int h = e / 2, c = e % 2;
+        const int v = corrected(acc[mi][nj][e], ABITS, sa[mi][h], sq[nj][c], K);
+        out[mi][nj][e] = float(v) * sx[mi][h] * sw[nj][c];
+      }
+
+  if (r > 0) {
+    for (int kk = 0; kk < r / 16; ++kk) {
+      unsigned af[4][4], bf[2][4];
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi) {
+        const int row = wm + mi * 16 + (lane % 8) + 8 * ((lane / 8) & 1);
+        ldmatrix_x4(af[mi], sAo + row * ost + (kk * 16 + 8 * (lane / 16)) * 2);
+      }
+#pragma unroll
+      for (int p = 0; p < 2; ++p) {
+        const int row = wn + p * 16 + (lane % 8) + 8 * (lane / 16);
+        ldmatrix_x4(bf[p], sWo + row * ost + (kk * 16 + 8 * ((lane / 8) & 1)) * 2);
+      }
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int nj = 0; nj < 4; ++nj)
+          mma_f16(out[mi][nj], af[mi][0], af[mi][1], af[mi][2], af[mi][3], bf[nj / 2][2 * (nj % 2)],
+                  bf[nj / 2][2 * (nj % 2) + 1]);
+    }
+  }
+
+  const bool pairs = N % 2 == 0;
+#pragma unroll
+  for (int nj = 0; nj < 4; ++nj) {
+    const int col = n0 + wn + nj * 8 + 2 * t;
+    if (col >= N) continue;
+    const float b0 = w.bias ? __bfloat162float(w.bias[col]) : 0.0f;
+    const float b1 = w.bias && col + 1 < N ? __bfloat162float(w.bias[col + 1]) : 0.0f;
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = m0 + wm + mi * 16 + g + 8 * h;
+        if (row >= M) continue;
+        const float v0 = out[mi][nj][2 * h] + b0, v1 = out[mi][nj][2 * h + 1] + b1;
+        if (pairs || col + 1 >= N) {
+          store_bf16(y, N, row, col, v0, v1, pairs && col + 1 < N);
+        } else {
+          store_bf16(y, N, row, col, v0, 0.0f, false);
+          store_bf16(y, N, row, col + 1, v1, 0.0f, false);
+        }
+      }
+  }
+}
+
+// ---------------------------------------------------------------- gemv (decode) kernel
+
+constexpr int kGemvWarps = kThreads / 32;
+constexpr int kGemvBatch = 4;  // k blocks of loads in flight per thread
+
+template <int ABITS, int NT>
+__global__ void __launch_bounds__(kThreads)
+    quad_gemv_kernel(QuadActivations act, int M, QuadWeights w, __nv_bfloat16* y) {
+  __shared__ int red[kGemvWarps][NT * 128];
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int g = lane / 4, t = lane % 4;
+  const int n0 = blockIdx.x * 16;
+  const int N = w.N, K = w.K, r = w.r;
+  const int a_ld = quad_row_bytes(K, ABITS), b_ld = quad_row_bytes(K, 4);
+  const int nb = quad_padded_k(K) / kQuadBlockK;
+  const int kb0 = warp * nb / kGemvWarps, kb1 = (warp + 1) * nb / kGemvWarps;
+
+  const bool vg = n0 + g < N, vg8 = n0 + g + 8 < N;
+  const uint8_t* wg = w.codes + size_t(vg ? n0 + g : 0) * b_ld + 16 * t;
+  const uint8_t* wg8 = w.codes + size_t(vg8 ? n0 + g + 8 : 0) * b_ld + 16 * t;
+  const uint8_t* xrow[NT];
+  bool vx[NT];
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    vx[j] = 8 * j + g < M;
+    xrow[j] = act.codes + size_t(vx[j] ? 8 * j + g : 0) * a_ld + (ABITS == 4 ? 16 : 32) * t;
+  }
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+
+  int acc[NT][4];
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[j][e] = 0;
+
+  for (int kb = kb0; kb < kb1; kb += kGemvBatch) {
+    uint4 wa[kGemvBatch][2];
+    uint4 xa[kGemvBatch][NT][ABITS == 4 ? 1 : 2];
+#pragma unroll
+    for (int u = 0; u < kGemvBatch; ++u) {
+      const bool in = kb + u < kb1;
+      const size_t off = size_t(kb + u) * 64;
+      wa[u][0] = in && vg ? load_stream(wg + off) : zero;
+      wa[u][1] = in && vg8 ? load_stream(wg8 + off) : zero;
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        if constexpr (ABITS == 4) {
+          xa[u][j][0] = in && vx[j] ? __ldg(reinterpret_cast<const uint4*>(xrow[j] + off)) : zero;
+        } else {
+#pragma unroll
+          for (int p = 0; p < 2; ++p)
+            xa[u][j][p] = in && vx[j]
+                              ? __ldg(reinterpret_cast<const uint4*>(xrow[j] + 2 * off + 16 * p))
+                              : zero;
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kGemvBatch; ++u)
+#pragma unroll
+      for (int s = 0; s < 4; ++s) {
+        const unsigned w0 = word_of(wa[u][0], s), w8 = word_of(wa[u][1], s);
+        const unsigned a0 = lo_nibbles(w0), a1 = lo_nibbles(w8);
+        const unsigned a2 = hi_nibbles(w0), a3 = hi_nibbles(w8);
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          if constexpr (ABITS == 4) {
+            const unsigned x = word_of(xa[u][j][0], s);
+            mma_u8u8(acc[j], a0, a1, a2, a3, lo_nibbles(x), hi_nibbles(x));
+          } else {
+            const unsigned b0 = word_of(xa[u][j][s / 2], 2 * (s % 2));
+            const unsigned b1 = word_of(xa[u][j][s / 2], 2 * (s % 2) + 1);
+            mma_u8s8(acc[j], a0, a1, a2, a3, b0, b1);
+          }
+        }
+      }
+  }
+
+  // c0: (channel g, token 2t), c1: (g, 2t+1), c2: (g+8, 2t), c3: (g+8, 2t+1); stored
+  // token-major (token * 16 + channel) so that the final stores are contiguous in channels.
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int ch = g + 8 * (e / 2), tok = 8 * j + 2 * t + (e % 2);
+      red[warp][tok * 16 + ch] = acc[j][e];
+    }
+  __syncthreads();
+  for (int idx = tid; idx < NT * 128; idx += kThreads) {
+    const int tok = idx / 16, ch = idx % 16, col = n0 + ch;
+    if (tok >= M || col >= N) continue;
+    int sum = 0;
+#pragma unroll
+    for (int v = 0; v < kGemvWarps; ++v) sum += red[v][idx];
+    const int dot = corrected(sum, ABITS, act.sums[tok], w.sums[col], K);
+    float out = float(dot) * act.scales[tok] * w.scales[col];
+    if (r > 0) {
+      const __half* ao = act.outlier + size_t(tok) * r;
+      const __half* wo = w.outlier + size_t(col) * r;
+      float o = 0.0f;
+      for (int i = 0; i < r; i += 2) {
+        const float2 a = __half22float2(*reinterpret_cast<const __half2*>(ao + i));
+        const float2 b = __half22float2(*reinterpret_cast<const __half2*>(wo + i));
+        o = fmaf(a.x, b.x, fmaf(a.y, b.y, o));
+      }
+      out += o;
+    }
+    if (w.bias) out += __bfloat162float(w.bias[col]);
+    y[size_t(tok) * N + col] = __float2bfloat16_rn(out);
+  }
+}
+
+cudaError_t check_args(const QuadActivations& act, int M, const QuadWeights& w) {
+  if (M < 0 || w.N <= 0 || w.K <= 0 || (w.act_bits != 4 && w.act_bits != 8) || w.r < 0 ||
+      w.r % 16 != 0 || w.r > 128 || (w.r > 0 && (!act.outlier || !w.outlier)))
+    return cudaErrorInvalidValue;
+  return cudaSuccess;
+}
+
+template <int ABITS>
+cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w,
+                         __nv_bfloat16* y, cudaStream_t stream) {
+  using T = Tiled<ABITS>;
+  const size_t smem = T::smem_bytes(w.r);
+  if (cudaError_t e = cudaFuncSetAttribute(quad_tiled_kernel<ABITS>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)))
+    return e;
+  const dim3 grid((w.N + T::BN - 1) / T::BN, (M + T::BM - 1) / T::BM);
+  quad_tiled_kernel<ABITS><<<grid, kThreads, smem, stream>>>(act, M, w, y);
+  return cudaGetLastError();
+}
+
+template <int ABITS>
+cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
+                        __nv_bfloat16* y, cudaStream_t stream) {
+  const dim3 grid((w.N + 15) / 16);
+  if (M <= 8)
+    quad_gemv_kernel<ABITS, 1><<<grid, kThreads, 0, stream>>>(act, M, w, y);
+  else
+    quad_gemv_kernel<ABITS, 2><<<grid, kThreads, 0, stream>>>(act, M, w, y);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const QuadWeights& w,
+                                   __nv_bfloat16* y, cudaStream_t stream) {
+  if (cudaError_t e = check_args(act, M, w)) return e;
+  if (M == 0) return cudaSuccess;
+  return w.act_bits == 4 ? launch_tiled<4>(act, M, w, y, stream)
+                         : launch_tiled<8>(act, M, w, y, stream);
+}
+
+cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,
+                             __nv_bfloat16* y, cudaStream_t stream) {
+  if (cudaError_t e = check_args(act, M, w)) return e;
+  if (M == 0) return cudaSuccess;
+  if (M <= 16)
+    return w.act_bits == 4 ? launch_gemv<4>(act, M, w, y, stream)
+                           : launch_gemv<8>(act, M, w, y, stream);
+  return launch_quad_gemm_tiled(act, M, w, y, stream);
+}
+
+}  // namespace quad::cuda

@@ -1,0 +1,120 @@
+// The QUAD linear layer on Hopper's INT8 tensor cores (issue 8): 4-bit weights and 4- or 8-bit
+// activations stay packed in device memory and are widened to 8 bits in registers just before
+// `mma.sync ... .s32.{u8,s8}` (Hopper's 4-bit mma is emulated and ~25x slower).
+//
+//   y (M, N) = (Σ_k a_k q_k) · s_x[i] · s_w[o]  +  a_o (M, r) · w_outᵀ (N, r)  +  bias (N)
+//
+// Pieces, each a kernel:
+//  - quant_u: weightless RMSNorm (divisor d) of the residual h (M, r + d) bf16, the first r
+//    entries out as fp16 (a_o), the other d quantized per token (U-type input: q/k/v/gate/up);
+//  - quant_d: the online Hadamard (an outer K×K mix, optionally after a Sylvester FWHT on the
+//    inner index) then per-token quantization (D-type input: o_proj, down_proj);
+//  - gemm: the integer product with the epilogue above; a tiled prefill kernel, and a
+//    weight-streaming kernel for M ≤ 16 tokens.
+//
+// Layouts ("fragment-major"). mma's k order does not matter as long as both operands use the
+// same one, so codes are stored in the order a thread consumes them: rows are split into blocks
+// of 128 codes (K padded to a multiple of 128 with zero codes), and inside a block thread t of a
+// quad (t = lane % 4) finds everything it needs for the block's four k32 steps in one 16-byte
+// (4-bit) or 32-byte (8-bit) run. 4-bit codes are stored offset by 8 (nibble = q + 8, 0..15, so
+// widening is a mask and a shift) and padding nibbles are 0; the integer sums are corrected
+// with per-row code sums: Σ a·q = Σ (a+8)(q+8) − 8·Σa − 8·Σq − 64·K (A4) or Σ a·(q+8) − 8·Σa (A8).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#ifdef __CUDACC__
+#define QUAD_HD __host__ __device__
+#else
+#define QUAD_HD
+#endif
+
+namespace quad::cuda {
+
+inline constexpr int kQuadBlockK = 128;
+QUAD_HD constexpr int quad_padded_k(int k) {
+  return (k + kQuadBlockK - 1) / kQuadBlockK * kQuadBlockK;
+}
+// Bytes of one row of K codes at `bits` (4 or 8) in the fragment-major layout.
+QUAD_HD constexpr int quad_row_bytes(int k, int bits) {
+  return quad_padded_k(k) * bits / 8;
+}
+
+// 4-bit code k of a row: byte offset and nibble shift (0 or 4). `a8_order` is the order of
+// weights that meet 8-bit activations (low nibbles k = 4t+i, high nibbles k = 16+4t+i of each
+// k32 step); otherwise each 32-bit word holds 8 consecutive codes, the even one in the low
+// nibble, like the on-disk packing (weights meeting 4-bit activations, and 4-bit activations).
+QUAD_HD inline void quad_w4_position(int k, bool a8_order, int* byte, int* shift) {
+  const int block = k >> 7, s = (k & 127) >> 5, j = k & 31;
+  int t, i, hi;
+  if (a8_order) {
+    hi = j >> 4;
+    t = (j & 15) >> 2;
+    i = j & 3;
+  } else {
+    t = j >> 3;
+    i = (j & 7) >> 1;
+    hi = j & 1;
+  }
+  *byte = block * 64 + 16 * t + 4 * s + i;
+  *shift = 4 * hi;
+}
+
+// Byte offset of 8-bit code k of a row (activations meeting a8_order weights).
+QUAD_HD inline int quad_a8_position(int k) {
+  const int block = k >> 7, s = (k & 127) >> 5, j = k & 31;
+  return block * 128 + 32 * ((j & 15) >> 2) + 8 * s + 4 * (j >> 4) + (j & 3);
+}
+
+// Quantized activations of one linear input, device buffers.
+struct QuadActivations {
+  uint8_t* codes = nullptr;   // (M, quad_row_bytes(K, bits))
+  float* scales = nullptr;    // (M)
+  int32_t* sums = nullptr;    // (M) Σ of the signed codes
+  __half* outlier = nullptr;  // (M, r) for U-type inputs, else null
+};
+
+// U-type input: a = h / sqrt(Σ h² / divisor + eps) per row of h (M, r + K); a_o = fp16(a[:r]);
+// the codes of a[r:] with scale = max|a[r:]| / qmax · clip (qmax = 7 or 127).
+cudaError_t launch_quad_quant_u(const __nv_bfloat16* h, int M, int r, int K, int divisor,
+                                float eps, int bits, float clip, QuadActivations out,
+                                cudaStream_t stream);
+
+// D-type input: each row of x (M, K) viewed as (K_o, K / K_o) row-major; optionally a
+// Sylvester FWHT (unnormalized, natural order) on the inner index (K / K_o a power of two),
+// then y[a, j] = Σ_b mix[a, b] · x[b, j] with mix (K_o × K_o, device, fp32, normalization
+// folded in); then per-token codes of y (out.outlier unused). K_o ≤ 64.
+cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const float* mix, int K_o,
+                                bool inner_fwht, int bits, float clip, QuadActivations out,
+                                cudaStream_t stream);
+
+// Weights of one QUAD linear in the kernel layout (prepared once by quad_prepare_weights).
+struct QuadWeights {
+  const uint8_t* codes = nullptr;        // (N, quad_row_bytes(K, 4)), offset nibbles
+  const float* scales = nullptr;         // (N)
+  const int32_t* sums = nullptr;         // (N) Σ of the signed codes
+  const __half* outlier = nullptr;       // (N, r) or null when r = 0
+  const __nv_bfloat16* bias = nullptr;   // (N) or null
+  int N = 0, K = 0, r = 0;
+  int act_bits = 4;                      // the activations these weights meet: 4 or 8
+};
+
+// y (M, N) bf16 = the QUAD linear of `act` (same K, r and act_bits as w). M ≤ 16 runs the
+// weight-streaming kernel, larger M the tiled tensor-core kernel. r must be a multiple of 16
+// and at most 128; K ≥ 1.
+cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,
+                             __nv_bfloat16* y, cudaStream_t stream);
+// The tiled kernel at any M (for tests and benchmarks).
+cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const QuadWeights& w,
+                                   __nv_bfloat16* y, cudaStream_t stream);
+
+// Host: signed codes (N, K) in [-8, 7] → kernel-layout bytes (N, quad_row_bytes(K, 4)) and
+// per-row sums.
+void quad_prepare_weights(const int8_t* codes, int N, int K, bool a8_order, uint8_t* packed,
+                          int32_t* sums);
+
+}  // namespace quad::cuda

@@ -1,0 +1,459 @@
+// The QUAD linear kernels of issue 8 (backend/cuda/device/quad_linear.h) against plain host
+// references on random inputs (never zeros), at odd shapes, outputs poisoned first:
+//  - the fragment-major layouts are bijections (runs without a GPU);
+//  - quant_u / quant_d: scales, fp16 outlier part, codes and code sums vs the reference
+//    quantizer after the reference RMSNorm / Hadamard transforms of the CPU model;
+//  - the GEMMs (tiled and weight-streaming, A4 and A8, with and without outlier part and bias)
+//    vs an exact integer product with fp64 epilogue; the only error allowed is bf16 rounding;
+//  - a U-type and a D-type layer end to end vs the reference backend's ops.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "cuda_test_util.h"
+#include "quad/backend/cuda/device/quad_linear.h"
+#include "quad/quant/hadamard.h"
+#include "quad/quant/online_transforms.h"
+#include "quad/quant/weight_quant.h"
+
+namespace quad {
+namespace {
+
+using cuda::QuadActivations;
+using cuda::QuadWeights;
+
+#define CUDA_OK(call)                                                              \
+  do {                                                                             \
+    const cudaError_t err_ = (call);                                               \
+    ASSERT_EQ(err_, cudaSuccess) << #call << ": " << cudaGetErrorString(err_);     \
+  } while (0)
+
+template <typename T>
+struct Dev {
+  T* p = nullptr;
+  size_t n = 0;
+  explicit Dev(size_t count) : n(count) {
+    if (cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(1, n) * sizeof(T)) != cudaSuccess) p = nullptr;
+    if (p) cudaMemset(p, 0xFF, std::max<size_t>(1, n) * sizeof(T));  // poison
+  }
+  Dev(const std::vector<T>& h) : Dev(h.size()) {
+    if (p && n) cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice);
+  }
+  ~Dev() { cudaFree(p); }
+  std::vector<T> get() const {
+    std::vector<T> h(n);
+    if (n) cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost);
+    return h;
+  }
+};
+
+uint16_t bf16_bits(float v) {  // round to nearest even
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+float bf16_value(uint16_t b) {
+  uint32_t u = uint32_t(b) << 16;
+  float v;
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+float half_value(__half h) {
+  return __half2float(h);
+}
+
+std::vector<__nv_bfloat16> to_bf16(const std::vector<float>& x, std::vector<float>* rounded) {
+  std::vector<__nv_bfloat16> out(x.size());
+  rounded->resize(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    __nv_bfloat16_raw raw;
+    raw.x = bf16_bits(x[i]);
+    out[i] = raw;
+    const uint16_t b = raw.x;
+    (*rounded)[i] = bf16_value(b);
+  }
+  return out;
+}
+
+std::vector<__half> to_half(const std::vector<float>& x, std::vector<float>* rounded) {
+  std::vector<__half> out(x.size());
+  rounded->resize(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    out[i] = __float2half_rn(x[i]);
+    (*rounded)[i] = __half2float(out[i]);
+  }
+  return out;
+}
+
+std::vector<float> random_normal(size_t n, std::mt19937& rng, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// Codes of one row back from the fragment-major layout (weights are offset by 8).
+std::vector<int> decode_row(const uint8_t* row, int K, int bits, bool a8_order, bool offset) {
+  std::vector<int> q(K);
+  for (int k = 0; k < K; ++k) {
+    if (bits == 8) {
+      q[k] = int8_t(row[cuda::quad_a8_position(k)]);
+    } else {
+      int pos, shift;
+      cuda::quad_w4_position(k, a8_order, &pos, &shift);
+      const int nib = (row[pos] >> shift) & 0xF;
+      q[k] = offset ? nib - 8 : (nib >= 8 ? nib - 16 : nib);
+    }
+  }
+  return q;
+}
+
+// Activation codes (signed) → the layout the quant kernels write.
+std::vector<uint8_t> encode_acts(const std::vector<int>& q, int M, int K, int bits) {
+  const int rb = cuda::quad_row_bytes(K, bits);
+  std::vector<uint8_t> out(size_t(M) * rb, 0);
+  for (int i = 0; i < M; ++i)
+    for (int k = 0; k < K; ++k) {
+      const int v = q[size_t(i) * K + k];
+      if (bits == 8) {
+        out[size_t(i) * rb + cuda::quad_a8_position(k)] = uint8_t(int8_t(v));
+      } else {
+        int pos, shift;
+        cuda::quad_w4_position(k, false, &pos, &shift);
+        out[size_t(i) * rb + pos] |= uint8_t((v + 8) << shift);
+      }
+    }
+  return out;
+}
+
+bool gpu_here() {
+  return cuda_compiled() && cuda_device_count() > 0;
+}
+
+TEST(QuadLayout, PositionsAreBijections) {
+  for (int K : {32, 128, 200, 4096}) {
+    const int Kp = cuda::quad_padded_k(K);
+    for (bool a8 : {false, true}) {
+      std::set<int> seen;
+      for (int k = 0; k < Kp; ++k) {
+        int pos, shift;
+        cuda::quad_w4_position(k, a8, &pos, &shift);
+        ASSERT_LT(pos, cuda::quad_row_bytes(K, 4));
+        ASSERT_TRUE(seen.insert(pos * 2 + shift / 4).second) << "k " << k;
+      }
+    }
+    std::set<int> seen8;
+    for (int k = 0; k < Kp; ++k) {
+      const int pos = cuda::quad_a8_position(k);
+      ASSERT_LT(pos, cuda::quad_row_bytes(K, 8));
+      ASSERT_TRUE(seen8.insert(pos).second) << "k " << k;
+    }
+  }
+}
+
+TEST(QuadLayout, PreparedWeightsDecodeToTheirCodes) {
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> code(-8, 7);
+  const int N = 5, K = 300;
+  std::vector<int8_t> q(size_t(N) * K);
+  for (auto& v : q) v = int8_t(code(rng));
+  for (bool a8 : {false, true}) {
+    std::vector<uint8_t> packed(size_t(N) * cuda::quad_row_bytes(K, 4));
+    std::vector<int32_t> sums(N);
+    cuda::quad_prepare_weights(q.data(), N, K, a8, packed.data(), sums.data());
+    for (int o = 0; o < N; ++o) {
+      auto back = decode_row(packed.data() + size_t(o) * cuda::quad_row_bytes(K, 4), K, 4, a8, true);
+      int s = 0;
+      for (int k = 0; k < K; ++k) {
+        ASSERT_EQ(back[k], q[size_t(o) * K + k]);
+        s += back[k];
+      }
+      EXPECT_EQ(sums[o], s);
+    }
+  }
+}
+
+// Reference quantizer: scale = max|a| / qmax · clip (fp32), codes round-half-even and clamped.
+void reference_quantize(const float* a, int K, int bits, float clip, float* scale, int* codes) {
+  const float qmax = bits == 4 ? 7.0f : 127.0f;
+  float amax = 0.0f;
+  for (int k = 0; k < K; ++k) amax = std::max(amax, std::fabs(a[k]));
+  *scale = amax / qmax * clip;
+  for (int k = 0; k < K; ++k)
+    codes[k] = *scale == 0.0f ? 0
+                              : int(std::min(std::max(std::nearbyint(a[k] / *scale), -qmax - 1), qmax));
+}
+
+// Compares one quantized row: scale, codes (a few ±1 flips allowed where the fp32 transform
+// rounds differently), and the stored sum of the GPU's own codes.
+void expect_row_matches(const std::vector<uint8_t>& codes, const std::vector<float>& scales,
+                        const std::vector<int32_t>& sums, int row, const float* ref_a, int K,
+                        int bits, float clip, double scale_tol, int* flips) {
+  float ref_scale;
+  std::vector<int> ref_codes(K);
+  reference_quantize(ref_a, K, bits, clip, &ref_scale, ref_codes.data());
+  EXPECT_NEAR(scales[row], ref_scale, scale_tol * ref_scale) << "row " << row;
+  const int rb = cuda::quad_row_bytes(K, bits);
+  auto got = decode_row(codes.data() + size_t(row) * rb, K, bits, false, true);
+  int sum = 0;
+  for (int k = 0; k < K; ++k) {
+    sum += got[k];
+    ASSERT_LE(std::abs(got[k] - ref_codes[k]), 1) << "row " << row << " k " << k;
+    *flips += got[k] != ref_codes[k];
+  }
+  EXPECT_EQ(sums[row], sum) << "row " << row;
+  // Padding stays zero (it must add nothing to the integer sums).
+  const int Kp = cuda::quad_padded_k(K);
+  for (int k = K; k < Kp; ++k) {
+    if (bits == 8) {
+      ASSERT_EQ(codes[size_t(row) * rb + cuda::quad_a8_position(k)], 0);
+    } else {
+      int pos, shift;
+      cuda::quad_w4_position(k, false, &pos, &shift);
+      ASSERT_EQ((codes[size_t(row) * rb + pos] >> shift) & 0xF, 0);
+    }
+  }
+}
+
+TEST(QuadQuant, UTypeMatchesReferenceNormAndQuantizer) {
+  if (!gpu_here()) GTEST_SKIP() << "no CUDA GPU";
+  std::mt19937 rng(11);
+  for (auto [M, r, K, bits] : {std::tuple{7, 16, 200, 4}, std::tuple{33, 64, 4096, 4},
+                               std::tuple{5, 0, 96, 8}, std::tuple{3, 32, 1000, 8}}) {
+    SCOPED_TRACE(testing::Message() << "M " << M << " r " << r << " K " << K << " bits " << bits);
+    const int D = r + K, divisor = K;
+    std::vector<float> h;
+    auto hb = to_bf16(random_normal(size_t(M) * D, rng, 3.0f), &h);
+    Dev<__nv_bfloat16> dh(hb);
+    Dev<uint8_t> codes(size_t(M) * cuda::quad_row_bytes(K, bits));
+    Dev<float> scales(M);
+    Dev<int32_t> sums(M);
+    Dev<__half> outl(size_t(M) * std::max(r, 1));
+    QuadActivations act{codes.p, scales.p, sums.p, outl.p};
+    CUDA_OK(cuda::launch_quad_quant_u(dh.p, M, r, K, divisor, 1e-5f, bits, 0.9f, act, nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    auto c = codes.get();
+    auto s = scales.get();
+    auto su = sums.get();
+    auto o = outl.get();
+    int flips = 0;
+    for (int i = 0; i < M; ++i) {
+      double ss = 0;
+      for (int j = 0; j < D; ++j) ss += double(h[size_t(i) * D + j]) * h[size_t(i) * D + j];
+      const float inv = float(1.0 / std::sqrt(ss / divisor + 1e-5));
+      std::vector<float> a(D);
+      for (int j = 0; j < D; ++j) a[j] = h[size_t(i) * D + j] * inv;
+      for (int j = 0; j < r; ++j)
+        EXPECT_NEAR(half_value(o[size_t(i) * r + j]), a[j], 1e-3 * std::fabs(a[j]) + 1e-6);
+      expect_row_matches(c, s, su, i, a.data() + r, K, bits, 0.9f, 1e-5, &flips);
+    }
+    EXPECT_LE(flips, std::max(2, M * K / 1000));
+  }
+}
+
+TEST(QuadQuant, DTypeMatchesCpuOnlineHadamards) {
+  if (!gpu_here()) GTEST_SKIP() << "no CUDA GPU";
+  std::mt19937 rng(12);
+  struct Case {
+    int M, K, heads, bits;  // heads > 0: head mix of (heads, K / heads); else the size-K Hadamard
+  };
+  for (Case cs : {Case{9, 1408, 0, 8}, Case{4, 7168, 0, 4}, Case{6, 512, 8, 8}, Case{3, 2048, 32, 4},
+                  Case{2, 14336, 0, 8}}) {
+    SCOPED_TRACE(testing::Message() << "K " << cs.K << " heads " << cs.heads << " bits " << cs.bits);
+    std::vector<float> x;
+    auto xb = to_bf16(random_normal(size_t(cs.M) * cs.K, rng, 2.0f), &x);
+    std::vector<float> ref = x;
+    std::vector<float> mix;
+    int K_o;
+    bool inner;
+    if (cs.heads > 0) {
+      HeadMixInput t(cs.heads, cs.K / cs.heads);
+      t.apply(ref.data(), cs.M, cs.K);
+      const auto dense = hadamard::dense(hadamard::plan(cs.heads));
+      mix.assign(dense.begin(), dense.end());
+      K_o = cs.heads;
+      inner = false;
+    } else {
+      HadamardInput t(cs.K);
+      t.apply(ref.data(), cs.M, cs.K);
+      const auto p = hadamard::plan(cs.K);
+      const auto a = hadamard::factor_matrix(p);
+      for (double v : a) mix.push_back(float(v / std::sqrt(double(cs.K))));
+      K_o = p.K;
+      inner = true;
+    }
+    Dev<__nv_bfloat16> dx(xb);
+    Dev<float> dmix(mix);
+    Dev<uint8_t> codes(size_t(cs.M) * cuda::quad_row_bytes(cs.K, cs.bits));
+    Dev<float> scales(cs.M);
+    Dev<int32_t> sums(cs.M);
+    QuadActivations act{codes.p, scales.p, sums.p, nullptr};
+    CUDA_OK(cuda::launch_quad_quant_d(dx.p, cs.M, cs.K, dmix.p, K_o, inner, cs.bits, 0.9f, act,
+                                      nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    auto c = codes.get();
+    auto s = scales.get();
+    auto su = sums.get();
+    int flips = 0;
+    for (int i = 0; i < cs.M; ++i)
+      expect_row_matches(c, s, su, i, ref.data() + size_t(i) * cs.K, cs.K, cs.bits, 0.9f, 1e-5,
+                         &flips);
+    EXPECT_LE(flips, std::max(3, cs.M * cs.K / 500));
+  }
+}
+
+struct GemmCase {
+  int M, N, K, r, act_bits;
+  bool bias;
+};
+
+// Runs the GEMM on random codes and checks every output against the exact product.
+void check_gemm(const GemmCase& cs, bool tiled, std::mt19937& rng) {
+  SCOPED_TRACE(testing::Message() << "M " << cs.M << " N " << cs.N << " K " << cs.K << " r "
+                                  << cs.r << " A" << cs.act_bits << (tiled ? " tiled" : " auto"));
+  const int M = cs.M, N = cs.N, K = cs.K, r = cs.r;
+  const int amax = cs.act_bits == 4 ? 7 : 127;
+  std::uniform_int_distribution<int> acode(-amax - 1, amax), wcode(-8, 7);
+  std::uniform_real_distribution<float> sdist(0.001f, 0.02f);
+  std::vector<int> aq(size_t(M) * K);
+  std::vector<int8_t> wq(size_t(N) * K);
+  for (auto& v : aq) v = acode(rng);
+  for (auto& v : wq) v = int8_t(wcode(rng));
+  std::vector<float> sx(M), sw(N);
+  for (auto& v : sx) v = sdist(rng);
+  for (auto& v : sw) v = sdist(rng);
+  std::vector<int32_t> asum(M, 0);
+  for (int i = 0; i < M; ++i)
+    for (int k = 0; k < K; ++k) asum[i] += aq[size_t(i) * K + k];
+  std::vector<uint8_t> wpacked(size_t(N) * cuda::quad_row_bytes(K, 4));
+  std::vector<int32_t> wsum(N);
+  cuda::quad_prepare_weights(wq.data(), N, K, cs.act_bits == 8, wpacked.data(), wsum.data());
+  std::vector<float> ao, wo, bias;
+  auto aoh = to_half(random_normal(size_t(M) * r, rng), &ao);
+  auto woh = to_half(random_normal(size_t(N) * r, rng, 0.05f), &wo);
+  auto biasb = to_bf16(random_normal(N, rng), &bias);
+
+  Dev<uint8_t> dA(encode_acts(aq, M, K, cs.act_bits));
+  Dev<float> dsx(sx), dsw(sw);
+  Dev<int32_t> dasum(asum), dwsum(wsum);
+  Dev<uint8_t> dW(wpacked);
+  Dev<__half> dao(aoh), dwo(woh);
+  Dev<__nv_bfloat16> dbias(biasb);
+  Dev<__nv_bfloat16> dy(size_t(M) * N);
+  QuadActivations act{dA.p, dsx.p, dasum.p, r ? dao.p : nullptr};
+  QuadWeights w{dW.p, dsw.p, dwsum.p, r ? dwo.p : nullptr, cs.bias ? dbias.p : nullptr, N, K, r,
+                cs.act_bits};
+  CUDA_OK(tiled ? cuda::launch_quad_gemm_tiled(act, M, w, dy.p, nullptr)
+                : cuda::launch_quad_gemm(act, M, w, dy.p, nullptr));
+  CUDA_OK(cudaDeviceSynchronize());
+  auto y = dy.get();
+  double rms = 0;
+  std::vector<double> ref(size_t(M) * N);
+  for (int i = 0; i < M; ++i)
+    for (int o = 0; o < N; ++o) {
+      long dot = 0;
+      for (int k = 0; k < K; ++k) dot += long(aq[size_t(i) * K + k]) * wq[size_t(o) * K + k];
+      double v = double(dot) * sx[i] * sw[o];
+      for (int j = 0; j < r; ++j) v += double(ao[size_t(i) * r + j]) * wo[size_t(o) * r + j];
+      if (cs.bias) v += bias[o];
+      ref[size_t(i) * N + o] = v;
+      rms += v * v;
+    }
+  rms = std::sqrt(rms / ref.size());
+  int bad = 0;
+  for (size_t e = 0; e < ref.size(); ++e) {
+    const double got = bf16_value(__nv_bfloat16_raw(y[e]).x);
+    const double tol = 4e-3 * std::fabs(ref[e]) + 1e-5 * rms;
+    if (!(std::fabs(got - ref[e]) <= tol) && bad++ < 5)
+      ADD_FAILURE() << "y[" << e / N << "," << e % N << "] = " << got << ", expected " << ref[e];
+  }
+  EXPECT_EQ(bad, 0);
+}
+
+TEST(QuadGemm, MatchesExactProductAtOddShapes) {
+  if (!gpu_here()) GTEST_SKIP() << "no CUDA GPU";
+  std::mt19937 rng(13);
+  const std::vector<GemmCase> cases = {
+      {1, 72, 200, 16, 4, true},     {3, 264, 1000, 0, 4, false}, {5, 130, 4096, 64, 4, true},
+      {16, 257, 384, 32, 4, false},  {9, 96, 96, 16, 8, true},    {1, 200, 4096, 0, 8, false},
+      {16, 130, 1408, 64, 8, true},  {17, 72, 200, 16, 4, true},  {130, 264, 1000, 0, 4, true},
+      {300, 257, 4096, 64, 4, false}, {129, 130, 384, 128, 8, true}, {200, 96, 1408, 0, 8, false},
+      {64, 1, 256, 16, 4, false}};
+  for (const auto& cs : cases) {
+    check_gemm(cs, false, rng);
+    if (cs.M <= 16) check_gemm(cs, true, rng);  // the tiled kernel at decode sizes too
+  }
+}
+
+TEST(QuadGemm, RejectsBadArguments) {
+  QuadActivations act{};
+  QuadWeights w{};
+  w.N = 8;
+  w.K = 32;
+  w.r = 8;  // not a multiple of 16
+  EXPECT_EQ(cuda::launch_quad_gemm(act, 1, w, nullptr, nullptr), cudaErrorInvalidValue);
+  w.r = 0;
+  w.act_bits = 5;
+  EXPECT_EQ(cuda::launch_quad_gemm(act, 1, w, nullptr, nullptr), cudaErrorInvalidValue);
+}
+
+// A U-type layer end to end (RMSNorm → quantize → GEMM + outlier + bias) against the reference
+// backend's ops on the same bf16-rounded input; the only differences are the few codes that
+// the fp32 norm rounds to the other side, fp16 outlier operands and the bf16 output.
+TEST(QuadLinear, UTypeLayerMatchesReferenceBackend) {
+  if (!gpu_here()) GTEST_SKIP() << "no CUDA GPU";
+  std::mt19937 rng(14);
+  const int M = 37, r = 16, d = 256, N = 192, D = r + d;
+  std::vector<float> h;
+  auto hb = to_bf16(random_normal(size_t(M) * D, rng), &h);
+  std::vector<int8_t> wq(size_t(N) * d);
+  std::uniform_int_distribution<int> wcode(-8, 7);
+  for (auto& v : wq) v = int8_t(wcode(rng));
+  std::vector<float> sw(N, 0.01f), wo;
+  auto woh = to_half(random_normal(size_t(N) * r, rng, 0.1f), &wo);
+
+  auto ref = make_ref_backend();
+  std::vector<float> a(h.size());
+  ref->rmsnorm(h.data(), M, D, nullptr, d, 1e-5f, a.data());
+  std::vector<int8_t> xq(size_t(M) * d);
+  std::vector<float> sx(M);
+  ref->quantize_rows(a.data() + r, M, d, D, 4, 0.9f, xq.data(), sx.data());
+  auto w4 = pack_int4(wq.data(), N, d);
+  std::vector<float> y_ref(size_t(M) * N), y_out(size_t(M) * N), ao(size_t(M) * r);
+  ref->int4_gemm(xq.data(), sx.data(), M, d, w4.data(), sw.data(), N, y_ref.data());
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < r; ++j) ao[size_t(i) * r + j] = a[size_t(i) * D + j];
+  ref->linear(ao.data(), M, r, wo.data(), N, nullptr, y_out.data());
+  for (size_t e = 0; e < y_ref.size(); ++e) y_ref[e] += y_out[e];
+
+  std::vector<uint8_t> wpacked(size_t(N) * cuda::quad_row_bytes(d, 4));
+  std::vector<int32_t> wsum(N);
+  cuda::quad_prepare_weights(wq.data(), N, d, false, wpacked.data(), wsum.data());
+  Dev<__nv_bfloat16> dh(hb);
+  Dev<uint8_t> codes(size_t(M) * cuda::quad_row_bytes(d, 4)), dW(wpacked);
+  Dev<float> scales(M), dsw(sw);
+  Dev<int32_t> sums(M), dwsum(wsum);
+  Dev<__half> outl(size_t(M) * r), dwo(woh);
+  Dev<__nv_bfloat16> dy(size_t(M) * N);
+  QuadActivations act{codes.p, scales.p, sums.p, outl.p};
+  QuadWeights w{dW.p, dsw.p, dwsum.p, dwo.p, nullptr, N, d, r, 4};
+  CUDA_OK(cuda::launch_quad_quant_u(dh.p, M, r, d, d, 1e-5f, 4, 0.9f, act, nullptr));
+  for (int M_run : {M, 1, 16}) {  // tiled, then the weight-streaming kernel on the first rows
+    CUDA_OK(cuda::launch_quad_gemm(act, M_run, w, dy.p, nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    auto yb = dy.get();
+    std::vector<float> got(size_t(M_run) * N), want(y_ref.begin(), y_ref.begin() + size_t(M_run) * N);
+    for (size_t e = 0; e < got.size(); ++e) {
+      got[e] = bf16_value(__nv_bfloat16_raw(yb[e]).x);
+    }
+    EXPECT_LT(test::nmse(got, want), 1e-4) << "M " << M_run;
+  }
+}
+
+}  // namespace
+}  // namespace quad
