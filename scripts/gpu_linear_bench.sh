@@ -6,7 +6,8 @@
 #
 # Before the call, here: bash scripts/fetch_gpu_deps.sh     (-> .gpu-deps/)
 # The call: run `bash scripts/gpu_linear_bench.sh [--quick]` with carry [".gpu-deps"].
-# Environment: CUDA_ARCH (default 90a).
+# Environment: CUDA_ARCH (default 90a); QUAD_NCU=1 adds an ncu pass over one launch of each
+# kernel (ncu.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -35,5 +36,11 @@ grep -E '^\[  (FAILED|SKIPPED|PASSED) |Failure|y\[|Expected|Which is|Value of' "
 
 echo "== benchmark"
 build-gpu/quad_linear_bench "$@" --json "$LOG/quad_linear_bench.json" | tee "$LOG/quad_linear_bench.txt" || status=1
+if [ -n "${QUAD_NCU:-}" ] && command -v ncu > /dev/null; then
+  echo "== ncu (tiled and gemv kernels, one launch each)"
+  ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
+    -k regex:'quad_(tiled|gemv)|quant_' -c 12 build-gpu/quad_linear_bench --profile > "$LOG/ncu.txt" 2>&1 || true
+  grep -E 'quad_tiled|quad_gemv|quant_|Duration|Memory Throughput|Compute \(SM\)|Registers|Achieved Occupancy|Stall|Warp Cycles Per Issued' "$LOG/ncu.txt" | head -80
+fi
 echo "gpu_linear_bench.sh: $([ $status = 0 ] && echo all passed || echo FAILURES)"
 exit $status

@@ -8,7 +8,9 @@
 // through enough weight and input copies to exceed the L2 cache; the graph is replayed, timed
 // with CUDA events, and the median replay / reps is reported. Inputs are random (never zeros).
 //
-// Usage: quad_linear_bench [--quick] [--json FILE]
+// Usage: quad_linear_bench [--quick] [--profile] [--json FILE]
+// --profile: gate/up and down at M = 1 and 4096 only, plus one plain launch of each kernel (for
+// ncu, which does not profile kernels inside graphs).
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -233,10 +235,11 @@ struct Shape {
 struct Row {
   std::string shape;
   int M;
-  float cublas_us, quad_us, quant_us, gemm_us;
+  float cublas_us, quad_us, quant_us, gemm_us, gemm256_us;
 };
 
-Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r, int d) {
+Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r, int d,
+                bool profile) {
   const int Nq = s.u_type ? s.N : d + r;  // QUAD output width (D-type writes the residual d + r)
   const int Kq = s.K;                     // quantized input width
   const int in_width = s.u_type ? r + s.K : s.K;
@@ -316,27 +319,45 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
   });
   const float quant_ms = graph_time_ms(st, reps, 10, [&](int) { quant(); });
   const float gemm_ms = graph_time_ms(st, reps, 10, gemm);
+  float gemm256_ms = 0.0f;  // the 128 × 256 tile variant of the tiled kernel
+  if (M > 16)
+    gemm256_ms = graph_time_ms(st, reps, 10, [&](int i) {
+      QuadWeights w{w4[i % sets4], wscale, wsum, rq ? wout : nullptr, nullptr, Nq, Kq, rq, s.act_bits};
+      CK(launch_quad_gemm_tiled(act, M, w, y16, st, 256));
+    });
+  if (profile) {  // one plain launch of each kernel, for ncu
+    quant();
+    gemm(0);
+    if (M > 16) {
+      QuadWeights w{w4[0], wscale, wsum, rq ? wout : nullptr, nullptr, Nq, Kq, rq, s.act_bits};
+      CK(launch_quad_gemm_tiled(act, M, w, y16, st, 256));
+    }
+    CK(cudaStreamSynchronize(st));
+  }
   CK(cudaGetLastError());
 
   for (auto* p : w4) CK(cudaFree(p));
   for (void* p : {(void*)wscale, (void*)wsum, (void*)wout, (void*)codes, (void*)ascale,
                   (void*)asum, (void*)aout, (void*)mix, (void*)x16, (void*)y16})
     CK(cudaFree(p));
-  return Row{s.name, M, cublas_ms * 1e3f, quad_ms * 1e3f, quant_ms * 1e3f, gemm_ms * 1e3f};
+  return Row{s.name, M, cublas_ms * 1e3f, quad_ms * 1e3f, quant_ms * 1e3f, gemm_ms * 1e3f,
+             gemm256_ms * 1e3f};
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
+  bool quick = false, profile = false;
   const char* json_path = nullptr;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) {
       quick = true;
+    } else if (!std::strcmp(argv[i], "--profile")) {
+      profile = true;
     } else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) {
       json_path = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: quad_linear_bench [--quick] [--json FILE]\n");
+      std::fprintf(stderr, "usage: quad_linear_bench [--quick] [--profile] [--json FILE]\n");
       return 2;
     }
   }
@@ -352,7 +373,7 @@ int main(int argc, char** argv) {
   void* ws = dalloc<uint8_t>(64u << 20);
   CB(cublasSetWorkspace(h, ws, 64u << 20));
 
-  const Ceilings c = measure_ceilings(st, h);
+  const Ceilings c = profile ? Ceilings{} : measure_ceilings(st, h);
   std::printf("ceilings: copy %.0f GB/s (read + write), cuBLAS bf16 %.0f TFLOP/s, cuBLAS int8 "
               "%.0f TOP/s, int8 mma.sync issue %.0f TOP/s\n",
               c.copy_gbs, c.bf16_tflops, c.int8_tops, c.mma_sync_tops);
@@ -363,23 +384,26 @@ int main(int argc, char** argv) {
       {"o 4096x4096 A4", 4096, 4096, false, 4, 32},   {"o 4096x4096 A8", 4096, 4096, false, 8, 32},
       {"gate/up 14336x4096", 14336, 4096, true, 4, 0}, {"down 4096x14336 A4", 4096, 14336, false, 4, 0},
       {"down 4096x14336 A8", 4096, 14336, false, 8, 0}};
-  const std::vector<int> Ms = quick ? std::vector<int>{1, 16, 4096}
-                                    : std::vector<int>{1, 4, 16, 2048, 4096, 8192};
+  std::vector<int> Ms = quick ? std::vector<int>{1, 16, 4096}
+                              : std::vector<int>{1, 4, 16, 2048, 4096, 8192};
+  if (profile) Ms = {1, 4096};
   std::vector<Row> rows;
-  std::printf("\n%-20s %6s %10s %10s %9s %9s %8s %9s %9s\n", "shape (N x K)", "M", "cuBLAS_us",
-              "QUAD_us", "quant_us", "gemm_us", "speedup", "TOP/s", "GB/s");
+  std::printf("\n%-20s %6s %10s %10s %9s %9s %9s %8s %9s %9s\n", "shape (N x K)", "M", "cuBLAS_us",
+              "QUAD_us", "quant_us", "gemm_us", "g256_us", "speedup", "TOP/s", "GB/s");
   for (const auto& s : shapes)
     for (int M : Ms) {
-      Row row = bench_shape(st, h, s, M, r, d);
+      if (profile && std::string(s.name).rfind("gate", 0) != 0 && std::string(s.name) != "down 4096x14336 A8")
+        continue;
+      Row row = bench_shape(st, h, s, M, r, d, profile);
       rows.push_back(row);
       // Effective rate on the original op count; bytes: int4 weights + fp16 outliers + scales.
       const int Nq = s.u_type ? s.N : d + r;
       const double bytes = double(Nq) * quad_row_bytes(s.K, 4) + (s.u_type ? double(Nq) * r * 2 : 0);
       const double tops = 2.0 * M * double(s.N) * s.K / (row.quad_us * 1e-6) / 1e12;
       const double gbs = bytes / (row.gemm_us * 1e-6) / 1e9;
-      std::printf("%-20s %6d %10.2f %10.2f %9.2f %9.2f %7.2fx %9.1f %9.0f\n", row.shape.c_str(),
-                  M, row.cublas_us, row.quad_us, row.quant_us, row.gemm_us,
-                  row.cublas_us / row.quad_us, tops, gbs);
+      std::printf("%-20s %6d %10.2f %10.2f %9.2f %9.2f %9.2f %7.2fx %9.1f %9.0f\n",
+                  row.shape.c_str(), M, row.cublas_us, row.quad_us, row.quant_us, row.gemm_us,
+                  row.gemm256_us, row.cublas_us / row.quad_us, tops, gbs);
       std::fflush(stdout);
     }
   if (json_path) {
@@ -394,9 +418,10 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < rows.size(); ++i)
       std::fprintf(f,
                    "  {\"shape\": \"%s\", \"M\": %d, \"cublas_us\": %.3f, \"quad_us\": %.3f, "
-                   "\"quant_us\": %.3f, \"gemm_us\": %.3f}%s\n",
+                   "\"quant_us\": %.3f, \"gemm_us\": %.3f, \"gemm256_us\": %.3f}%s\n",
                    rows[i].shape.c_str(), rows[i].M, rows[i].cublas_us, rows[i].quad_us,
-                   rows[i].quant_us, rows[i].gemm_us, i + 1 < rows.size() ? "," : "");
+                   rows[i].quant_us, rows[i].gemm_us, rows[i].gemm256_us,
+                   i + 1 < rows.size() ? "," : "");
     std::fprintf(f, "]}\n");
     std::fclose(f);
   }

@@ -224,7 +224,8 @@ TEST(QuadQuant, UTypeMatchesReferenceNormAndQuantizer) {
   if (!gpu_here()) GTEST_SKIP() << "no CUDA GPU";
   std::mt19937 rng(11);
   for (auto [M, r, K, bits] : {std::tuple{7, 16, 200, 4}, std::tuple{33, 64, 4096, 4},
-                               std::tuple{5, 0, 96, 8}, std::tuple{3, 32, 1000, 8}}) {
+                               std::tuple{5, 0, 96, 8}, std::tuple{3, 32, 1000, 8},
+                               std::tuple{90, 64, 4096, 4}, std::tuple{70, 16, 8192, 8}}) {
     SCOPED_TRACE(testing::Message() << "M " << M << " r " << r << " K " << K << " bits " << bits);
     const int D = r + K, divisor = K;
     std::vector<float> h;
@@ -262,8 +263,11 @@ TEST(QuadQuant, DTypeMatchesCpuOnlineHadamards) {
   struct Case {
     int M, K, heads, bits;  // heads > 0: head mix of (heads, K / heads); else the size-K Hadamard
   };
+  // Register FWHT (P = 128, 256, 512), the shared-memory fallback (P = 1024), head mixes, and
+  // wide (few rows) and narrow (many rows) blocks.
   for (Case cs : {Case{9, 1408, 0, 8}, Case{4, 7168, 0, 4}, Case{6, 512, 8, 8}, Case{3, 2048, 32, 4},
-                  Case{2, 14336, 0, 8}}) {
+                  Case{2, 14336, 0, 8}, Case{3, 1024, 0, 4}, Case{70, 14336, 0, 4},
+                  Case{80, 4096, 32, 8}}) {
     SCOPED_TRACE(testing::Message() << "K " << cs.K << " heads " << cs.heads << " bits " << cs.bits);
     std::vector<float> x;
     auto xb = to_bf16(random_normal(size_t(cs.M) * cs.K, rng, 2.0f), &x);
@@ -313,9 +317,10 @@ struct GemmCase {
 };
 
 // Runs the GEMM on random codes and checks every output against the exact product.
-void check_gemm(const GemmCase& cs, bool tiled, std::mt19937& rng) {
+// tile: 0 = launch_quad_gemm's choice, else the tiled kernel with that tile width.
+void check_gemm(const GemmCase& cs, int tile, std::mt19937& rng) {
   SCOPED_TRACE(testing::Message() << "M " << cs.M << " N " << cs.N << " K " << cs.K << " r "
-                                  << cs.r << " A" << cs.act_bits << (tiled ? " tiled" : " auto"));
+                                  << cs.r << " A" << cs.act_bits << " tile " << tile);
   const int M = cs.M, N = cs.N, K = cs.K, r = cs.r;
   const int amax = cs.act_bits == 4 ? 7 : 127;
   std::uniform_int_distribution<int> acode(-amax - 1, amax), wcode(-8, 7);
@@ -348,8 +353,8 @@ void check_gemm(const GemmCase& cs, bool tiled, std::mt19937& rng) {
   QuadActivations act{dA.p, dsx.p, dasum.p, r ? dao.p : nullptr};
   QuadWeights w{dW.p, dsw.p, dwsum.p, r ? dwo.p : nullptr, cs.bias ? dbias.p : nullptr, N, K, r,
                 cs.act_bits};
-  CUDA_OK(tiled ? cuda::launch_quad_gemm_tiled(act, M, w, dy.p, nullptr)
-                : cuda::launch_quad_gemm(act, M, w, dy.p, nullptr));
+  CUDA_OK(tile ? cuda::launch_quad_gemm_tiled(act, M, w, dy.p, nullptr, tile)
+               : cuda::launch_quad_gemm(act, M, w, dy.p, nullptr));
   CUDA_OK(cudaDeviceSynchronize());
   auto y = dy.get();
   double rms = 0;
@@ -385,8 +390,9 @@ TEST(QuadGemm, MatchesExactProductAtOddShapes) {
       {300, 257, 4096, 64, 4, false}, {129, 130, 384, 128, 8, true}, {200, 96, 1408, 0, 8, false},
       {64, 1, 256, 16, 4, false}};
   for (const auto& cs : cases) {
-    check_gemm(cs, false, rng);
-    if (cs.M <= 16) check_gemm(cs, true, rng);  // the tiled kernel at decode sizes too
+    check_gemm(cs, 0, rng);
+    if (cs.M <= 16) check_gemm(cs, 128, rng);  // the tiled kernel at decode sizes too
+    check_gemm(cs, 256, rng);
   }
 }
 

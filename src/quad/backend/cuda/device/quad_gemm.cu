@@ -1,5 +1,5 @@
 // The integer GEMMs of the QUAD linear layer with the fused epilogue (quad_linear.h):
-//  - tiled: 128×128 output tiles, 8 warps of 64×32, k in steps of 256 codes through a 3-stage
+//  - tiled: 128×128 (or 128×256) output tiles, 8 warps of 64×32 (64×64), k in steps of 256 codes through a 3-stage
 //    cp.async pipeline; activations are mma's A operand, weights its B operand; both read from
 //    shared memory as one 16-byte (4-bit) or 32-byte (8-bit) run per thread and 128 codes;
 //  - gemv (M ≤ 16): roles swapped (16 weight rows are the A operand, up to 16 tokens the B
@@ -32,9 +32,9 @@ __device__ __forceinline__ void store_bf16(__nv_bfloat16* y, int N, int row, int
 
 // ---------------------------------------------------------------- tiled (prefill) kernel
 
-template <int ABITS>
+template <int ABITS, int NJ>
 struct Tiled {
-  static constexpr int BM = 128, BN = 128, BK = 256, STAGES = 3;
+  static constexpr int BM = 128, BN = 32 * NJ, BK = 256, STAGES = 3;
   static constexpr int A_ROW = BK * ABITS / 8;  // bytes per tile row per stage
   static constexpr int B_ROW = BK / 2;
   static constexpr int A_STAGE = BM * A_ROW, B_STAGE = BN * B_ROW;
@@ -48,15 +48,15 @@ struct Tiled {
   }
 };
 
-template <int ABITS>
+template <int ABITS, int NJ>
 __global__ void __launch_bounds__(kThreads, 1)
     quad_tiled_kernel(QuadActivations act, int M, QuadWeights w, __nv_bfloat16* y) {
-  using T = Tiled<ABITS>;
+  using T = Tiled<ABITS, NJ>;
   extern __shared__ __align__(128) uint8_t smem[];
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int g = lane / 4, t = lane % 4;
   const int m0 = blockIdx.y * T::BM, n0 = blockIdx.x * T::BN;
-  const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;
+  const int wm = (warp / 4) * 64, wn = (warp % 4) * 8 * NJ;
   const int N = w.N, K = w.K, r = w.r;
   const int a_ld = quad_row_bytes(K, ABITS), b_ld = quad_row_bytes(K, 4);
   const int KT = (quad_padded_k(K) + T::BK - 1) / T::BK;
@@ -103,11 +103,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   };
 
-  int acc[4][4][4];
+  int acc[4][NJ][4];
 #pragma unroll
   for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
-    for (int nj = 0; nj < 4; ++nj)
+    for (int nj = 0; nj < NJ; ++nj)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[mi][nj][e] = 0;
 
@@ -127,9 +127,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     const uint8_t* sB = sA + T::A_STAGE;
 #pragma unroll
     for (int bb = 0; bb < T::BK / kQuadBlockK; ++bb) {
-      uint4 bq[4];
+      uint4 bq[NJ];
 #pragma unroll
-      for (int nj = 0; nj < 4; ++nj) {
+      for (int nj = 0; nj < NJ; ++nj) {
         const int row = wn + nj * 8 + g;
         bq[nj] = *reinterpret_cast<const uint4*>(sB + row * T::B_ROW +
                                                  T::swz_b(4 * bb + t, row) * 16);
@@ -146,9 +146,9 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
 #pragma unroll
         for (int s = 0; s < 4; ++s) {
-          unsigned b0[4], b1[4];
+          unsigned b0[NJ], b1[NJ];
 #pragma unroll
-          for (int nj = 0; nj < 4; ++nj) {
+          for (int nj = 0; nj < NJ; ++nj) {
             b0[nj] = lo_nibbles(word_of(bq[nj], s));
             b1[nj] = hi_nibbles(word_of(bq[nj], s));
           }
@@ -158,7 +158,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             const unsigned a0 = lo_nibbles(wg), a1 = lo_nibbles(wg8);
             const unsigned a2 = hi_nibbles(wg), a3 = hi_nibbles(wg8);
 #pragma unroll
-            for (int nj = 0; nj < 4; ++nj) mma_u8u8(acc[mi][nj], a0, a1, a2, a3, b0[nj], b1[nj]);
+            for (int nj = 0; nj < NJ; ++nj) mma_u8u8(acc[mi][nj], a0, a1, a2, a3, b0[nj], b1[nj]);
           }
         }
       } else {
@@ -175,9 +175,9 @@ __global__ void __launch_bounds__(kThreads, 1)
             }
 #pragma unroll
         for (int s = 0; s < 4; ++s) {
-          unsigned b0[4], b1[4];
+          unsigned b0[NJ], b1[NJ];
 #pragma unroll
-          for (int nj = 0; nj < 4; ++nj) {
+          for (int nj = 0; nj < NJ; ++nj) {
             b0[nj] = lo_nibbles(word_of(bq[nj], s));
             b1[nj] = hi_nibbles(word_of(bq[nj], s));
           }
@@ -188,7 +188,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             const unsigned a1 = word_of(aq[mi][1][s / 2], 2 * (s % 2));
             const unsigned a3 = word_of(aq[mi][1][s / 2], 2 * (s % 2) + 1);
 #pragma unroll
-            for (int nj = 0; nj < 4; ++nj) mma_s8u8(acc[mi][nj], a0, a1, a2, a3, b0[nj], b1[nj]);
+            for (int nj = 0; nj < NJ; ++nj) mma_s8u8(acc[mi][nj], a0, a1, a2, a3, b0[nj], b1[nj]);
           }
         }
       }
@@ -198,9 +198,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   __syncthreads();
 
   // Epilogue: integer sums → fp32 with the scales, then the outlier product on top.
-  float out[4][4][4];
-  float sx[4][2], sw[4][2];
-  int sa[4][2], sq[4][2];
+  float out[4][NJ][4];
+  float sx[4][2], sw[NJ][2];
+  int sa[4][2], sq[NJ][2];
 #pragma unroll
   for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
@@ -210,7 +210,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       sa[mi][h] = row < M ? act.sums[row] : 0;
     }
 #pragma unroll
-  for (int nj = 0; nj < 4; ++nj)
+  for (int nj = 0; nj < NJ; ++nj)
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
       const int col = n0 + wn + nj * 8 + 2 * t + e;
@@ -220,7 +220,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
   for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
-    for (int nj = 0; nj < 4; ++nj)
+    for (int nj = 0; nj < NJ; ++nj)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int h = e / 2, c = e % 2;
@@ -230,21 +230,21 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   if (r > 0) {
     for (int kk = 0; kk < r / 16; ++kk) {
-      unsigned af[4][4], bf[2][4];
+      unsigned af[4][4], bf[NJ / 2][4];
 #pragma unroll
       for (int mi = 0; mi < 4; ++mi) {
         const int row = wm + mi * 16 + (lane % 8) + 8 * ((lane / 8) & 1);
         ldmatrix_x4(af[mi], sAo + row * ost + (kk * 16 + 8 * (lane / 16)) * 2);
       }
 #pragma unroll
-      for (int p = 0; p < 2; ++p) {
+      for (int p = 0; p < NJ / 2; ++p) {
         const int row = wn + p * 16 + (lane % 8) + 8 * (lane / 16);
         ldmatrix_x4(bf[p], sWo + row * ost + (kk * 16 + 8 * ((lane / 8) & 1)) * 2);
       }
 #pragma unroll
       for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
-        for (int nj = 0; nj < 4; ++nj)
+        for (int nj = 0; nj < NJ; ++nj)
           mma_f16(out[mi][nj], af[mi][0], af[mi][1], af[mi][2], af[mi][3], bf[nj / 2][2 * (nj % 2)],
                   bf[nj / 2][2 * (nj % 2) + 1]);
     }
@@ -252,7 +252,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const bool pairs = N % 2 == 0;
 #pragma unroll
-  for (int nj = 0; nj < 4; ++nj) {
+  for (int nj = 0; nj < NJ; ++nj) {
     const int col = n0 + wn + nj * 8 + 2 * t;
     if (col >= N) continue;
     const float b0 = w.bias ? __bfloat162float(w.bias[col]) : 0.0f;
@@ -309,15 +309,29 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc[j][e] = 0;
 
-  for (int kb = kb0; kb < kb1; kb += kGemvBatch) {
-    uint4 wa[kGemvBatch][2];
-    uint4 xa[kGemvBatch][NT][ABITS == 4 ? 1 : 2];
+  // Weights of batch kb (kGemvBatch k blocks) into registers; zero past the warp's range.
+  auto load_weights = [&](int kb, uint4 (&wa)[kGemvBatch][2]) {
 #pragma unroll
     for (int u = 0; u < kGemvBatch; ++u) {
       const bool in = kb + u < kb1;
       const size_t off = size_t(kb + u) * 64;
       wa[u][0] = in && vg ? load_stream(wg + off) : zero;
       wa[u][1] = in && vg8 ? load_stream(wg8 + off) : zero;
+    }
+  };
+  uint4 wa[kGemvBatch][2];
+  load_weights(kb0, wa);
+  // With programmatic dependent launch this kernel starts while the quantization kernel before
+  // it still runs: the first weights are in flight before waiting for its activations.
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+
+  for (int kb = kb0; kb < kb1; kb += kGemvBatch) {
+    if (kb != kb0) load_weights(kb, wa);
+    uint4 xa[kGemvBatch][NT][ABITS == 4 ? 1 : 2];
+#pragma unroll
+    for (int u = 0; u < kGemvBatch; ++u) {
+      const bool in = kb + u < kb1;
+      const size_t off = size_t(kb + u) * 64;
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
         if constexpr (ABITS == 4) {
@@ -393,38 +407,49 @@ cudaError_t check_args(const QuadActivations& act, int M, const QuadWeights& w) 
   return cudaSuccess;
 }
 
-template <int ABITS>
+template <int ABITS, int NJ>
 cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w,
                          __nv_bfloat16* y, cudaStream_t stream) {
-  using T = Tiled<ABITS>;
+  using T = Tiled<ABITS, NJ>;
   const size_t smem = T::smem_bytes(w.r);
-  if (cudaError_t e = cudaFuncSetAttribute(quad_tiled_kernel<ABITS>,
+  if (cudaError_t e = cudaFuncSetAttribute(quad_tiled_kernel<ABITS, NJ>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)))
     return e;
   const dim3 grid((w.N + T::BN - 1) / T::BN, (M + T::BM - 1) / T::BM);
-  quad_tiled_kernel<ABITS><<<grid, kThreads, smem, stream>>>(act, M, w, y);
+  quad_tiled_kernel<ABITS, NJ><<<grid, kThreads, smem, stream>>>(act, M, w, y);
   return cudaGetLastError();
 }
 
 template <int ABITS>
 cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
                         __nv_bfloat16* y, cudaStream_t stream) {
-  const dim3 grid((w.N + 15) / 16);
-  if (M <= 8)
-    quad_gemv_kernel<ABITS, 1><<<grid, kThreads, 0, stream>>>(act, M, w, y);
-  else
-    quad_gemv_kernel<ABITS, 2><<<grid, kThreads, 0, stream>>>(act, M, w, y);
-  return cudaGetLastError();
+  // Programmatic dependent launch: may start before the preceding kernel on the stream ends
+  // (the kernel waits for it before reading activations).
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3((w.N + 15) / 16);
+  cfg.blockDim = dim3(kThreads);
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  if (M <= 8) return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 1>, act, M, w, y);
+  return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 2>, act, M, w, y);
 }
 
 }  // namespace
 
 cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const QuadWeights& w,
-                                   __nv_bfloat16* y, cudaStream_t stream) {
+                                   __nv_bfloat16* y, cudaStream_t stream, int tile_n) {
   if (cudaError_t e = check_args(act, M, w)) return e;
+  if (tile_n != 128 && tile_n != 256) return cudaErrorInvalidValue;
   if (M == 0) return cudaSuccess;
-  return w.act_bits == 4 ? launch_tiled<4>(act, M, w, y, stream)
-                         : launch_tiled<8>(act, M, w, y, stream);
+  if (tile_n == 256)
+    return w.act_bits == 4 ? launch_tiled<4, 8>(act, M, w, y, stream)
+                           : launch_tiled<8, 8>(act, M, w, y, stream);
+  return w.act_bits == 4 ? launch_tiled<4, 4>(act, M, w, y, stream)
+                         : launch_tiled<8, 4>(act, M, w, y, stream);
 }
 
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,

@@ -108,9 +108,10 @@ struct QuadWeights {
 // and at most 128; K ≥ 1.
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,
                              __nv_bfloat16* y, cudaStream_t stream);
-// The tiled kernel at any M (for tests and benchmarks).
+// The tiled kernel at any M (for tests and benchmarks), with output tiles of 128 × tile_n
+// (128 or 256).
 cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const QuadWeights& w,
-                                   __nv_bfloat16* y, cudaStream_t stream);
+                                   __nv_bfloat16* y, cudaStream_t stream, int tile_n = 128);
 
 // Host: signed codes (N, K) in [-8, 7] → kernel-layout bytes (N, quad_row_bytes(K, 4)) and
 // per-row sums.

@@ -1,10 +1,12 @@
 // Per-token activation quantization of the QUAD linear layer into the fragment-major layout
 // (quad_linear.h): quant_u (weightless RMSNorm, fp16 outlier part, codes of the rest) and
-// quant_d (online Hadamard, then codes). One block per token row, the row held in shared memory
-// as fp32. Scales and codes follow the reference quantizer (backend/ref): scale = max|a| / qmax
+// quant_d (online Hadamard, then codes). One block per token row; each thread owns chunks of 8
+// consecutive codes (16-byte loads, one 32-bit store per chunk of 4-bit codes). Scales and codes follow the reference quantizer (backend/ref): scale = max|a| / qmax
 // · clip in IEEE fp32, code = clamp(round_half_even(a / scale)), an all-zero row gives scale 0
 // and codes 0.
 #include <math.h>
+
+#include <algorithm>
 
 #include "quad_linear.h"
 #include "reduce.cuh"
@@ -13,45 +15,76 @@ namespace quad::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kMaxPer = 8;  // 8-code chunks per thread
 
 __device__ float quad_code(float v, float scale, float qmax) {
   return fminf(fmaxf(rintf(__fdiv_rn(v, scale)), -qmax - 1.0f), qmax);
 }
 
-// Writes the codes of v[0..K) (shared memory) for row `row` and returns nothing; the scale and
-// the code sum go to out.scales / out.sums. All threads of the block call it.
-__device__ void quantize_row(const float* v, int K, int bits, float clip, int row,
-                             QuadActivations out, float* fscratch, int* iscratch) {
+// Lets a kernel launched after this one with programmatic dependent launch (the weight-streaming
+// GEMM) start now and prefetch its weights; it waits for this grid's results before reading them.
+__device__ __forceinline__ void allow_dependents() {
+  asm volatile("griddepcontrol.launch_dependents;\n" ::);
+}
+
+__device__ __forceinline__ void load8_bf16(const __nv_bfloat16* p, float (&v)[8]) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  const __nv_bfloat162* b = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int m = 0; m < 4; ++m) {
+    const float2 f = __bfloat1622float2(b[m]);
+    v[2 * m] = f.x;
+    v[2 * m + 1] = f.y;
+  }
+}
+
+// The codes of one row held in registers: chunk i of this thread is q = threadIdx.x + i ·
+// blockDim.x, codes 8q .. 8q+7 (values v[i], valid for q < K/8; chunks up to the padded width
+// write zero padding). Each chunk is one 32-bit store (4-bit) or two (8-bit). Writes the scale
+// and the code sum of the row. All threads of the block call it.
+template <int PER>
+__device__ void quantize_chunks(const float (&v)[PER][8], int K, int bits, float clip, int row,
+                                const QuadActivations& out, float* fscratch, int* iscratch) {
   const float qmax = bits == 4 ? 7.0f : 127.0f;
+  const int nq = K / 8, nq_padded = quad_padded_k(K) / 8;
   float amax = 0.0f;
-  for (int c = threadIdx.x; c < K; c += blockDim.x) amax = MaxOp{}(amax, fabsf(v[c]));
+#pragma unroll
+  for (int i = 0; i < PER; ++i) {
+    if (int(threadIdx.x) + i * int(blockDim.x) >= nq) continue;
+#pragma unroll
+    for (int m = 0; m < 8; ++m) amax = MaxOp{}(amax, fabsf(v[i][m]));
+  }
   amax = block_reduce(amax, MaxOp{}, 0.0f, fscratch);
   const float scale = __fmul_rn(__fdiv_rn(amax, qmax), clip);
-  const int Kp = quad_padded_k(K);
   uint8_t* dst = out.codes + size_t(row) * quad_row_bytes(K, bits);
   int sum = 0;
-  if (bits == 4) {
-    // One byte = codes k, k+1 (k even) in the activation (non-a8) order.
-    for (int k = 2 * threadIdx.x; k < Kp; k += 2 * blockDim.x) {
-      unsigned byte = 0;
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        if (k + h >= K) continue;  // padding: nibble 0
-        const int q = scale == 0.0f ? 0 : int(quad_code(v[k + h], scale, qmax));
-        sum += q;
-        byte |= unsigned(q + 8) << (4 * h);
+  for (int i = 0; i < PER; ++i) {
+    const int q = threadIdx.x + i * blockDim.x;
+    if (q >= nq_padded) continue;
+    int c[8];
+#pragma unroll
+    for (int m = 0; m < 8; ++m) {
+      c[m] = q < nq && scale != 0.0f ? int(quad_code(v[i][m], scale, qmax)) : 0;
+      sum += c[m];
+    }
+    if (bits == 4) {
+      unsigned word = 0;
+      if (q < nq) {
+#pragma unroll
+        for (int m = 0; m < 8; ++m) word |= unsigned(c[m] + 8) << (4 * m);
       }
       int pos, shift;
-      quad_w4_position(k, false, &pos, &shift);
-      dst[pos] = uint8_t(byte);
-    }
-  } else {
-    for (int k = threadIdx.x; k < Kp; k += blockDim.x) {
-      int q = 0;
-      if (k < K && scale != 0.0f) q = int(quad_code(v[k], scale, qmax));
-      sum += q;
-      dst[quad_a8_position(k)] = uint8_t(int8_t(q));
+      quad_w4_position(8 * q, false, &pos, &shift);
+      *reinterpret_cast<unsigned*>(dst + pos) = word;
+    } else {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        unsigned word = 0;
+#pragma unroll
+        for (int m = 0; m < 4; ++m) word |= unsigned(uint8_t(int8_t(c[4 * h + m]))) << (8 * m);
+        *reinterpret_cast<unsigned*>(dst + quad_a8_position(8 * q + 4 * h)) = word;
+      }
     }
   }
   sum = block_reduce(sum, SumOp{}, 0, iscratch);
@@ -61,69 +94,191 @@ __device__ void quantize_row(const float* v, int K, int bits, float clip, int ro
   }
 }
 
+template <int PER>
 __global__ void quant_u_kernel(const __nv_bfloat16* h, int r, int K, int divisor, float eps,
                                int bits, float clip, QuadActivations out) {
-  extern __shared__ float row[];  // r + K
   __shared__ float fscratch[32];
   __shared__ int iscratch[32];
-  const int D = r + K;
-  const __nv_bfloat16* src = h + size_t(blockIdx.x) * D;
+  allow_dependents();
+  const int row = blockIdx.x, nq = K / 8;
+  const __nv_bfloat16* src = h + size_t(row) * (r + K);
+  float v[PER][8], o[8];
   float ss = 0.0f;
-  for (int c = threadIdx.x; c < D; c += blockDim.x) {
-    const float v = __bfloat162float(src[c]);
-    row[c] = v;
-    ss = fmaf(v, v, ss);
+#pragma unroll
+  for (int i = 0; i < PER; ++i) {
+    const int q = threadIdx.x + i * blockDim.x;
+    if (q >= nq) continue;
+    load8_bf16(src + r + 8 * q, v[i]);
+#pragma unroll
+    for (int m = 0; m < 8; ++m) ss = fmaf(v[i][m], v[i][m], ss);
+  }
+  const bool has_outlier = int(threadIdx.x) < r / 8;
+  if (has_outlier) {
+    load8_bf16(src + 8 * threadIdx.x, o);
+#pragma unroll
+    for (int m = 0; m < 8; ++m) ss = fmaf(o[m], o[m], ss);
   }
   ss = block_reduce(ss, SumOp{}, 0.0f, fscratch);
   const float inv = 1.0f / sqrtf(ss / float(divisor) + eps);
-  for (int c = threadIdx.x; c < D; c += blockDim.x) {
-    const float a = row[c] * inv;
-    row[c] = a;
-    if (c < r) out.outlier[size_t(blockIdx.x) * r + c] = __float2half_rn(a);
+  if (has_outlier) {
+    __align__(16) __half a[8];
+#pragma unroll
+    for (int m = 0; m < 8; ++m) a[m] = __float2half_rn(o[m] * inv);
+    *reinterpret_cast<uint4*>(out.outlier + size_t(row) * r + 8 * threadIdx.x) =
+        *reinterpret_cast<const uint4*>(a);
   }
-  __syncthreads();
-  quantize_row(row + r, K, bits, clip, blockIdx.x, out, fscratch, iscratch);
+#pragma unroll
+  for (int i = 0; i < PER; ++i)
+#pragma unroll
+    for (int m = 0; m < 8; ++m) v[i][m] *= inv;
+  quantize_chunks<PER>(v, K, bits, clip, row, out, fscratch, iscratch);
 }
 
+// In-register Sylvester FWHT of one segment of P = 32·E values held by one warp (value i at lane
+// i % 32, slot i / 32): x ← S_P x, unnormalized, natural order.
+template <int E>
+__device__ void warp_fwht(float* seg) {
+  const int lane = threadIdx.x % 32;
+  float v[E];
+#pragma unroll
+  for (int e = 0; e < E; ++e) v[e] = seg[lane + 32 * e];
+#pragma unroll
+  for (int h = 1; h < E; h *= 2)
+#pragma unroll
+    for (int e = 0; e < E; ++e)
+      if (!(e & h)) {
+        const float a = v[e], b = v[e + h];
+        v[e] = a + b;
+        v[e + h] = a - b;
+      }
+#pragma unroll
+  for (int h = 1; h < 32; h *= 2)
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      const float other = __shfl_xor_sync(0xffffffffu, v[e], h);
+      v[e] = (lane & h) ? other - v[e] : v[e] + other;
+    }
+#pragma unroll
+  for (int e = 0; e < E; ++e) seg[lane + 32 * e] = v[e];
+}
+
+constexpr int kMaxMix = 32;  // largest outer factor of the register mix
+
+// D-type input: row in shared memory; FWHT per segment (one warp each, or butterflies through
+// shared memory when P is not 32·E with E ≤ 16); outer mix one column per thread with the column
+// in registers (K_o ≤ 32), in place; then the codes from registers.
+template <int PER, int E>
 __global__ void quant_d_kernel(const __nv_bfloat16* x, int K, const float* mix, int K_o,
                                bool inner_fwht, int bits, float clip, QuadActivations out) {
-  extern __shared__ float smem[];  // K_o² mix, K input, K output
+  extern __shared__ float smem[];  // K_o² mix, then the row (K)
   __shared__ float fscratch[32];
   __shared__ int iscratch[32];
+  allow_dependents();
   float* m = smem;
-  float* in = m + K_o * K_o;
-  float* y = in + K;
-  const int P = K / K_o;
-  const __nv_bfloat16* src = x + size_t(blockIdx.x) * K;
+  float* in = smem + K_o * K_o;
+  const int P = K / K_o, nq = K / 8, row = blockIdx.x;
+  const __nv_bfloat16* src = x + size_t(row) * K;
   for (int c = threadIdx.x; c < K_o * K_o; c += blockDim.x) m[c] = mix[c];
-  for (int c = threadIdx.x; c < K; c += blockDim.x) in[c] = __bfloat162float(src[c]);
+  for (int q = threadIdx.x; q < nq; q += blockDim.x) {
+    float v[8];
+    load8_bf16(src + 8 * q, v);
+    reinterpret_cast<float4*>(in)[2 * q] = make_float4(v[0], v[1], v[2], v[3]);
+    reinterpret_cast<float4*>(in)[2 * q + 1] = make_float4(v[4], v[5], v[6], v[7]);
+  }
   __syncthreads();
   if (inner_fwht) {
-    const int half = P / 2;
-    for (int len = 1; len < P; len *= 2) {
-      for (int idx = threadIdx.x; idx < K_o * half; idx += blockDim.x) {
-        const int seg = idx / half, p = idx % half;
-        const int i = seg * P + (p / len) * 2 * len + (p % len);
-        const float a = in[i], b = in[i + len];
-        in[i] = a + b;
-        in[i + len] = a - b;
-      }
+    if constexpr (E > 0) {
+      for (int seg = threadIdx.x / 32; seg < K_o; seg += blockDim.x / 32) warp_fwht<E>(in + seg * P);
       __syncthreads();
+    } else {
+      const int half = P / 2;
+      for (int len = 1; len < P; len *= 2) {
+        for (int idx = threadIdx.x; idx < K_o * half; idx += blockDim.x) {
+          const int seg = idx / half, p = idx % half;
+          const int i = seg * P + (p / len) * 2 * len + (p % len);
+          const float a = in[i], b = in[i + len];
+          in[i] = a + b;
+          in[i + len] = a - b;
+        }
+        __syncthreads();
+      }
     }
   }
-  for (int idx = threadIdx.x; idx < K; idx += blockDim.x) {
-    const int a = idx / P, j = idx % P;
-    float acc = 0.0f;
-    for (int b = 0; b < K_o; ++b) acc = fmaf(m[a * K_o + b], in[b * P + j], acc);
-    y[idx] = acc;
+  for (int j = threadIdx.x; j < P; j += blockDim.x) {
+    float col[kMaxMix];
+#pragma unroll
+    for (int b = 0; b < kMaxMix; ++b) col[b] = b < K_o ? in[b * P + j] : 0.0f;
+    for (int a = 0; a < K_o; ++a) {
+      float acc = 0.0f;
+#pragma unroll
+      for (int b = 0; b < kMaxMix; ++b)
+        if (b < K_o) acc = fmaf(m[a * K_o + b], col[b], acc);
+      in[a * P + j] = acc;
+    }
   }
   __syncthreads();
-  quantize_row(y, K, bits, clip, blockIdx.x, out, fscratch, iscratch);
+  float v[PER][8];
+#pragma unroll
+  for (int i = 0; i < PER; ++i) {
+    const int q = threadIdx.x + i * blockDim.x;
+    if (q >= nq) continue;
+    const float4 lo = reinterpret_cast<const float4*>(in)[2 * q];
+    const float4 hi = reinterpret_cast<const float4*>(in)[2 * q + 1];
+    v[i][0] = lo.x, v[i][1] = lo.y, v[i][2] = lo.z, v[i][3] = lo.w;
+    v[i][4] = hi.x, v[i][5] = hi.y, v[i][6] = hi.z, v[i][7] = hi.w;
+  }
+  quantize_chunks<PER>(v, K, bits, clip, row, out, fscratch, iscratch);
 }
 
 cudaError_t raise_smem(const void* kernel, size_t bytes) {
   if (bytes <= 48 * 1024) return cudaSuccess;
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+}
+
+// Threads per row and chunks per thread: few rows (decode) get wide blocks for latency, many
+// rows narrower ones for occupancy. per = 0 when the row is too long.
+void row_shape(int chunks, int M, int wide, int narrow, int* threads, int* per) {
+  int t = M <= 64 ? wide : narrow;
+  int p = (chunks + t - 1) / t;
+  if (p > kMaxPer) {
+    t = wide;
+    p = (chunks + t - 1) / t;
+  }
+  p = p <= 1 ? 1 : p <= 2 ? 2 : p <= 4 ? 4 : p <= 8 ? 8 : 0;
+  if (p) t = std::min(t, ((chunks + p - 1) / p + 31) / 32 * 32);
+  *threads = std::max(t, 32);
+  *per = p;
+}
+
+template <int PER>
+cudaError_t launch_u(int M, int threads, const __nv_bfloat16* h, int r, int K, int divisor,
+                     float eps, int bits, float clip, const QuadActivations& out,
+                     cudaStream_t stream) {
+  quant_u_kernel<PER><<<M, threads, 0, stream>>>(h, r, K, divisor, eps, bits, clip, out);
+  return cudaGetLastError();
+}
+
+template <int PER, int E>
+cudaError_t launch_d(int M, int threads, const __nv_bfloat16* x, int K, const float* mix,
+                     int K_o, bool inner, int bits, float clip, const QuadActivations& out,
+                     cudaStream_t stream) {
+  const size_t smem = (size_t(K_o) * K_o + K) * sizeof(float);
+  if (cudaError_t e = raise_smem(reinterpret_cast<const void*>(quant_d_kernel<PER, E>), smem))
+    return e;
+  quant_d_kernel<PER, E><<<M, threads, smem, stream>>>(x, K, mix, K_o, inner, bits, clip, out);
+  return cudaGetLastError();
+}
+
+template <int E>
+cudaError_t launch_d_per(int per, int M, int threads, const __nv_bfloat16* x, int K,
+                         const float* mix, int K_o, bool inner, int bits, float clip,
+                         const QuadActivations& out, cudaStream_t stream) {
+  switch (per) {
+    case 1: return launch_d<1, E>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+    case 2: return launch_d<2, E>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+    case 4: return launch_d<4, E>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+    default: return launch_d<8, E>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+  }
 }
 
 }  // namespace
@@ -132,26 +287,45 @@ cudaError_t launch_quad_quant_u(const __nv_bfloat16* h, int M, int r, int K, int
                                 float eps, int bits, float clip, QuadActivations out,
                                 cudaStream_t stream) {
   if (M <= 0) return cudaSuccess;
-  if ((bits != 4 && bits != 8) || K <= 0 || r < 0 || (r > 0 && !out.outlier))
+  if ((bits != 4 && bits != 8) || K <= 0 || K % 8 != 0 || r < 0 || r % 8 != 0 ||
+      (r > 0 && !out.outlier))
     return cudaErrorInvalidValue;
-  const size_t smem = size_t(r + K) * sizeof(float);
-  if (cudaError_t e = raise_smem(reinterpret_cast<const void*>(quant_u_kernel), smem)) return e;
-  quant_u_kernel<<<M, kThreads, smem, stream>>>(h, r, K, divisor, eps, bits, clip, out);
-  return cudaGetLastError();
+  int threads, per;
+  row_shape(quad_padded_k(K) / 8, M, 1024, 256, &threads, &per);
+  threads = std::max(threads, r / 8);
+  if (per == 0 || threads > 1024) return cudaErrorInvalidValue;
+  switch (per) {
+    case 1: return launch_u<1>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
+    case 2: return launch_u<2>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
+    case 4: return launch_u<4>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
+    default: return launch_u<8>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
+  }
 }
 
 cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const float* mix, int K_o,
                                 bool inner_fwht, int bits, float clip, QuadActivations out,
                                 cudaStream_t stream) {
   if (M <= 0) return cudaSuccess;
-  if ((bits != 4 && bits != 8) || K <= 0 || K_o <= 0 || K_o > 64 || K % K_o != 0)
+  if ((bits != 4 && bits != 8) || K <= 0 || K % 8 != 0 || K_o <= 0 || K_o > kMaxMix ||
+      K % K_o != 0)
     return cudaErrorInvalidValue;
   const int P = K / K_o;
   if (inner_fwht && (P & (P - 1)) != 0) return cudaErrorInvalidValue;
-  const size_t smem = (size_t(K_o) * K_o + 2 * size_t(K)) * sizeof(float);
-  if (cudaError_t e = raise_smem(reinterpret_cast<const void*>(quant_d_kernel), smem)) return e;
-  quant_d_kernel<<<M, kThreads, smem, stream>>>(x, K, mix, K_o, inner_fwht, bits, clip, out);
-  return cudaGetLastError();
+  int threads, per;
+  row_shape(quad_padded_k(K) / 8, M, 512, 256, &threads, &per);
+  if (per == 0) return cudaErrorInvalidValue;
+  threads = std::max(threads, 128);
+  if (inner_fwht) {
+    switch (P) {
+      case 32: return launch_d_per<1>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 64: return launch_d_per<2>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 128: return launch_d_per<4>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 256: return launch_d_per<8>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 512: return launch_d_per<16>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
+      default: break;
+    }
+  }
+  return launch_d_per<0>(per, M, threads, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
 }
 
 void quad_prepare_weights(const int8_t* codes, int N, int K, bool a8_order, uint8_t* packed,
