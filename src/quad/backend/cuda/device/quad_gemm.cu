@@ -34,7 +34,8 @@ __device__ __forceinline__ void store_bf16(__nv_bfloat16* y, int N, int row, int
 
 template <int ABITS, int NJ>
 struct Tiled {
-  static constexpr int BM = 128, BN = 32 * NJ, BK = 256, STAGES = 3;
+  // 3 stages, 2 for the largest tile (8-bit activations, 256 wide) to fit shared memory.
+  static constexpr int BM = 128, BN = 32 * NJ, BK = 256, STAGES = ABITS == 8 && NJ == 8 ? 2 : 3;
   static constexpr int A_ROW = BK * ABITS / 8;  // bytes per tile row per stage
   static constexpr int B_ROW = BK / 2;
   static constexpr int A_STAGE = BM * A_ROW, B_STAGE = BN * B_ROW;

@@ -162,23 +162,64 @@ __device__ void warp_fwht(float* seg) {
   for (int e = 0; e < E; ++e) seg[lane + 32 * e] = v[e];
 }
 
-constexpr int kMaxMix = 32;  // largest outer factor of the register mix
+constexpr int kMaxMix = 64;  // largest outer factor K_o
+
+// y[a, j] = Σ_b mix[a, b] · x[b, j] in place on the row (K_o × P) in shared memory, with the
+// mix transposed and padded to K_o4 = 4·ceil(K_o/4) columns (mt[b · K_o4 + a]). Each column j is
+// read into registers by `slices` threads, which then write disjoint groups of 4 outputs each;
+// COLS is the register capacity (K_o ≤ COLS).
+template <int COLS>
+__device__ void mix_columns(float* in, const float* mt, int K_o, int P) {
+  const int K_o4 = (K_o + 3) / 4 * 4, groups = K_o4 / 4;
+  const int slices = max(1, int(blockDim.x) / P);
+  for (int base = 0; base < P * slices; base += blockDim.x) {
+    const int t = base + threadIdx.x;
+    const bool active = t < P * slices;
+    const int j = t % P, slice = t / P;
+    float col[COLS];
+#pragma unroll
+    for (int b = 0; b < COLS; ++b) col[b] = active && b < K_o ? in[b * P + j] : 0.0f;
+    if (slices > 1) __syncthreads();  // every column read before any is overwritten
+    if (active) {
+      for (int gi = slice; gi < groups; gi += slices) {
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+        for (int b = 0; b < COLS; ++b) {
+          if (b >= K_o) break;
+          const float4 m4 = *reinterpret_cast<const float4*>(mt + b * K_o4 + 4 * gi);
+          acc.x = fmaf(m4.x, col[b], acc.x);
+          acc.y = fmaf(m4.y, col[b], acc.y);
+          acc.z = fmaf(m4.z, col[b], acc.z);
+          acc.w = fmaf(m4.w, col[b], acc.w);
+        }
+        const float r[4] = {acc.x, acc.y, acc.z, acc.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+          if (4 * gi + i < K_o) in[(4 * gi + i) * P + j] = r[i];
+      }
+    }
+  }
+}
 
 // D-type input: row in shared memory; FWHT per segment (one warp each, or butterflies through
-// shared memory when P is not 32·E with E ≤ 16); outer mix one column per thread with the column
-// in registers (K_o ≤ 32), in place; then the codes from registers.
-template <int PER, int E>
+// shared memory when P is not 32·E with E ≤ 16); the outer mix (mix_columns); then the codes
+// from registers.
+template <int PER, int E, int COLS>
 __global__ void quant_d_kernel(const __nv_bfloat16* x, int K, const float* mix, int K_o,
                                bool inner_fwht, int bits, float clip, QuadActivations out) {
-  extern __shared__ float smem[];  // K_o² mix, then the row (K)
+  extern __shared__ __align__(16) float smem[];  // mixᵀ (K_o × K_o4), then the row (K)
   __shared__ float fscratch[32];
   __shared__ int iscratch[32];
   allow_dependents();
-  float* m = smem;
-  float* in = smem + K_o * K_o;
+  const int K_o4 = (K_o + 3) / 4 * 4;
+  float* mt = smem;
+  float* in = smem + K_o * K_o4;
   const int P = K / K_o, nq = K / 8, row = blockIdx.x;
-  const __nv_bfloat16* src = x + size_t(row) * K;
-  for (int c = threadIdx.x; c < K_o * K_o; c += blockDim.x) m[c] = mix[c];
+  const __nv_bfloat16* src = x + size_t(blockIdx.x) * K;
+  for (int c = threadIdx.x; c < K_o * K_o4; c += blockDim.x) {
+    const int b = c / K_o4, a = c % K_o4;
+    mt[c] = a < K_o ? mix[a * K_o + b] : 0.0f;
+  }
   for (int q = threadIdx.x; q < nq; q += blockDim.x) {
     float v[8];
     load8_bf16(src + 8 * q, v);
@@ -204,18 +245,7 @@ __global__ void quant_d_kernel(const __nv_bfloat16* x, int K, const float* mix, 
       }
     }
   }
-  for (int j = threadIdx.x; j < P; j += blockDim.x) {
-    float col[kMaxMix];
-#pragma unroll
-    for (int b = 0; b < kMaxMix; ++b) col[b] = b < K_o ? in[b * P + j] : 0.0f;
-    for (int a = 0; a < K_o; ++a) {
-      float acc = 0.0f;
-#pragma unroll
-      for (int b = 0; b < kMaxMix; ++b)
-        if (b < K_o) acc = fmaf(m[a * K_o + b], col[b], acc);
-      in[a * P + j] = acc;
-    }
-  }
+  mix_columns<COLS>(in, mt, K_o, P);
   __syncthreads();
   float v[PER][8];
 #pragma unroll
@@ -258,27 +288,46 @@ cudaError_t launch_u(int M, int threads, const __nv_bfloat16* h, int r, int K, i
   return cudaGetLastError();
 }
 
-template <int PER, int E>
+template <int PER, int E, int COLS>
 cudaError_t launch_d(int M, int threads, const __nv_bfloat16* x, int K, const float* mix,
                      int K_o, bool inner, int bits, float clip, const QuadActivations& out,
                      cudaStream_t stream) {
-  const size_t smem = (size_t(K_o) * K_o + K) * sizeof(float);
-  if (cudaError_t e = raise_smem(reinterpret_cast<const void*>(quant_d_kernel<PER, E>), smem))
-    return e;
-  quant_d_kernel<PER, E><<<M, threads, smem, stream>>>(x, K, mix, K_o, inner, bits, clip, out);
+  const size_t smem = (size_t(K_o) * ((K_o + 3) / 4 * 4) + K) * sizeof(float);
+  const void* kernel = reinterpret_cast<const void*>(quant_d_kernel<PER, E, COLS>);
+  if (cudaError_t e = raise_smem(kernel, smem)) return e;
+  quant_d_kernel<PER, E, COLS><<<M, threads, smem, stream>>>(x, K, mix, K_o, inner, bits, clip,
+                                                             out);
   return cudaGetLastError();
 }
 
-template <int E>
+template <int E, int COLS>
 cudaError_t launch_d_per(int per, int M, int threads, const __nv_bfloat16* x, int K,
                          const float* mix, int K_o, bool inner, int bits, float clip,
                          const QuadActivations& out, cudaStream_t stream) {
   switch (per) {
-    case 1: return launch_d<1, E>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
-    case 2: return launch_d<2, E>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
-    case 4: return launch_d<4, E>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
-    default: return launch_d<8, E>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+    case 1: return launch_d<1, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+    case 2: return launch_d<2, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+    case 4: return launch_d<4, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+    default: return launch_d<8, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
   }
+}
+
+// Register FWHT when P = 32·E (E ≤ 16) and the column capacity, else the shared-memory path.
+template <int COLS>
+cudaError_t launch_d_fwht(int per, int M, int threads, const __nv_bfloat16* x, int K,
+                          const float* mix, int K_o, bool inner, int bits, float clip,
+                          const QuadActivations& out, cudaStream_t stream) {
+  if (inner) {
+    switch (K / K_o) {
+      case 32: return launch_d_per<1, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 64: return launch_d_per<2, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 128: return launch_d_per<4, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 256: return launch_d_per<8, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 512: return launch_d_per<16, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
+      default: break;
+    }
+  }
+  return launch_d_per<0, COLS>(per, M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
 }
 
 }  // namespace
@@ -315,17 +364,9 @@ cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const floa
   row_shape(quad_padded_k(K) / 8, M, 512, 256, &threads, &per);
   if (per == 0) return cudaErrorInvalidValue;
   threads = std::max(threads, 128);
-  if (inner_fwht) {
-    switch (P) {
-      case 32: return launch_d_per<1>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
-      case 64: return launch_d_per<2>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
-      case 128: return launch_d_per<4>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
-      case 256: return launch_d_per<8>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
-      case 512: return launch_d_per<16>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
-      default: break;
-    }
-  }
-  return launch_d_per<0>(per, M, threads, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
+  if (K_o <= 32)
+    return launch_d_fwht<32>(per, M, threads, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
+  return launch_d_fwht<64>(per, M, threads, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
 }
 
 void quad_prepare_weights(const int8_t* codes, int N, int K, bool a8_order, uint8_t* packed,
