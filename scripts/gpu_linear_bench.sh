@@ -39,7 +39,7 @@ build-gpu/quad_linear_bench "$@" --json "$LOG/quad_linear_bench.json" | tee "$LO
 if [ -n "${QUAD_NCU:-}" ] && command -v ncu > /dev/null; then
   echo "== ncu (tiled and gemv kernels, one launch each)"
   ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
-    -k regex:'quad_(tiled|gemv)|quant_' -c 12 build-gpu/quad_linear_bench --profile > "$LOG/ncu.txt" 2>&1 || true
+    -k regex:"${QUAD_NCU_KERNELS:-quad_(tiled|gemv)|quant_}" -c ${QUAD_NCU_COUNT:-12} build-gpu/quad_linear_bench --profile > "$LOG/ncu.txt" 2>&1 || true
   grep -E 'quad_tiled|quad_gemv|quant_|Duration|Memory Throughput|Compute \(SM\)|Registers|Achieved Occupancy|Stall|Warp Cycles Per Issued' "$LOG/ncu.txt" | head -80
 fi
 echo "gpu_linear_bench.sh: $([ $status = 0 ] && echo all passed || echo FAILURES)"

@@ -392,13 +392,19 @@ TEST(QuadGemm, MatchesExactProductAtOddShapes) {
   for (const auto& cs : cases) {
     check_gemm(cs, 0, rng);
     if (cs.M <= 16) check_gemm(cs, 128, rng);  // the tiled kernel at decode sizes too
-    check_gemm(cs, 256, rng);
+    if (cs.act_bits == 4 || cs.r <= 64) check_gemm(cs, 256, rng);
   }
 }
 
 TEST(QuadGemm, RejectsBadArguments) {
   QuadActivations act{};
   QuadWeights w{};
+  w.N = 8;
+  w.K = 32;
+  w.r = 128;
+  w.act_bits = 8;
+  EXPECT_EQ(cuda::launch_quad_gemm_tiled(act, 1, w, nullptr, nullptr, 256), cudaErrorInvalidValue);
+  EXPECT_EQ(cuda::launch_quad_gemm_tiled(act, 1, w, nullptr, nullptr, 192), cudaErrorInvalidValue);
   w.N = 8;
   w.K = 32;
   w.r = 8;  // not a multiple of 16

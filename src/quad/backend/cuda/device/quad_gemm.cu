@@ -284,6 +284,7 @@ template <int ABITS, int NT>
 __global__ void __launch_bounds__(kThreads)
     quad_gemv_kernel(QuadActivations act, int M, QuadWeights w, __nv_bfloat16* y) {
   __shared__ int red[kGemvWarps][NT * 128];
+  __shared__ __align__(16) __half s_wo[16 * (128 + 8)], s_ao[8 * NT * (128 + 8)];
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int g = lane / 4, t = lane % 4;
   const int n0 = blockIdx.x * 16;
@@ -324,7 +325,20 @@ __global__ void __launch_bounds__(kThreads)
   load_weights(kb0, wa);
   // With programmatic dependent launch this kernel starts while the quantization kernel before
   // it still runs: the first weights are in flight before waiting for its activations.
+  // The outlier weights of the 16 channels into shared memory (rows padded by 16 bytes), also
+  // before the wait: the epilogue then reads no global memory on its critical path.
+  const int ost = r + 8;  // halves per padded row
+  for (int c = tid; c < 16 * (r / 8); c += kThreads) {
+    const int ch = c / (r / 8), part = c % (r / 8);
+    const uint4 v = n0 + ch < N ? *reinterpret_cast<const uint4*>(w.outlier + size_t(n0 + ch) * r + 8 * part) : zero;
+    *reinterpret_cast<uint4*>(s_wo + ch * ost + 8 * part) = v;
+  }
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  for (int c = tid; c < 8 * NT * (r / 8); c += kThreads) {
+    const int tok = c / (r / 8), part = c % (r / 8);
+    const uint4 v = tok < M ? *reinterpret_cast<const uint4*>(act.outlier + size_t(tok) * r + 8 * part) : zero;
+    *reinterpret_cast<uint4*>(s_ao + tok * ost + 8 * part) = v;
+  }
 
   for (int kb = kb0; kb < kb1; kb += kGemvBatch) {
     if (kb != kb0) load_weights(kb, wa);
@@ -386,12 +400,12 @@ __global__ void __launch_bounds__(kThreads)
     const int dot = corrected(sum, ABITS, act.sums[tok], w.sums[col], K);
     float out = float(dot) * act.scales[tok] * w.scales[col];
     if (r > 0) {
-      const __half* ao = act.outlier + size_t(tok) * r;
-      const __half* wo = w.outlier + size_t(col) * r;
+      const __half2* ao = reinterpret_cast<const __half2*>(s_ao + tok * ost);
+      const __half2* wo = reinterpret_cast<const __half2*>(s_wo + ch * ost);
       float o = 0.0f;
-      for (int i = 0; i < r; i += 2) {
-        const float2 a = __half22float2(*reinterpret_cast<const __half2*>(ao + i));
-        const float2 b = __half22float2(*reinterpret_cast<const __half2*>(wo + i));
+#pragma unroll 8
+      for (int i = 0; i < r / 2; ++i) {
+        const float2 a = __half22float2(ao[i]), b = __half22float2(wo[i]);
         o = fmaf(a.x, b.x, fmaf(a.y, b.y, o));
       }
       out += o;
@@ -445,6 +459,8 @@ cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const Quad
                                    __nv_bfloat16* y, cudaStream_t stream, int tile_n) {
   if (cudaError_t e = check_args(act, M, w)) return e;
   if (tile_n != 128 && tile_n != 256) return cudaErrorInvalidValue;
+  // The widest tile with 8-bit activations has room for r ≤ 64 only (shared memory).
+  if (tile_n == 256 && w.act_bits == 8 && w.r > 64) return cudaErrorInvalidValue;
   if (M == 0) return cudaSuccess;
   if (tile_n == 256)
     return w.act_bits == 4 ? launch_tiled<4, 8>(act, M, w, y, stream)

@@ -109,7 +109,7 @@ struct QuadWeights {
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,
                              __nv_bfloat16* y, cudaStream_t stream);
 // The tiled kernel at any M (for tests and benchmarks), with output tiles of 128 × tile_n
-// (128 or 256).
+// (128 or 256; 256 with 8-bit activations needs r ≤ 64).
 cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const QuadWeights& w,
                                    __nv_bfloat16* y, cudaStream_t stream, int tile_n = 128);
 

@@ -220,11 +220,18 @@ __global__ void quant_d_kernel(const __nv_bfloat16* x, int K, const float* mix, 
     const int b = c / K_o4, a = c % K_o4;
     mt[c] = a < K_o ? mix[a * K_o + b] : 0.0f;
   }
-  for (int q = threadIdx.x; q < nq; q += blockDim.x) {
-    float v[8];
-    load8_bf16(src + 8 * q, v);
-    reinterpret_cast<float4*>(in)[2 * q] = make_float4(v[0], v[1], v[2], v[3]);
-    reinterpret_cast<float4*>(in)[2 * q + 1] = make_float4(v[4], v[5], v[6], v[7]);
+  float v[PER][8];  // this thread's chunks (all loads in flight at once), later its outputs
+#pragma unroll
+  for (int i = 0; i < PER; ++i) {
+    const int q = threadIdx.x + i * blockDim.x;
+    if (q < nq) load8_bf16(src + 8 * q, v[i]);
+  }
+#pragma unroll
+  for (int i = 0; i < PER; ++i) {
+    const int q = threadIdx.x + i * blockDim.x;
+    if (q >= nq) continue;
+    reinterpret_cast<float4*>(in)[2 * q] = make_float4(v[i][0], v[i][1], v[i][2], v[i][3]);
+    reinterpret_cast<float4*>(in)[2 * q + 1] = make_float4(v[i][4], v[i][5], v[i][6], v[i][7]);
   }
   __syncthreads();
   if (inner_fwht) {
@@ -247,7 +254,6 @@ __global__ void quant_d_kernel(const __nv_bfloat16* x, int K, const float* mix, 
   }
   mix_columns<COLS>(in, mt, K_o, P);
   __syncthreads();
-  float v[PER][8];
 #pragma unroll
   for (int i = 0; i < PER; ++i) {
     const int q = threadIdx.x + i * blockDim.x;
