@@ -220,18 +220,29 @@ __global__ void quant_d_kernel(const __nv_bfloat16* x, int K, const float* mix, 
     const int b = c / K_o4, a = c % K_o4;
     mt[c] = a < K_o ? mix[a * K_o + b] : 0.0f;
   }
-  float v[PER][8];  // this thread's chunks (all loads in flight at once), later its outputs
+  float v[PER][8];  // this thread's chunks, later its outputs
+  if constexpr (PER <= 4) {
+    // Few rows (wide blocks): every load in flight at once, for latency.
 #pragma unroll
-  for (int i = 0; i < PER; ++i) {
-    const int q = threadIdx.x + i * blockDim.x;
-    if (q < nq) load8_bf16(src + 8 * q, v[i]);
-  }
+    for (int i = 0; i < PER; ++i) {
+      const int q = threadIdx.x + i * blockDim.x;
+      if (q < nq) load8_bf16(src + 8 * q, v[i]);
+    }
 #pragma unroll
-  for (int i = 0; i < PER; ++i) {
-    const int q = threadIdx.x + i * blockDim.x;
-    if (q >= nq) continue;
-    reinterpret_cast<float4*>(in)[2 * q] = make_float4(v[i][0], v[i][1], v[i][2], v[i][3]);
-    reinterpret_cast<float4*>(in)[2 * q + 1] = make_float4(v[i][4], v[i][5], v[i][6], v[i][7]);
+    for (int i = 0; i < PER; ++i) {
+      const int q = threadIdx.x + i * blockDim.x;
+      if (q >= nq) continue;
+      reinterpret_cast<float4*>(in)[2 * q] = make_float4(v[i][0], v[i][1], v[i][2], v[i][3]);
+      reinterpret_cast<float4*>(in)[2 * q + 1] = make_float4(v[i][4], v[i][5], v[i][6], v[i][7]);
+    }
+  } else {
+    // Many rows: fewer live registers (occupancy hides the latency).
+    for (int q = threadIdx.x; q < nq; q += blockDim.x) {
+      float t[8];
+      load8_bf16(src + 8 * q, t);
+      reinterpret_cast<float4*>(in)[2 * q] = make_float4(t[0], t[1], t[2], t[3]);
+      reinterpret_cast<float4*>(in)[2 * q + 1] = make_float4(t[4], t[5], t[6], t[7]);
+    }
   }
   __syncthreads();
   if (inner_fwht) {
