@@ -263,8 +263,7 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
   for (auto* p : w16) CK(cudaFree(p));
 
   // QUAD: weights, activations, mix matrix.
-  const int row_bytes = quad_row_bytes(Kq, 4);
-  const size_t wbytes4 = size_t(Nq) * row_bytes;
+  const size_t wbytes4 = quad_weight_bytes(Nq, Kq);
   const int sets4 = int(std::clamp<size_t>(kL2Exceed / wbytes4 + 1, 1, 16));
   std::vector<uint8_t*> w4(sets4);
   for (int i = 0; i < sets4; ++i) {

@@ -156,24 +156,45 @@ TEST(QuadLayout, PositionsAreBijections) {
   }
 }
 
+TEST(QuadLayout, WeightOffsetsAreABijection) {
+  for (auto [N, K] : {std::pair{16, 128}, std::pair{21, 300}, std::pair{40, 4096}}) {
+    for (bool a8 : {false, true}) {
+      std::set<size_t> seen;
+      for (int o = 0; o < cuda::quad_padded_n(N); ++o)
+        for (int k = 0; k < cuda::quad_padded_k(K); ++k) {
+          int shift;
+          const size_t pos = cuda::quad_weight_offset(o, k, K, a8, &shift);
+          ASSERT_LT(pos, cuda::quad_weight_bytes(N, K));
+          ASSERT_TRUE(seen.insert(pos * 2 + shift / 4).second) << "row " << o << " k " << k;
+        }
+    }
+  }
+}
+
 TEST(QuadLayout, PreparedWeightsDecodeToTheirCodes) {
   std::mt19937 rng(3);
   std::uniform_int_distribution<int> code(-8, 7);
-  const int N = 5, K = 300;
+  const int N = 21, K = 300;
   std::vector<int8_t> q(size_t(N) * K);
   for (auto& v : q) v = int8_t(code(rng));
   for (bool a8 : {false, true}) {
-    std::vector<uint8_t> packed(size_t(N) * cuda::quad_row_bytes(K, 4));
+    std::vector<uint8_t> packed(cuda::quad_weight_bytes(N, K), 0xAA);
     std::vector<int32_t> sums(N);
     cuda::quad_prepare_weights(q.data(), N, K, a8, packed.data(), sums.data());
+    std::vector<int> nibbles_set(packed.size() * 2, 0);
     for (int o = 0; o < N; ++o) {
-      auto back = decode_row(packed.data() + size_t(o) * cuda::quad_row_bytes(K, 4), K, 4, a8, true);
       int s = 0;
       for (int k = 0; k < K; ++k) {
-        ASSERT_EQ(back[k], q[size_t(o) * K + k]);
-        s += back[k];
+        int shift;
+        const size_t pos = cuda::quad_weight_offset(o, k, K, a8, &shift);
+        ASSERT_EQ(((packed[pos] >> shift) & 0xF) - 8, q[size_t(o) * K + k]);
+        nibbles_set[pos * 2 + shift / 4] = 1;
+        s += q[size_t(o) * K + k];
       }
       EXPECT_EQ(sums[o], s);
+    }
+    for (size_t i = 0; i < nibbles_set.size(); ++i) {  // padding (rows and k): zero nibbles
+      if (!nibbles_set[i]) ASSERT_EQ((packed[i / 2] >> (4 * (i % 2))) & 0xF, 0) << i;
     }
   }
 }
@@ -335,7 +356,7 @@ void check_gemm(const GemmCase& cs, int tile, std::mt19937& rng) {
   std::vector<int32_t> asum(M, 0);
   for (int i = 0; i < M; ++i)
     for (int k = 0; k < K; ++k) asum[i] += aq[size_t(i) * K + k];
-  std::vector<uint8_t> wpacked(size_t(N) * cuda::quad_row_bytes(K, 4));
+  std::vector<uint8_t> wpacked(cuda::quad_weight_bytes(N, K));
   std::vector<int32_t> wsum(N);
   cuda::quad_prepare_weights(wq.data(), N, K, cs.act_bits == 8, wpacked.data(), wsum.data());
   std::vector<float> ao, wo, bias;
@@ -443,7 +464,7 @@ TEST(QuadLinear, UTypeLayerMatchesReferenceBackend) {
   ref->linear(ao.data(), M, r, wo.data(), N, nullptr, y_out.data());
   for (size_t e = 0; e < y_ref.size(); ++e) y_ref[e] += y_out[e];
 
-  std::vector<uint8_t> wpacked(size_t(N) * cuda::quad_row_bytes(d, 4));
+  std::vector<uint8_t> wpacked(cuda::quad_weight_bytes(N, d));
   std::vector<int32_t> wsum(N);
   cuda::quad_prepare_weights(wq.data(), N, d, false, wpacked.data(), wsum.data());
   Dev<__nv_bfloat16> dh(hb);

@@ -59,7 +59,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int m0 = blockIdx.y * T::BM, n0 = blockIdx.x * T::BN;
   const int wm = (warp / 4) * 64, wn = (warp % 4) * 8 * NJ;
   const int N = w.N, K = w.K, r = w.r;
-  const int a_ld = quad_row_bytes(K, ABITS), b_ld = quad_row_bytes(K, 4);
+  const int a_ld = quad_row_bytes(K, ABITS), nb = quad_padded_k(K) / kQuadBlockK;
+  const int n_padded = quad_padded_n(N);
   const int KT = (quad_padded_k(K) + T::BK - 1) / T::BK;
   const uint8_t* A = act.codes;
   const uint8_t* B = w.codes;
@@ -94,12 +95,16 @@ __global__ void __launch_bounds__(kThreads, 1)
       const uint8_t* p = valid ? A + size_t(m0 + row) * a_ld + gbyte : A;
       cp_async16(sA + row * T::A_ROW + T::swz_a(c, row) * 16, p, valid);
     }
+    // Tile-major weights: consecutive threads read 16 rows × 64 contiguous bytes (1 KiB).
+    static_assert(CB == 8, "two 64-byte k blocks per stage row");
 #pragma unroll
     for (int i = 0; i < T::BN * CB / kThreads; ++i) {
-      const int id = tid + i * kThreads, row = id / CB, c = id % CB;
-      const int gbyte = kt * T::B_ROW + c * 16;
-      const bool valid = n0 + row < N && gbyte < b_ld;
-      const uint8_t* p = valid ? B + size_t(n0 + row) * b_ld + gbyte : B;
+      const int id = tid + i * kThreads;
+      const int c4 = id % 4, r16 = (id / 4) % 16, blk = (id / 64) % 2, grp = id / 128;
+      const int row = grp * 16 + r16, c = blk * 4 + c4, kblock = 2 * kt + blk;
+      const bool valid = n0 + row < n_padded && kblock < nb;
+      const uint8_t* p =
+          valid ? B + (size_t((n0 + row) / 16) * nb + kblock) * 1024 + r16 * 64 + c4 * 16 : B;
       cp_async16(sB + row * T::B_ROW + T::swz_b(c, row) * 16, p, valid);
     }
   };
@@ -289,13 +294,14 @@ __global__ void __launch_bounds__(kThreads)
   const int g = lane / 4, t = lane % 4;
   const int n0 = blockIdx.x * 16;
   const int N = w.N, K = w.K, r = w.r;
-  const int a_ld = quad_row_bytes(K, ABITS), b_ld = quad_row_bytes(K, 4);
+  const int a_ld = quad_row_bytes(K, ABITS);
   const int nb = quad_padded_k(K) / kQuadBlockK;
   const int kb0 = warp * nb / kGemvWarps, kb1 = (warp + 1) * nb / kGemvWarps;
 
-  const bool vg = n0 + g < N, vg8 = n0 + g + 8 < N;
-  const uint8_t* wg = w.codes + size_t(vg ? n0 + g : 0) * b_ld + 16 * t;
-  const uint8_t* wg8 = w.codes + size_t(vg8 ? n0 + g + 8 : 0) * b_ld + 16 * t;
+  // Tile-major weights (padded rows are zero codes): k block kb of this 16-row group is 1 KiB
+  // at (blockIdx.x · nb + kb) · 1024; a warp's two loads per k block read it contiguously.
+  const uint8_t* wg = w.codes + size_t(blockIdx.x) * nb * 1024 + g * 64 + 16 * t;
+  const uint8_t* wg8 = wg + 8 * 64;
   const uint8_t* xrow[NT];
   bool vx[NT];
 #pragma unroll
@@ -316,9 +322,9 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int u = 0; u < kGemvBatch; ++u) {
       const bool in = kb + u < kb1;
-      const size_t off = size_t(kb + u) * 64;
-      wa[u][0] = in && vg ? load_stream(wg + off) : zero;
-      wa[u][1] = in && vg8 ? load_stream(wg8 + off) : zero;
+      const size_t off = size_t(kb + u) * 1024;
+      wa[u][0] = in ? load_stream(wg + off) : zero;
+      wa[u][1] = in ? load_stream(wg8 + off) : zero;
     }
   };
   uint4 wa[kGemvBatch][2];

@@ -64,6 +64,24 @@ QUAD_HD inline void quad_w4_position(int k, bool a8_order, int* byte, int* shift
   *shift = 4 * hi;
 }
 
+// Weights are stored tile-major so that the kernels stream them contiguously: rows in groups of
+// 16 (N padded to a multiple of 16 with zero rows), and inside a group the 64-byte k blocks of
+// all 16 rows together: group G, k block b, row r % 16 at ((G · nb + b) · 1024 + (r % 16) · 64)
+// with nb = padded K / 128.
+QUAD_HD constexpr int quad_padded_n(int n) {
+  return (n + 15) / 16 * 16;
+}
+QUAD_HD constexpr size_t quad_weight_bytes(int n, int k) {
+  return size_t(quad_padded_n(n)) * quad_row_bytes(k, 4);
+}
+// Byte offset (and nibble shift) of weight code (row, k).
+QUAD_HD inline size_t quad_weight_offset(int row, int k, int K, bool a8_order, int* shift) {
+  int pos;
+  quad_w4_position(k, a8_order, &pos, shift);
+  const int nb = quad_padded_k(K) / kQuadBlockK;
+  return (size_t(row / 16) * nb + (pos >> 6)) * 1024 + (row % 16) * 64 + (pos & 63);
+}
+
 // Byte offset of 8-bit code k of a row (activations meeting a8_order weights).
 QUAD_HD inline int quad_a8_position(int k) {
   const int block = k >> 7, s = (k & 127) >> 5, j = k & 31;
@@ -94,7 +112,7 @@ cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const floa
 
 // Weights of one QUAD linear in the kernel layout (prepared once by quad_prepare_weights).
 struct QuadWeights {
-  const uint8_t* codes = nullptr;        // (N, quad_row_bytes(K, 4)), offset nibbles
+  const uint8_t* codes = nullptr;        // quad_weight_bytes(N, K), tile-major, offset nibbles
   const float* scales = nullptr;         // (N)
   const int32_t* sums = nullptr;         // (N) Σ of the signed codes
   const __half* outlier = nullptr;       // (N, r) or null when r = 0
@@ -113,8 +131,8 @@ cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeight
 cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const QuadWeights& w,
                                    __nv_bfloat16* y, cudaStream_t stream, int tile_n = 128);
 
-// Host: signed codes (N, K) in [-8, 7] → kernel-layout bytes (N, quad_row_bytes(K, 4)) and
-// per-row sums.
+// Host: signed codes (N, K) in [-8, 7] → kernel-layout bytes (quad_weight_bytes(N, K)) and
+// per-row sums (N).
 void quad_prepare_weights(const int8_t* codes, int N, int K, bool a8_order, uint8_t* packed,
                           int32_t* sums);
 

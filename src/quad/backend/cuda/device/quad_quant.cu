@@ -388,17 +388,16 @@ cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const floa
 
 void quad_prepare_weights(const int8_t* codes, int N, int K, bool a8_order, uint8_t* packed,
                           int32_t* sums) {
-  const int row_bytes = quad_row_bytes(K, 4);
+  const size_t bytes = quad_weight_bytes(N, K);
+  for (size_t b = 0; b < bytes; ++b) packed[b] = 0;
   for (int o = 0; o < N; ++o) {
-    uint8_t* dst = packed + size_t(o) * row_bytes;
-    for (int b = 0; b < row_bytes; ++b) dst[b] = 0;
     int sum = 0;
     for (int k = 0; k < K; ++k) {
       const int q = codes[size_t(o) * K + k];
       sum += q;
-      int pos, shift;
-      quad_w4_position(k, a8_order, &pos, &shift);
-      dst[pos] |= uint8_t((q + 8) << shift);
+      int shift;
+      const size_t pos = quad_weight_offset(o, k, K, a8_order, &shift);
+      packed[pos] |= uint8_t((q + 8) << shift);
     }
     sums[o] = sum;
   }
