@@ -482,10 +482,9 @@ cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeight
   if (M <= 16)
     return w.act_bits == 4 ? launch_gemv<4>(act, M, w, y, stream)
                            : launch_gemv<8>(act, M, w, y, stream);
-  // The 128 × 256 tile measured ~3-6% faster on wide layers (gate/up, N = 14336) and slower on
-  // narrow ones (docs/cuda_kernels.md).
-  const bool wide = w.N >= 8192 && (w.act_bits == 4 || w.r <= 64);
-  return launch_quad_gemm_tiled(act, M, w, y, stream, wide ? 256 : 128);
+  // The 128 × 256 tile spills registers and is slower with the tile-major weight loads
+  // (docs/cuda_kernels.md); 128 × 128 everywhere.
+  return launch_quad_gemm_tiled(act, M, w, y, stream, 128);
 }
 
 }  // namespace quad::cuda

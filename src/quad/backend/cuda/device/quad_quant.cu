@@ -8,10 +8,14 @@
 
 #include <algorithm>
 
+#include <cooperative_groups.h>
+
 #include "quad_linear.h"
 #include "reduce.cuh"
 
 namespace quad::cuda {
+
+namespace cg = cooperative_groups;
 
 namespace {
 
@@ -277,9 +281,162 @@ __global__ void quant_d_kernel(const __nv_bfloat16* x, int K, const float* mix, 
   quantize_chunks<PER>(v, K, bits, clip, row, out, fscratch, iscratch);
 }
 
+// D-type input for a few rows (decode): one row per cluster of kCluster blocks on as many SMs,
+// sharing their shared memory (distributed shared memory). Block `rank` loads and transforms
+// the segments b ≡ rank (mod kCluster), then mixes the columns of its share of j (reading the
+// other segments from the blocks that hold them), and writes the codes of those columns; the
+// row's absolute maximum and code sum are combined across the cluster.
+constexpr int kCluster = 8;
+
+template <int E>
+__global__ void __cluster_dims__(kCluster, 1, 1)
+    quant_d_cluster_kernel(const __nv_bfloat16* x, int K, const float* mix, int K_o,
+                           bool inner_fwht, int bits, float clip, QuadActivations out) {
+  extern __shared__ __align__(16) float smem[];  // mixᵀ (K_o × K_o4), then the row (K)
+  __shared__ float fscratch[32];
+  __shared__ int iscratch[32];
+  __shared__ float s_amax;
+  __shared__ int s_sum;
+  allow_dependents();
+  cg::cluster_group cluster = cg::this_cluster();
+  const int rank = int(cluster.block_rank()), row = blockIdx.x / kCluster;
+  const int K_o4 = (K_o + 3) / 4 * 4, P = K / K_o, cols = P / kCluster, j0 = rank * cols;
+  float* mt = smem;
+  float* in = smem + K_o * K_o4;
+  const __nv_bfloat16* src = x + size_t(row) * K;
+  for (int c = threadIdx.x; c < K_o * K_o4; c += blockDim.x) {
+    const int b = c / K_o4, a = c % K_o4;
+    mt[c] = a < K_o ? mix[a * K_o + b] : 0.0f;
+  }
+  // Own segments: load (8 values per thread and step), then the FWHT, one warp per segment.
+  const int own = (K_o - rank + kCluster - 1) / kCluster;  // segments rank, rank + kCluster, ...
+  for (int q = threadIdx.x; q < own * (P / 8); q += blockDim.x) {
+    const int seg = rank + kCluster * (q / (P / 8)), off = seg * P + 8 * (q % (P / 8));
+    float v[8];
+    load8_bf16(src + off, v);
+    reinterpret_cast<float4*>(in + off)[0] = make_float4(v[0], v[1], v[2], v[3]);
+    reinterpret_cast<float4*>(in + off)[1] = make_float4(v[4], v[5], v[6], v[7]);
+  }
+  __syncthreads();
+  if constexpr (E > 0) {
+    if (inner_fwht)
+      for (int i = threadIdx.x / 32; i < own; i += blockDim.x / 32)
+        warp_fwht<E>(in + (rank + kCluster * i) * P);
+  }
+  cluster.sync();
+
+  // Mix this block's columns [j0, j0 + cols): each column read from the segments' owners into
+  // registers, then `slices` threads write disjoint groups of 4 outputs into local memory.
+  const int groups = K_o4 / 4, slices = max(1, int(blockDim.x) / cols);
+  const int t = threadIdx.x, j = j0 + t % cols, slice = t / cols;
+  const bool active = t < cols * slices;
+  float col[32];
+#pragma unroll
+  for (int b = 0; b < 32; ++b)
+    col[b] = active && b < K_o ? cluster.map_shared_rank(in, b % kCluster)[b * P + j] : 0.0f;
+  cluster.sync();  // every remote read done before any block overwrites its columns
+  float amax = 0.0f;
+  if (active) {
+    for (int gi = slice; gi < groups; gi += slices) {
+      float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+      for (int b = 0; b < 32; ++b) {
+        if (b >= K_o) break;
+        const float4 m4 = *reinterpret_cast<const float4*>(mt + b * K_o4 + 4 * gi);
+        acc.x = fmaf(m4.x, col[b], acc.x);
+        acc.y = fmaf(m4.y, col[b], acc.y);
+        acc.z = fmaf(m4.z, col[b], acc.z);
+        acc.w = fmaf(m4.w, col[b], acc.w);
+      }
+      const float r[4] = {acc.x, acc.y, acc.z, acc.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        if (4 * gi + i < K_o) {
+          in[(4 * gi + i) * P + j] = r[i];
+          amax = MaxOp{}(amax, fabsf(r[i]));
+        }
+    }
+  }
+  amax = block_reduce(amax, MaxOp{}, 0.0f, fscratch);
+  if (threadIdx.x == 0) s_amax = amax;
+  cluster.sync();
+  float row_max = 0.0f;
+  for (int b = 0; b < kCluster; ++b) row_max = MaxOp{}(row_max, *cluster.map_shared_rank(&s_amax, b));
+  const float qmax = bits == 4 ? 7.0f : 127.0f;
+  const float scale = __fmul_rn(__fdiv_rn(row_max, qmax), clip);
+
+  // Codes of this block's columns: chunks of 8 consecutive j in every segment a.
+  uint8_t* dst = out.codes + size_t(row) * quad_row_bytes(K, bits);
+  int sum = 0;
+  for (int q = threadIdx.x; q < K_o * (cols / 8); q += blockDim.x) {
+    const int a = q / (cols / 8), jj = j0 + 8 * (q % (cols / 8)), k = a * P + jj;
+    int c[8];
+#pragma unroll
+    for (int m = 0; m < 8; ++m) {
+      c[m] = scale != 0.0f ? int(quad_code(in[k + m], scale, qmax)) : 0;
+      sum += c[m];
+    }
+    if (bits == 4) {
+      unsigned word = 0;
+#pragma unroll
+      for (int m = 0; m < 8; ++m) word |= unsigned(c[m] + 8) << (4 * m);
+      int pos, shift;
+      quad_w4_position(k, false, &pos, &shift);
+      *reinterpret_cast<unsigned*>(dst + pos) = word;
+    } else {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        unsigned word = 0;
+#pragma unroll
+        for (int m = 0; m < 4; ++m) word |= unsigned(uint8_t(int8_t(c[4 * h + m]))) << (8 * m);
+        *reinterpret_cast<unsigned*>(dst + quad_a8_position(k + 4 * h)) = word;
+      }
+    }
+  }
+  if (rank == 0) {  // zero padding up to the padded width
+    for (int k = K + 8 * threadIdx.x; k < quad_padded_k(K); k += 8 * blockDim.x) {
+      if (bits == 4) {
+        int pos, shift;
+        quad_w4_position(k, false, &pos, &shift);
+        *reinterpret_cast<unsigned*>(dst + pos) = 0u;
+      } else {
+        *reinterpret_cast<unsigned*>(dst + quad_a8_position(k)) = 0u;
+        *reinterpret_cast<unsigned*>(dst + quad_a8_position(k + 4)) = 0u;
+      }
+    }
+  }
+  sum = block_reduce(sum, SumOp{}, 0, iscratch);
+  if (threadIdx.x == 0) s_sum = sum;
+  cluster.sync();
+  if (rank == 0 && threadIdx.x == 0) {
+    int total = 0;
+    for (int b = 0; b < kCluster; ++b) total += *cluster.map_shared_rank(&s_sum, b);
+    out.scales[row] = scale;
+    out.sums[row] = total;
+  }
+  cluster.sync();  // no block leaves while another may still read its shared memory
+}
+
+template <int E>
+cudaError_t launch_d_cluster(int M, const __nv_bfloat16* x, int K, const float* mix, int K_o,
+                             bool inner, int bits, float clip, const QuadActivations& out,
+                             cudaStream_t stream);
+
 cudaError_t raise_smem(const void* kernel, size_t bytes) {
   if (bytes <= 48 * 1024) return cudaSuccess;
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+}
+
+template <int E>
+cudaError_t launch_d_cluster(int M, const __nv_bfloat16* x, int K, const float* mix, int K_o,
+                             bool inner, int bits, float clip, const QuadActivations& out,
+                             cudaStream_t stream) {
+  const size_t smem = (size_t(K_o) * ((K_o + 3) / 4 * 4) + K) * sizeof(float);
+  const void* kernel = reinterpret_cast<const void*>(quant_d_cluster_kernel<E>);
+  if (cudaError_t e = raise_smem(kernel, smem)) return e;
+  quant_d_cluster_kernel<E><<<M * kCluster, 256, smem, stream>>>(x, K, mix, K_o, inner, bits,
+                                                                 clip, out);
+  return cudaGetLastError();
 }
 
 // Threads per row and chunks per thread: few rows (decode) get wide blocks for latency, many
@@ -381,6 +538,17 @@ cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const floa
   row_shape(quad_padded_k(K) / 8, M, 512, 256, &threads, &per);
   if (per == 0) return cudaErrorInvalidValue;
   threads = std::max(threads, 128);
+  // Few rows: a cluster of blocks per row (when the columns split evenly into chunks of 8).
+  if (M <= 16 && K_o <= 32 && P % (8 * kCluster) == 0) {
+    if (!inner_fwht) return launch_d_cluster<0>(M, x, K, mix, K_o, false, bits, clip, out, stream);
+    switch (P) {
+      case 64: return launch_d_cluster<2>(M, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 128: return launch_d_cluster<4>(M, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 256: return launch_d_cluster<8>(M, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 512: return launch_d_cluster<16>(M, x, K, mix, K_o, true, bits, clip, out, stream);
+      default: break;
+    }
+  }
   if (K_o <= 32)
     return launch_d_fwht<32>(per, M, threads, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
   return launch_d_fwht<64>(per, M, threads, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
