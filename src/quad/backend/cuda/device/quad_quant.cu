@@ -304,18 +304,33 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
   float* mt = smem;
   float* in = smem + K_o * K_o4;
   const __nv_bfloat16* src = x + size_t(row) * K;
-  for (int c = threadIdx.x; c < K_o * K_o4; c += blockDim.x) {
-    const int b = c / K_o4, a = c % K_o4;
-    mt[c] = a < K_o ? mix[a * K_o + b] : 0.0f;
+  // Own segments (rank, rank + kCluster, ...) and the mix: every load issued before any store.
+  const int own = (K_o - rank + kCluster - 1) / kCluster;
+  constexpr int kLoads = 2, kMixLoads = 4;
+  float v[kLoads][8], mv[kMixLoads];
+#pragma unroll
+  for (int i = 0; i < kLoads; ++i) {
+    const int q = threadIdx.x + i * blockDim.x;
+    if (q < own * (P / 8))
+      load8_bf16(src + (rank + kCluster * (q / (P / 8))) * P + 8 * (q % (P / 8)), v[i]);
   }
-  // Own segments: load (8 values per thread and step), then the FWHT, one warp per segment.
-  const int own = (K_o - rank + kCluster - 1) / kCluster;  // segments rank, rank + kCluster, ...
-  for (int q = threadIdx.x; q < own * (P / 8); q += blockDim.x) {
-    const int seg = rank + kCluster * (q / (P / 8)), off = seg * P + 8 * (q % (P / 8));
-    float v[8];
-    load8_bf16(src + off, v);
-    reinterpret_cast<float4*>(in + off)[0] = make_float4(v[0], v[1], v[2], v[3]);
-    reinterpret_cast<float4*>(in + off)[1] = make_float4(v[4], v[5], v[6], v[7]);
+#pragma unroll
+  for (int i = 0; i < kMixLoads; ++i) {
+    const int c = threadIdx.x + i * blockDim.x, b = c / K_o4, a = c % K_o4;
+    mv[i] = c < K_o * K_o4 && a < K_o ? mix[a * K_o + b] : 0.0f;
+  }
+#pragma unroll
+  for (int i = 0; i < kLoads; ++i) {
+    const int q = threadIdx.x + i * blockDim.x;
+    if (q >= own * (P / 8)) continue;
+    float* dst = in + (rank + kCluster * (q / (P / 8))) * P + 8 * (q % (P / 8));
+    reinterpret_cast<float4*>(dst)[0] = make_float4(v[i][0], v[i][1], v[i][2], v[i][3]);
+    reinterpret_cast<float4*>(dst)[1] = make_float4(v[i][4], v[i][5], v[i][6], v[i][7]);
+  }
+#pragma unroll
+  for (int i = 0; i < kMixLoads; ++i) {
+    const int c = threadIdx.x + i * blockDim.x;
+    if (c < K_o * K_o4) mt[c] = mv[i];
   }
   __syncthreads();
   if constexpr (E > 0) {
@@ -539,8 +554,10 @@ cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const floa
   if (per == 0) return cudaErrorInvalidValue;
   threads = std::max(threads, 128);
   // Few rows: a cluster of blocks per row (when the columns split evenly into chunks of 8).
-  if (M <= 16 && K_o <= 32 && P % (8 * kCluster) == 0) {
-    if (!inner_fwht) return launch_d_cluster<0>(M, x, K, mix, K_o, false, bits, clip, out, stream);
+  // (Measured slower than one block for the head mix, which has no FWHT: only with it.)
+  const int own_chunks = (K_o + kCluster - 1) / kCluster * (P / 8);
+  if (M <= 16 && inner_fwht && K_o <= 32 && P % (8 * kCluster) == 0 && own_chunks <= 2 * 256 &&
+      K_o * ((K_o + 3) / 4 * 4) <= 4 * 256) {
     switch (P) {
       case 64: return launch_d_cluster<2>(M, x, K, mix, K_o, true, bits, clip, out, stream);
       case 128: return launch_d_cluster<4>(M, x, K, mix, K_o, true, bits, clip, out, stream);
