@@ -8,7 +8,7 @@
 // through enough weight and input copies to exceed the L2 cache; the graph is replayed, timed
 // with CUDA events, and the median replay / reps is reported. Inputs are random (never zeros).
 //
-// Usage: quad_linear_bench [--quick] [--profile] [--json FILE]
+// Usage: quad_linear_bench [--quick] [--profile] [--gemv-variants] [--json FILE]
 // --profile: gate/up and down at M = 1 and 4096 only, plus one plain launch of each kernel (for
 // ncu, which does not profile kernels inside graphs).
 #include <cublas_v2.h>
@@ -238,6 +238,8 @@ struct Row {
   float cublas_us, quad_us, quant_us, gemm_us, gemm256_us;
 };
 
+bool gemv_variants = false;  // --gemv-variants: also time the decode kernel's tuning variants
+
 Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r, int d,
                 bool profile) {
   const int Nq = s.u_type ? s.N : d + r;  // QUAD output width (D-type writes the residual d + r)
@@ -318,6 +320,17 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
   });
   const float quant_ms = graph_time_ms(st, reps, 10, [&](int) { quant(); });
   const float gemm_ms = graph_time_ms(st, reps, 10, gemm);
+  float gemv_variant_ms[4] = {0, 0, 0, 0};  // the decode kernel's tuning variants
+  if (M <= 16 && gemv_variants)
+    for (int v = 0; v < 4; ++v)
+      gemv_variant_ms[v] = graph_time_ms(st, reps, 10, [&](int i) {
+        QuadWeights w{w4[i % sets4], wscale, wsum, rq ? wout : nullptr, nullptr, Nq, Kq, rq, s.act_bits};
+        CK(launch_quad_gemv_variant(act, M, w, y16, st, v));
+      });
+  if (M <= 16 && gemv_variants)
+    std::printf("  gemv variants %s M=%d: v0 %.2f  v1 %.2f  v2 %.2f  v3 %.2f us\n", s.name, M,
+                gemv_variant_ms[0] * 1e3f, gemv_variant_ms[1] * 1e3f, gemv_variant_ms[2] * 1e3f,
+                gemv_variant_ms[3] * 1e3f);
   float gemm256_ms = 0.0f;  // the 128 × 256 tile variant of the tiled kernel
   if (M > 16)
     gemm256_ms = graph_time_ms(st, reps, 10, [&](int i) {
@@ -353,10 +366,12 @@ int main(int argc, char** argv) {
       quick = true;
     } else if (!std::strcmp(argv[i], "--profile")) {
       profile = true;
+    } else if (!std::strcmp(argv[i], "--gemv-variants")) {
+      gemv_variants = true;
     } else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) {
       json_path = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: quad_linear_bench [--quick] [--profile] [--json FILE]\n");
+      std::fprintf(stderr, "usage: quad_linear_bench [--quick] [--profile] [--gemv-variants] [--json FILE]\n");
       return 2;
     }
   }

@@ -194,7 +194,8 @@ TEST(QuadLayout, PreparedWeightsDecodeToTheirCodes) {
       EXPECT_EQ(sums[o], s);
     }
     for (size_t i = 0; i < nibbles_set.size(); ++i) {  // padding (rows and k): zero nibbles
-      if (!nibbles_set[i]) ASSERT_EQ((packed[i / 2] >> (4 * (i % 2))) & 0xF, 0) << i;
+      if (nibbles_set[i]) continue;
+      ASSERT_EQ((packed[i / 2] >> (4 * (i % 2))) & 0xF, 0) << i;
     }
   }
 }

@@ -283,11 +283,12 @@ __global__ void __launch_bounds__(kThreads, 1)
 // ---------------------------------------------------------------- gemv (decode) kernel
 
 constexpr int kGemvWarps = kThreads / 32;
-constexpr int kGemvBatch = 4;  // k blocks of loads in flight per thread
 
-template <int ABITS, int NT>
-__global__ void __launch_bounds__(kThreads)
+// BATCH: k blocks of loads in flight per thread; MINB: blocks per SM the registers must allow.
+template <int ABITS, int NT, int BATCH, int MINB>
+__global__ void __launch_bounds__(kThreads, MINB)
     quad_gemv_kernel(QuadActivations act, int M, QuadWeights w, __nv_bfloat16* y) {
+  constexpr int kGemvBatch = BATCH;
   __shared__ int red[kGemvWarps][NT * 128];
   __shared__ __align__(16) __half s_wo[16 * (128 + 8)], s_ao[8 * NT * (128 + 8)];
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -441,7 +442,7 @@ cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w
   return cudaGetLastError();
 }
 
-template <int ABITS>
+template <int ABITS, int BATCH = 4, int MINB = 1>
 cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
                         __nv_bfloat16* y, cudaStream_t stream) {
   // Programmatic dependent launch: may start before the preceding kernel on the stream ends
@@ -455,8 +456,8 @@ cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  if (M <= 8) return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 1>, act, M, w, y);
-  return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 2>, act, M, w, y);
+  if (M <= 8) return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 1, BATCH, MINB>, act, M, w, y);
+  return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 2, BATCH, MINB>, act, M, w, y);
 }
 
 }  // namespace
@@ -473,6 +474,20 @@ cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const Quad
                            : launch_tiled<8, 8>(act, M, w, y, stream);
   return w.act_bits == 4 ? launch_tiled<4, 4>(act, M, w, y, stream)
                          : launch_tiled<8, 4>(act, M, w, y, stream);
+}
+
+cudaError_t launch_quad_gemv_variant(const QuadActivations& act, int M, const QuadWeights& w,
+                                     __nv_bfloat16* y, cudaStream_t stream, int variant) {
+  if (cudaError_t e = check_args(act, M, w)) return e;
+  if (M < 1 || M > 16) return cudaErrorInvalidValue;
+  const bool a4 = w.act_bits == 4;
+  switch (variant) {
+    case 0: return a4 ? launch_gemv<4, 4, 1>(act, M, w, y, stream) : launch_gemv<8, 4, 1>(act, M, w, y, stream);
+    case 1: return a4 ? launch_gemv<4, 8, 1>(act, M, w, y, stream) : launch_gemv<8, 8, 1>(act, M, w, y, stream);
+    case 2: return a4 ? launch_gemv<4, 4, 4>(act, M, w, y, stream) : launch_gemv<8, 4, 4>(act, M, w, y, stream);
+    case 3: return a4 ? launch_gemv<4, 2, 6>(act, M, w, y, stream) : launch_gemv<8, 2, 6>(act, M, w, y, stream);
+    default: return cudaErrorInvalidValue;
+  }
 }
 
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,

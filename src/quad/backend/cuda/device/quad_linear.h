@@ -131,6 +131,12 @@ cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeight
 cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const QuadWeights& w,
                                    __nv_bfloat16* y, cudaStream_t stream, int tile_n = 128);
 
+// The weight-streaming kernel (M ≤ 16) in one of its tuning variants (benchmarks): 0 = the
+// default (4 k blocks in flight per thread), 1 = 8 in flight, 2 = 4 with ≤ 64 registers (4
+// blocks per SM), 3 = 2 with ≤ 40 registers.
+cudaError_t launch_quad_gemv_variant(const QuadActivations& act, int M, const QuadWeights& w,
+                                     __nv_bfloat16* y, cudaStream_t stream, int variant);
+
 // Host: signed codes (N, K) in [-8, 7] → kernel-layout bytes (quad_weight_bytes(N, K)) and
 // per-row sums (N).
 void quad_prepare_weights(const int8_t* codes, int N, int K, bool a8_order, uint8_t* packed,
