@@ -25,9 +25,7 @@ source scripts/gpu_env.sh
 
 echo "== build"
 start=$SECONDS
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DQUAD_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90a}" -DQUAD_BUILD_BENCH=OFF > "$LOG/configure.log" 2>&1 ||
-  { tail -30 "$LOG/configure.log"; exit 1; }
+configure_gpu_build "$LOG" || exit 1
 ninja -C build-gpu quad quad_cuda_tests > "$LOG/build.log" 2>&1 || { grep -B2 -A12 -m3 'error' "$LOG/build.log" | head -60; exit 1; }
 # The unit suite also holds the op harness over every backend; optional, so that another
 # feature's unfinished unit tests cannot stop the CUDA checks.

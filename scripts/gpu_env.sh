@@ -21,3 +21,10 @@ if [ -z "${QUAD_ASSETS:-}" ]; then
 fi
 echo "assets: $QUAD_ASSETS ($(ls "$QUAD_ASSETS/models" 2>/dev/null | tr '\n' ' '))"
 
+
+# configure_gpu_build LOG_DIR: configures build-gpu/ (Release, CUDA on, $CUDA_ARCH or 90a).
+configure_gpu_build() {
+  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DQUAD_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90a}" -DQUAD_BUILD_BENCH=OFF > "$1/configure.log" 2>&1 ||
+    { tail -30 "$1/configure.log"; return 1; }
+}

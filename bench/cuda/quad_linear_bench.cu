@@ -31,21 +31,21 @@
 
 using namespace quad::cuda;
 
-#define CK(call)                                                                            \
-  do {                                                                                      \
-    cudaError_t e_ = (call);                                                                \
-    if (e_ != cudaSuccess) {                                                                \
+#define CK(call)                                                                                 \
+  do {                                                                                           \
+    cudaError_t e_ = (call);                                                                     \
+    if (e_ != cudaSuccess) {                                                                     \
       std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                         \
-    }                                                                                       \
+      std::exit(1);                                                                              \
+    }                                                                                            \
   } while (0)
-#define CB(call)                                                                      \
-  do {                                                                                \
-    cublasStatus_t s_ = (call);                                                       \
-    if (s_ != CUBLAS_STATUS_SUCCESS) {                                                \
+#define CB(call)                                                                                \
+  do {                                                                                          \
+    cublasStatus_t s_ = (call);                                                                 \
+    if (s_ != CUBLAS_STATUS_SUCCESS) {                                                          \
       std::fprintf(stderr, "%s:%d %s: cublas status %d\n", __FILE__, __LINE__, #call, int(s_)); \
-      std::exit(1);                                                                   \
-    }                                                                                 \
+      std::exit(1);                                                                             \
+    }                                                                                           \
   } while (0)
 
 namespace {
@@ -171,9 +171,8 @@ Ceilings measure_ceilings(cudaStream_t st, cublasHandle_t h) {
     uint8_t* a = dalloc<uint8_t>(bytes);
     uint8_t* b = dalloc<uint8_t>(bytes);
     fill_bytes<<<1024, 256, 0, st>>>(a, bytes, 1);
-    const float ms = graph_time_ms(st, 3, 5, [&](int) {
-      CK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, st));
-    });
+    const float ms = graph_time_ms(
+        st, 3, 5, [&](int) { CK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, st)); });
     c.copy_gbs = 2.0 * bytes / (ms * 1e-3) / 1e9;
     CK(cudaFree(a));
     CK(cudaFree(b));
@@ -212,9 +211,8 @@ Ceilings measure_ceilings(cudaStream_t st, cublasHandle_t h) {
     CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
     int* out = dalloc<int>(1);
     const int iters = 4096, blocks = sms * 4, threads = 256;
-    const float ms = graph_time_ms(st, 2, 5, [&](int) {
-      mma_peak_kernel<<<blocks, threads, 0, st>>>(out, iters);
-    });
+    const float ms = graph_time_ms(
+        st, 2, 5, [&](int) { mma_peak_kernel<<<blocks, threads, 0, st>>>(out, iters); });
     const double ops = double(blocks) * (threads / 32) * iters * 8 * (2.0 * 16 * 8 * 32);
     c.mma_sync_tops = ops / (ms * 1e-3) / 1e12;
     CK(cudaFree(out));
@@ -229,7 +227,7 @@ struct Shape {
   int N, K;     // the original linear: (N, K)
   bool u_type;  // q/k/v/gate/up (RMSNorm + outlier part) or o/down (online Hadamard)
   int act_bits;
-  int heads;    // o_proj: head mix over `heads`; down: the size-K Hadamard (28 · 2^k)
+  int heads;  // o_proj: head mix over `heads`; down: the size-K Hadamard (28 · 2^k)
 };
 
 struct Row {
@@ -259,9 +257,8 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
   fill_normal_bf16<<<1024, 256, 0, st>>>(x16, size_t(M) * std::max(s.K, in_width), 7, 1.0f);
   auto* y16 = dalloc<__nv_bfloat16>(size_t(M) * std::max(s.N, Nq));
   const int reps = M <= 16 ? 50 : 10;
-  const float cublas_ms = graph_time_ms(st, reps, 10, [&](int i) {
-    gemm_bf16(h, M, s.N, s.K, x16, w16[i % sets16], y16);
-  });
+  const float cublas_ms = graph_time_ms(
+      st, reps, 10, [&](int i) { gemm_bf16(h, M, s.N, s.K, x16, w16[i % sets16], y16); });
   for (auto* p : w16) CK(cudaFree(p));
 
   // QUAD: weights, activations, mix matrix.
@@ -309,7 +306,8 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
       CK(launch_quad_quant_d(x16, M, Kq, mix, K_o, inner, s.act_bits, 0.9f, act, st));
   };
   auto gemm = [&](int i) {
-    QuadWeights w{w4[i % sets4], wscale, wsum, rq ? wout : nullptr, nullptr, Nq, Kq, rq, s.act_bits};
+    QuadWeights w{w4[i % sets4], wscale, wsum, rq ? wout : nullptr, nullptr, Nq, Kq, rq,
+                  s.act_bits};
     CK(launch_quad_gemm(act, M, w, y16, st));
   };
   quant();
@@ -324,7 +322,8 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
   if (M <= 16 && gemv_variants)
     for (int v = 0; v < 4; ++v)
       gemv_variant_ms[v] = graph_time_ms(st, reps, 10, [&](int i) {
-        QuadWeights w{w4[i % sets4], wscale, wsum, rq ? wout : nullptr, nullptr, Nq, Kq, rq, s.act_bits};
+        QuadWeights w{w4[i % sets4], wscale, wsum, rq ? wout : nullptr, nullptr, Nq, Kq, rq,
+                      s.act_bits};
         CK(launch_quad_gemv_variant(act, M, w, y16, st, v));
       });
   if (M <= 16 && gemv_variants)
@@ -334,7 +333,8 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
   float gemm256_ms = 0.0f;  // the 128 × 256 tile variant of the tiled kernel
   if (M > 16)
     gemm256_ms = graph_time_ms(st, reps, 10, [&](int i) {
-      QuadWeights w{w4[i % sets4], wscale, wsum, rq ? wout : nullptr, nullptr, Nq, Kq, rq, s.act_bits};
+      QuadWeights w{w4[i % sets4], wscale, wsum, rq ? wout : nullptr, nullptr, Nq, Kq, rq,
+                    s.act_bits};
       CK(launch_quad_gemm_tiled(act, M, w, y16, st, 256));
     });
   if (profile) {  // one plain launch of each kernel, for ncu
@@ -349,10 +349,10 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
   CK(cudaGetLastError());
 
   for (auto* p : w4) CK(cudaFree(p));
-  for (void* p : {(void*)wscale, (void*)wsum, (void*)wout, (void*)codes, (void*)ascale,
-                  (void*)asum, (void*)aout, (void*)mix, (void*)x16, (void*)y16})
+  for (void* p : {(void*)wscale, (void*)wsum, (void*)wout, (void*)codes, (void*)ascale, (void*)asum,
+                  (void*)aout, (void*)mix, (void*)x16, (void*)y16})
     CK(cudaFree(p));
-  return Row{s.name, M, cublas_ms * 1e3f, quad_ms * 1e3f, quant_ms * 1e3f, gemm_ms * 1e3f,
+  return Row{s.name,           M, cublas_ms * 1e3f, quad_ms * 1e3f, quant_ms * 1e3f, gemm_ms * 1e3f,
              gemm256_ms * 1e3f};
 }
 
@@ -371,7 +371,9 @@ int main(int argc, char** argv) {
     } else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) {
       json_path = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: quad_linear_bench [--quick] [--profile] [--gemv-variants] [--json FILE]\n");
+      std::fprintf(
+          stderr,
+          "usage: quad_linear_bench [--quick] [--profile] [--gemv-variants] [--json FILE]\n");
       return 2;
     }
   }
@@ -388,31 +390,36 @@ int main(int argc, char** argv) {
   CB(cublasSetWorkspace(h, ws, 64u << 20));
 
   const Ceilings c = profile ? Ceilings{} : measure_ceilings(st, h);
-  std::printf("ceilings: copy %.0f GB/s (read + write), cuBLAS bf16 %.0f TFLOP/s, cuBLAS int8 "
-              "%.0f TOP/s, int8 mma.sync issue %.0f TOP/s\n",
-              c.copy_gbs, c.bf16_tflops, c.int8_tops, c.mma_sync_tops);
+  std::printf(
+      "ceilings: copy %.0f GB/s (read + write), cuBLAS bf16 %.0f TFLOP/s, cuBLAS int8 "
+      "%.0f TOP/s, int8 mma.sync issue %.0f TOP/s\n",
+      c.copy_gbs, c.bf16_tflops, c.int8_tops, c.mma_sync_tops);
 
   const int d = 4096, r = 64;
-  const std::vector<Shape> shapes = {
-      {"q 4096x4096", 4096, 4096, true, 4, 0},        {"k/v 1024x4096", 1024, 4096, true, 4, 0},
-      {"o 4096x4096 A4", 4096, 4096, false, 4, 32},   {"o 4096x4096 A8", 4096, 4096, false, 8, 32},
-      {"gate/up 14336x4096", 14336, 4096, true, 4, 0}, {"down 4096x14336 A4", 4096, 14336, false, 4, 0},
-      {"down 4096x14336 A8", 4096, 14336, false, 8, 0}};
-  std::vector<int> Ms = quick ? std::vector<int>{1, 16, 4096}
-                              : std::vector<int>{1, 4, 16, 2048, 4096, 8192};
+  const std::vector<Shape> shapes = {{"q 4096x4096", 4096, 4096, true, 4, 0},
+                                     {"k/v 1024x4096", 1024, 4096, true, 4, 0},
+                                     {"o 4096x4096 A4", 4096, 4096, false, 4, 32},
+                                     {"o 4096x4096 A8", 4096, 4096, false, 8, 32},
+                                     {"gate/up 14336x4096", 14336, 4096, true, 4, 0},
+                                     {"down 4096x14336 A4", 4096, 14336, false, 4, 0},
+                                     {"down 4096x14336 A8", 4096, 14336, false, 8, 0}};
+  std::vector<int> Ms =
+      quick ? std::vector<int>{1, 16, 4096} : std::vector<int>{1, 4, 16, 2048, 4096, 8192};
   if (profile) Ms = {1, 4096};
   std::vector<Row> rows;
   std::printf("\n%-20s %6s %10s %10s %9s %9s %9s %8s %9s %9s\n", "shape (N x K)", "M", "cuBLAS_us",
               "QUAD_us", "quant_us", "gemm_us", "g256_us", "speedup", "TOP/s", "GB/s");
   for (const auto& s : shapes)
     for (int M : Ms) {
-      if (profile && std::string(s.name).rfind("gate", 0) != 0 && std::string(s.name) != "down 4096x14336 A8")
+      if (profile && std::string(s.name).rfind("gate", 0) != 0 &&
+          std::string(s.name) != "down 4096x14336 A8")
         continue;
       Row row = bench_shape(st, h, s, M, r, d, profile);
       rows.push_back(row);
       // Effective rate on the original op count; bytes: int4 weights + fp16 outliers + scales.
       const int Nq = s.u_type ? s.N : d + r;
-      const double bytes = double(Nq) * quad_row_bytes(s.K, 4) + (s.u_type ? double(Nq) * r * 2 : 0);
+      const double bytes =
+          double(Nq) * quad_row_bytes(s.K, 4) + (s.u_type ? double(Nq) * r * 2 : 0);
       const double tops = 2.0 * M * double(s.N) * s.K / (row.quad_us * 1e-6) / 1e12;
       const double gbs = bytes / (row.gemm_us * 1e-6) / 1e9;
       std::printf("%-20s %6d %10.2f %10.2f %9.2f %9.2f %9.2f %7.2fx %9.1f %9.0f\n",
@@ -426,8 +433,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "cannot write %s\n", json_path);
       return 1;
     }
-    std::fprintf(f, "{\"device\": \"%s\", \"copy_gbs\": %.1f, \"cublas_bf16_tflops\": %.1f, "
-                    "\"cublas_int8_tops\": %.1f, \"mma_sync_int8_tops\": %.1f, \"rows\": [\n",
+    std::fprintf(f,
+                 "{\"device\": \"%s\", \"copy_gbs\": %.1f, \"cublas_bf16_tflops\": %.1f, "
+                 "\"cublas_int8_tops\": %.1f, \"mma_sync_int8_tops\": %.1f, \"rows\": [\n",
                  prop.name, c.copy_gbs, c.bf16_tflops, c.int8_tops, c.mma_sync_tops);
     for (size_t i = 0; i < rows.size(); ++i)
       std::fprintf(f,

@@ -6,6 +6,8 @@
 //  - the GEMMs (tiled and weight-streaming, A4 and A8, with and without outlier part and bias)
 //    vs an exact integer product with fp64 epilogue; the only error allowed is bf16 rounding;
 //  - a U-type and a D-type layer end to end vs the reference backend's ops.
+#include "quad/backend/cuda/device/quad_linear.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,7 +17,6 @@
 #include <vector>
 
 #include "cuda_test_util.h"
-#include "quad/backend/cuda/device/quad_linear.h"
 #include "quad/quant/hadamard.h"
 #include "quad/quant/online_transforms.h"
 #include "quad/quant/weight_quant.h"
@@ -26,10 +27,10 @@ namespace {
 using cuda::QuadActivations;
 using cuda::QuadWeights;
 
-#define CUDA_OK(call)                                                              \
-  do {                                                                             \
-    const cudaError_t err_ = (call);                                               \
-    ASSERT_EQ(err_, cudaSuccess) << #call << ": " << cudaGetErrorString(err_);     \
+#define CUDA_OK(call)                                                          \
+  do {                                                                         \
+    const cudaError_t err_ = (call);                                           \
+    ASSERT_EQ(err_, cudaSuccess) << #call << ": " << cudaGetErrorString(err_); \
   } while (0)
 
 template <typename T>
@@ -37,7 +38,8 @@ struct Dev {
   T* p = nullptr;
   size_t n = 0;
   explicit Dev(size_t count) : n(count) {
-    if (cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(1, n) * sizeof(T)) != cudaSuccess) p = nullptr;
+    if (cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(1, n) * sizeof(T)) != cudaSuccess)
+      p = nullptr;
     if (p) cudaMemset(p, 0xFF, std::max<size_t>(1, n) * sizeof(T));  // poison
   }
   Dev(const std::vector<T>& h) : Dev(h.size()) {
@@ -207,8 +209,9 @@ void reference_quantize(const float* a, int K, int bits, float clip, float* scal
   for (int k = 0; k < K; ++k) amax = std::max(amax, std::fabs(a[k]));
   *scale = amax / qmax * clip;
   for (int k = 0; k < K; ++k)
-    codes[k] = *scale == 0.0f ? 0
-                              : int(std::min(std::max(std::nearbyint(a[k] / *scale), -qmax - 1), qmax));
+    codes[k] = *scale == 0.0f
+                   ? 0
+                   : int(std::min(std::max(std::nearbyint(a[k] / *scale), -qmax - 1), qmax));
 }
 
 // Compares one quantized row: scale, codes (a few ±1 flips allowed where the fp32 transform
@@ -245,9 +248,9 @@ void expect_row_matches(const std::vector<uint8_t>& codes, const std::vector<flo
 TEST(QuadQuant, UTypeMatchesReferenceNormAndQuantizer) {
   if (!gpu_here()) GTEST_SKIP() << "no CUDA GPU";
   std::mt19937 rng(11);
-  for (auto [M, r, K, bits] : {std::tuple{7, 16, 200, 4}, std::tuple{33, 64, 4096, 4},
-                               std::tuple{5, 0, 96, 8}, std::tuple{3, 32, 1000, 8},
-                               std::tuple{90, 64, 4096, 4}, std::tuple{70, 16, 8192, 8}}) {
+  for (auto [M, r, K, bits] :
+       {std::tuple{7, 16, 200, 4}, std::tuple{33, 64, 4096, 4}, std::tuple{5, 0, 96, 8},
+        std::tuple{3, 32, 1000, 8}, std::tuple{90, 64, 4096, 4}, std::tuple{70, 16, 8192, 8}}) {
     SCOPED_TRACE(testing::Message() << "M " << M << " r " << r << " K " << K << " bits " << bits);
     const int D = r + K, divisor = K;
     std::vector<float> h;
@@ -287,10 +290,11 @@ TEST(QuadQuant, DTypeMatchesCpuOnlineHadamards) {
   };
   // Register FWHT (P = 128, 256, 512), the shared-memory fallback (P = 1024), head mixes, and
   // wide (few rows) and narrow (many rows) blocks.
-  for (Case cs : {Case{9, 1408, 0, 8}, Case{4, 7168, 0, 4}, Case{6, 512, 8, 8}, Case{3, 2048, 32, 4},
-                  Case{2, 14336, 0, 8}, Case{3, 1024, 0, 4}, Case{70, 14336, 0, 4},
-                  Case{80, 4096, 32, 8}}) {
-    SCOPED_TRACE(testing::Message() << "K " << cs.K << " heads " << cs.heads << " bits " << cs.bits);
+  for (Case cs :
+       {Case{9, 1408, 0, 8}, Case{4, 7168, 0, 4}, Case{6, 512, 8, 8}, Case{3, 2048, 32, 4},
+        Case{2, 14336, 0, 8}, Case{3, 1024, 0, 4}, Case{70, 14336, 0, 4}, Case{80, 4096, 32, 8}}) {
+    SCOPED_TRACE(testing::Message()
+                 << "K " << cs.K << " heads " << cs.heads << " bits " << cs.bits);
     std::vector<float> x;
     auto xb = to_bf16(random_normal(size_t(cs.M) * cs.K, rng, 2.0f), &x);
     std::vector<float> ref = x;
@@ -341,8 +345,8 @@ struct GemmCase {
 // Runs the GEMM on random codes and checks every output against the exact product.
 // tile: 0 = launch_quad_gemm's choice, else the tiled kernel with that tile width.
 void check_gemm(const GemmCase& cs, int tile, std::mt19937& rng) {
-  SCOPED_TRACE(testing::Message() << "M " << cs.M << " N " << cs.N << " K " << cs.K << " r "
-                                  << cs.r << " A" << cs.act_bits << " tile " << tile);
+  SCOPED_TRACE(testing::Message() << "M " << cs.M << " N " << cs.N << " K " << cs.K << " r " << cs.r
+                                  << " A" << cs.act_bits << " tile " << tile);
   const int M = cs.M, N = cs.N, K = cs.K, r = cs.r;
   const int amax = cs.act_bits == 4 ? 7 : 127;
   std::uniform_int_distribution<int> acode(-amax - 1, amax), wcode(-8, 7);
@@ -373,8 +377,8 @@ void check_gemm(const GemmCase& cs, int tile, std::mt19937& rng) {
   Dev<__nv_bfloat16> dbias(biasb);
   Dev<__nv_bfloat16> dy(size_t(M) * N);
   QuadActivations act{dA.p, dsx.p, dasum.p, r ? dao.p : nullptr};
-  QuadWeights w{dW.p, dsw.p, dwsum.p, r ? dwo.p : nullptr, cs.bias ? dbias.p : nullptr, N, K, r,
-                cs.act_bits};
+  QuadWeights w{dW.p, dsw.p, dwsum.p, r ? dwo.p : nullptr, cs.bias ? dbias.p : nullptr,
+                N,    K,     r,       cs.act_bits};
   CUDA_OK(tile ? cuda::launch_quad_gemm_tiled(act, M, w, dy.p, nullptr, tile)
                : cuda::launch_quad_gemm(act, M, w, dy.p, nullptr));
   CUDA_OK(cudaDeviceSynchronize());
@@ -406,9 +410,9 @@ TEST(QuadGemm, MatchesExactProductAtOddShapes) {
   if (!gpu_here()) GTEST_SKIP() << "no CUDA GPU";
   std::mt19937 rng(13);
   const std::vector<GemmCase> cases = {
-      {1, 72, 200, 16, 4, true},     {3, 264, 1000, 0, 4, false}, {5, 130, 4096, 64, 4, true},
-      {16, 257, 384, 32, 4, false},  {9, 96, 96, 16, 8, true},    {1, 200, 4096, 0, 8, false},
-      {16, 130, 1408, 64, 8, true},  {17, 72, 200, 16, 4, true},  {130, 264, 1000, 0, 4, true},
+      {1, 72, 200, 16, 4, true},      {3, 264, 1000, 0, 4, false},   {5, 130, 4096, 64, 4, true},
+      {16, 257, 384, 32, 4, false},   {9, 96, 96, 16, 8, true},      {1, 200, 4096, 0, 8, false},
+      {16, 130, 1408, 64, 8, true},   {17, 72, 200, 16, 4, true},    {130, 264, 1000, 0, 4, true},
       {300, 257, 4096, 64, 4, false}, {129, 130, 384, 128, 8, true}, {200, 96, 1408, 0, 8, false},
       {64, 1, 256, 16, 4, false}};
   for (const auto& cs : cases) {
@@ -481,7 +485,8 @@ TEST(QuadLinear, UTypeLayerMatchesReferenceBackend) {
     CUDA_OK(cuda::launch_quad_gemm(act, M_run, w, dy.p, nullptr));
     CUDA_OK(cudaDeviceSynchronize());
     auto yb = dy.get();
-    std::vector<float> got(size_t(M_run) * N), want(y_ref.begin(), y_ref.begin() + size_t(M_run) * N);
+    std::vector<float> got(size_t(M_run) * N),
+        want(y_ref.begin(), y_ref.begin() + size_t(M_run) * N);
     for (size_t e = 0; e < got.size(); ++e) {
       got[e] = bf16_value(__nv_bfloat16_raw(yb[e]).x);
     }

@@ -1,5 +1,6 @@
 // The integer GEMMs of the QUAD linear layer with the fused epilogue (quad_linear.h):
-//  - tiled: 128×128 (or 128×256) output tiles, 8 warps of 64×32 (64×64), k in steps of 256 codes through a 3-stage
+//  - tiled: 128×128 (or 128×256) output tiles, 8 warps of 64×32 (64×64), k in steps of 256 codes
+//  through a 3-stage
 //    cp.async pipeline; activations are mma's A operand, weights its B operand; both read from
 //    shared memory as one 16-byte (4-bit) or 32-byte (8-bit) run per thread and 128 codes;
 //  - gemv (M ≤ 16): roles swapped (16 weight rows are the A operand, up to 16 tokens the B
@@ -42,7 +43,9 @@ struct Tiled {
   static constexpr int STAGE = A_STAGE + B_STAGE;
   // 16-byte chunk c of row `row` lands at this chunk: conflict-free fragment reads (a quarter
   // warp reads two rows × four threads).
-  __device__ static int swz_a(int c, int row) { return ABITS == 4 ? c ^ ((row & 1) << 2) : c ^ (row & 1); }
+  __device__ static int swz_a(int c, int row) {
+    return ABITS == 4 ? c ^ ((row & 1) << 2) : c ^ (row & 1);
+  }
   __device__ static int swz_b(int c, int row) { return c ^ ((row & 1) << 2); }
   static size_t smem_bytes(int r) {
     return size_t(STAGES) * STAGE + (r > 0 ? size_t(BM + BN) * (2 * r + 16) : 0);
@@ -137,9 +140,17 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int nj = 0; nj < NJ; ++nj) {
         const int row = wn + nj * 8 + g;
-        bq[nj] = *reinterpret_cast<const uint4*>(sB + row * T::B_ROW +
-                                                 T::swz_b(4 * bb + t, row) * 16);
+        bq[nj] =
+            *reinterpret_cast<const uint4*>(sB + row * T::B_ROW + T::swz_b(4 * bb + t, row) * 16);
       }
+      // The weight operand of k32 step s: low and high nibbles of each tile's word s.
+      auto widen_b = [&](int s, unsigned(&b0)[NJ], unsigned(&b1)[NJ]) {
+#pragma unroll
+        for (int nj = 0; nj < NJ; ++nj) {
+          b0[nj] = lo_nibbles(word_of(bq[nj], s));
+          b1[nj] = hi_nibbles(word_of(bq[nj], s));
+        }
+      };
       if constexpr (ABITS == 4) {
         uint4 aq[4][2];
 #pragma unroll
@@ -153,11 +164,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
         for (int s = 0; s < 4; ++s) {
           unsigned b0[NJ], b1[NJ];
-#pragma unroll
-          for (int nj = 0; nj < NJ; ++nj) {
-            b0[nj] = lo_nibbles(word_of(bq[nj], s));
-            b1[nj] = hi_nibbles(word_of(bq[nj], s));
-          }
+          widen_b(s, b0, b1);
 #pragma unroll
           for (int mi = 0; mi < 4; ++mi) {
             const unsigned wg = word_of(aq[mi][0], s), wg8 = word_of(aq[mi][1], s);
@@ -182,11 +189,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
         for (int s = 0; s < 4; ++s) {
           unsigned b0[NJ], b1[NJ];
-#pragma unroll
-          for (int nj = 0; nj < NJ; ++nj) {
-            b0[nj] = lo_nibbles(word_of(bq[nj], s));
-            b1[nj] = hi_nibbles(word_of(bq[nj], s));
-          }
+          widen_b(s, b0, b1);
 #pragma unroll
           for (int mi = 0; mi < 4; ++mi) {
             const unsigned a0 = word_of(aq[mi][0][s / 2], 2 * (s % 2));
@@ -319,7 +322,7 @@ __global__ void __launch_bounds__(kThreads, MINB)
     for (int e = 0; e < 4; ++e) acc[j][e] = 0;
 
   // Weights of batch kb (kGemvBatch k blocks) into registers; zero past the warp's range.
-  auto load_weights = [&](int kb, uint4 (&wa)[kGemvBatch][2]) {
+  auto load_weights = [&](int kb, uint4(&wa)[kGemvBatch][2]) {
 #pragma unroll
     for (int u = 0; u < kGemvBatch; ++u) {
       const bool in = kb + u < kb1;
@@ -337,13 +340,16 @@ __global__ void __launch_bounds__(kThreads, MINB)
   const int ost = r + 8;  // halves per padded row
   for (int c = tid; c < 16 * (r / 8); c += kThreads) {
     const int ch = c / (r / 8), part = c % (r / 8);
-    const uint4 v = n0 + ch < N ? *reinterpret_cast<const uint4*>(w.outlier + size_t(n0 + ch) * r + 8 * part) : zero;
+    const uint4 v =
+        n0 + ch < N ? *reinterpret_cast<const uint4*>(w.outlier + size_t(n0 + ch) * r + 8 * part)
+                    : zero;
     *reinterpret_cast<uint4*>(s_wo + ch * ost + 8 * part) = v;
   }
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
   for (int c = tid; c < 8 * NT * (r / 8); c += kThreads) {
     const int tok = c / (r / 8), part = c % (r / 8);
-    const uint4 v = tok < M ? *reinterpret_cast<const uint4*>(act.outlier + size_t(tok) * r + 8 * part) : zero;
+    const uint4 v =
+        tok < M ? *reinterpret_cast<const uint4*>(act.outlier + size_t(tok) * r + 8 * part) : zero;
     *reinterpret_cast<uint4*>(s_ao + tok * ost + 8 * part) = v;
   }
 
@@ -430,8 +436,8 @@ cudaError_t check_args(const QuadActivations& act, int M, const QuadWeights& w) 
 }
 
 template <int ABITS, int NJ>
-cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w,
-                         __nv_bfloat16* y, cudaStream_t stream) {
+cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w, __nv_bfloat16* y,
+                         cudaStream_t stream) {
   using T = Tiled<ABITS, NJ>;
   const size_t smem = T::smem_bytes(w.r);
   if (cudaError_t e = cudaFuncSetAttribute(quad_tiled_kernel<ABITS, NJ>,
@@ -443,8 +449,8 @@ cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w
 }
 
 template <int ABITS, int BATCH = 4, int MINB = 1>
-cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
-                        __nv_bfloat16* y, cudaStream_t stream) {
+cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w, __nv_bfloat16* y,
+                        cudaStream_t stream) {
   // Programmatic dependent launch: may start before the preceding kernel on the stream ends
   // (the kernel waits for it before reading activations).
   cudaLaunchConfig_t cfg = {};
@@ -456,7 +462,8 @@ cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  if (M <= 8) return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 1, BATCH, MINB>, act, M, w, y);
+  if (M <= 8)
+    return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 1, BATCH, MINB>, act, M, w, y);
   return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 2, BATCH, MINB>, act, M, w, y);
 }
 
@@ -482,10 +489,18 @@ cudaError_t launch_quad_gemv_variant(const QuadActivations& act, int M, const Qu
   if (M < 1 || M > 16) return cudaErrorInvalidValue;
   const bool a4 = w.act_bits == 4;
   switch (variant) {
-    case 0: return a4 ? launch_gemv<4, 4, 1>(act, M, w, y, stream) : launch_gemv<8, 4, 1>(act, M, w, y, stream);
-    case 1: return a4 ? launch_gemv<4, 8, 1>(act, M, w, y, stream) : launch_gemv<8, 8, 1>(act, M, w, y, stream);
-    case 2: return a4 ? launch_gemv<4, 4, 4>(act, M, w, y, stream) : launch_gemv<8, 4, 4>(act, M, w, y, stream);
-    case 3: return a4 ? launch_gemv<4, 2, 6>(act, M, w, y, stream) : launch_gemv<8, 2, 6>(act, M, w, y, stream);
+    case 0:
+      return a4 ? launch_gemv<4, 4, 1>(act, M, w, y, stream)
+                : launch_gemv<8, 4, 1>(act, M, w, y, stream);
+    case 1:
+      return a4 ? launch_gemv<4, 8, 1>(act, M, w, y, stream)
+                : launch_gemv<8, 8, 1>(act, M, w, y, stream);
+    case 2:
+      return a4 ? launch_gemv<4, 4, 4>(act, M, w, y, stream)
+                : launch_gemv<8, 4, 4>(act, M, w, y, stream);
+    case 3:
+      return a4 ? launch_gemv<4, 2, 6>(act, M, w, y, stream)
+                : launch_gemv<8, 2, 6>(act, M, w, y, stream);
     default: return cudaErrorInvalidValue;
   }
 }

@@ -98,9 +98,8 @@ struct QuadActivations {
 
 // U-type input: a = h / sqrt(Σ h² / divisor + eps) per row of h (M, r + K); a_o = fp16(a[:r]);
 // the codes of a[r:] with scale = max|a[r:]| / qmax · clip (qmax = 7 or 127).
-cudaError_t launch_quad_quant_u(const __nv_bfloat16* h, int M, int r, int K, int divisor,
-                                float eps, int bits, float clip, QuadActivations out,
-                                cudaStream_t stream);
+cudaError_t launch_quad_quant_u(const __nv_bfloat16* h, int M, int r, int K, int divisor, float eps,
+                                int bits, float clip, QuadActivations out, cudaStream_t stream);
 
 // D-type input: each row of x (M, K) viewed as (K_o, K / K_o) row-major; optionally a
 // Sylvester FWHT (unnormalized, natural order) on the inner index (K / K_o a power of two),
@@ -112,13 +111,13 @@ cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const floa
 
 // Weights of one QUAD linear in the kernel layout (prepared once by quad_prepare_weights).
 struct QuadWeights {
-  const uint8_t* codes = nullptr;        // quad_weight_bytes(N, K), tile-major, offset nibbles
-  const float* scales = nullptr;         // (N)
-  const int32_t* sums = nullptr;         // (N) Σ of the signed codes
-  const __half* outlier = nullptr;       // (N, r) or null when r = 0
-  const __nv_bfloat16* bias = nullptr;   // (N) or null
+  const uint8_t* codes = nullptr;       // quad_weight_bytes(N, K), tile-major, offset nibbles
+  const float* scales = nullptr;        // (N)
+  const int32_t* sums = nullptr;        // (N) Σ of the signed codes
+  const __half* outlier = nullptr;      // (N, r) or null when r = 0
+  const __nv_bfloat16* bias = nullptr;  // (N) or null
   int N = 0, K = 0, r = 0;
-  int act_bits = 4;                      // the activations these weights meet: 4 or 8
+  int act_bits = 4;  // the activations these weights meet: 4 or 8
 };
 
 // y (M, N) bf16 = the QUAD linear of `act` (same K, r and act_bits as w). M ≤ 16 runs the

@@ -44,13 +44,13 @@ __device__ __forceinline__ unsigned hi_nibbles(unsigned w) {
 }
 
 // d (16×8 s32) += a (16×32) · b (32×8); A_TYPE/B_TYPE are u8 or s8.
-#define QUAD_MMA_I8(NAME, ATYPE, BTYPE)                                                         \
-  __device__ __forceinline__ void NAME(int (&d)[4], unsigned a0, unsigned a1, unsigned a2,      \
-                                       unsigned a3, unsigned b0, unsigned b1) {                 \
-    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32." ATYPE "." BTYPE                       \
-                 ".s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"       \
-                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])                               \
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));                       \
+#define QUAD_MMA_I8(NAME, ATYPE, BTYPE)                                                   \
+  __device__ __forceinline__ void NAME(int(&d)[4], unsigned a0, unsigned a1, unsigned a2, \
+                                       unsigned a3, unsigned b0, unsigned b1) {           \
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32." ATYPE "." BTYPE                 \
+                 ".s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n" \
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])                         \
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));                 \
   }
 QUAD_MMA_I8(mma_u8u8, "u8", "u8")
 QUAD_MMA_I8(mma_s8u8, "s8", "u8")

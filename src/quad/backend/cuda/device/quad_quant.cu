@@ -1,14 +1,13 @@
 // Per-token activation quantization of the QUAD linear layer into the fragment-major layout
 // (quad_linear.h): quant_u (weightless RMSNorm, fp16 outlier part, codes of the rest) and
 // quant_d (online Hadamard, then codes). One block per token row; each thread owns chunks of 8
-// consecutive codes (16-byte loads, one 32-bit store per chunk of 4-bit codes). Scales and codes follow the reference quantizer (backend/ref): scale = max|a| / qmax
-// · clip in IEEE fp32, code = clamp(round_half_even(a / scale)), an all-zero row gives scale 0
-// and codes 0.
+// consecutive codes (16-byte loads, one 32-bit store per chunk of 4-bit codes). Scales and codes
+// follow the reference quantizer (backend/ref): scale = max|a| / qmax · clip in IEEE fp32, code =
+// clamp(round_half_even(a / scale)), an all-zero row gives scale 0 and codes 0.
+#include <cooperative_groups.h>
 #include <math.h>
 
 #include <algorithm>
-
-#include <cooperative_groups.h>
 
 #include "quad_linear.h"
 #include "reduce.cuh"
@@ -42,6 +41,31 @@ __device__ __forceinline__ void load8_bf16(const __nv_bfloat16* p, float (&v)[8]
   }
 }
 
+// Stores the codes c[0..8) of k .. k+7 (k a multiple of 8) of a row at dst in the fragment-major
+// layout: one 32-bit word of offset nibbles (4-bit) or two words of int8; `valid` false writes
+// padding (zero nibbles / zero bytes).
+__device__ __forceinline__ void store_chunk(uint8_t* dst, int k, const int (&c)[8], int bits,
+                                            bool valid) {
+  if (bits == 4) {
+    unsigned word = 0;
+    if (valid) {
+#pragma unroll
+      for (int m = 0; m < 8; ++m) word |= unsigned(c[m] + 8) << (4 * m);
+    }
+    int pos, shift;
+    quad_w4_position(k, false, &pos, &shift);
+    *reinterpret_cast<unsigned*>(dst + pos) = word;
+  } else {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      unsigned word = 0;
+#pragma unroll
+      for (int m = 0; m < 4; ++m) word |= unsigned(uint8_t(int8_t(c[4 * h + m]))) << (8 * m);
+      *reinterpret_cast<unsigned*>(dst + quad_a8_position(k + 4 * h)) = word;
+    }
+  }
+}
+
 // The codes of one row held in registers: chunk i of this thread is q = threadIdx.x + i ·
 // blockDim.x, codes 8q .. 8q+7 (values v[i], valid for q < K/8; chunks up to the padded width
 // write zero padding). Each chunk is one 32-bit store (4-bit) or two (8-bit). Writes the scale
@@ -72,24 +96,7 @@ __device__ void quantize_chunks(const float (&v)[PER][8], int K, int bits, float
       c[m] = q < nq && scale != 0.0f ? int(quad_code(v[i][m], scale, qmax)) : 0;
       sum += c[m];
     }
-    if (bits == 4) {
-      unsigned word = 0;
-      if (q < nq) {
-#pragma unroll
-        for (int m = 0; m < 8; ++m) word |= unsigned(c[m] + 8) << (4 * m);
-      }
-      int pos, shift;
-      quad_w4_position(8 * q, false, &pos, &shift);
-      *reinterpret_cast<unsigned*>(dst + pos) = word;
-    } else {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        unsigned word = 0;
-#pragma unroll
-        for (int m = 0; m < 4; ++m) word |= unsigned(uint8_t(int8_t(c[4 * h + m]))) << (8 * m);
-        *reinterpret_cast<unsigned*>(dst + quad_a8_position(8 * q + 4 * h)) = word;
-      }
-    }
+    store_chunk(dst, 8 * q, c, bits, q < nq);
   }
   sum = block_reduce(sum, SumOp{}, 0, iscratch);
   if (threadIdx.x == 0) {
@@ -168,6 +175,24 @@ __device__ void warp_fwht(float* seg) {
 
 constexpr int kMaxMix = 64;  // largest outer factor K_o
 
+// Outputs a = 4·gi .. 4·gi+3 of one column of the outer mix: Σ_b mixᵀ[b, a] · col[b], with the
+// mix transposed and padded to K_o4 columns so that the four share one 16-byte load.
+template <int COLS>
+__device__ __forceinline__ float4 mix_group(const float (&col)[COLS], const float* mt, int K_o,
+                                            int K_o4, int gi) {
+  float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+  for (int b = 0; b < COLS; ++b) {
+    if (b >= K_o) break;
+    const float4 m4 = *reinterpret_cast<const float4*>(mt + b * K_o4 + 4 * gi);
+    acc.x = fmaf(m4.x, col[b], acc.x);
+    acc.y = fmaf(m4.y, col[b], acc.y);
+    acc.z = fmaf(m4.z, col[b], acc.z);
+    acc.w = fmaf(m4.w, col[b], acc.w);
+  }
+  return acc;
+}
+
 // y[a, j] = Σ_b mix[a, b] · x[b, j] in place on the row (K_o × P) in shared memory, with the
 // mix transposed and padded to K_o4 = 4·ceil(K_o/4) columns (mt[b · K_o4 + a]). Each column j is
 // read into registers by `slices` threads, which then write disjoint groups of 4 outputs each;
@@ -186,16 +211,7 @@ __device__ void mix_columns(float* in, const float* mt, int K_o, int P) {
     if (slices > 1) __syncthreads();  // every column read before any is overwritten
     if (active) {
       for (int gi = slice; gi < groups; gi += slices) {
-        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll
-        for (int b = 0; b < COLS; ++b) {
-          if (b >= K_o) break;
-          const float4 m4 = *reinterpret_cast<const float4*>(mt + b * K_o4 + 4 * gi);
-          acc.x = fmaf(m4.x, col[b], acc.x);
-          acc.y = fmaf(m4.y, col[b], acc.y);
-          acc.z = fmaf(m4.z, col[b], acc.z);
-          acc.w = fmaf(m4.w, col[b], acc.w);
-        }
+        const float4 acc = mix_group<COLS>(col, mt, K_o, K_o4, gi);
         const float r[4] = {acc.x, acc.y, acc.z, acc.w};
 #pragma unroll
         for (int i = 0; i < 4; ++i)
@@ -251,7 +267,8 @@ __global__ void quant_d_kernel(const __nv_bfloat16* x, int K, const float* mix, 
   __syncthreads();
   if (inner_fwht) {
     if constexpr (E > 0) {
-      for (int seg = threadIdx.x / 32; seg < K_o; seg += blockDim.x / 32) warp_fwht<E>(in + seg * P);
+      for (int seg = threadIdx.x / 32; seg < K_o; seg += blockDim.x / 32)
+        warp_fwht<E>(in + seg * P);
       __syncthreads();
     } else {
       const int half = P / 2;
@@ -353,16 +370,7 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
   float amax = 0.0f;
   if (active) {
     for (int gi = slice; gi < groups; gi += slices) {
-      float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll
-      for (int b = 0; b < 32; ++b) {
-        if (b >= K_o) break;
-        const float4 m4 = *reinterpret_cast<const float4*>(mt + b * K_o4 + 4 * gi);
-        acc.x = fmaf(m4.x, col[b], acc.x);
-        acc.y = fmaf(m4.y, col[b], acc.y);
-        acc.z = fmaf(m4.z, col[b], acc.z);
-        acc.w = fmaf(m4.w, col[b], acc.w);
-      }
+      const float4 acc = mix_group<32>(col, mt, K_o, K_o4, gi);
       const float r[4] = {acc.x, acc.y, acc.z, acc.w};
 #pragma unroll
       for (int i = 0; i < 4; ++i)
@@ -376,7 +384,8 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
   if (threadIdx.x == 0) s_amax = amax;
   cluster.sync();
   float row_max = 0.0f;
-  for (int b = 0; b < kCluster; ++b) row_max = MaxOp{}(row_max, *cluster.map_shared_rank(&s_amax, b));
+  for (int b = 0; b < kCluster; ++b)
+    row_max = MaxOp{}(row_max, *cluster.map_shared_rank(&s_amax, b));
   const float qmax = bits == 4 ? 7.0f : 127.0f;
   const float scale = __fmul_rn(__fdiv_rn(row_max, qmax), clip);
 
@@ -391,34 +400,12 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
       c[m] = scale != 0.0f ? int(quad_code(in[k + m], scale, qmax)) : 0;
       sum += c[m];
     }
-    if (bits == 4) {
-      unsigned word = 0;
-#pragma unroll
-      for (int m = 0; m < 8; ++m) word |= unsigned(c[m] + 8) << (4 * m);
-      int pos, shift;
-      quad_w4_position(k, false, &pos, &shift);
-      *reinterpret_cast<unsigned*>(dst + pos) = word;
-    } else {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        unsigned word = 0;
-#pragma unroll
-        for (int m = 0; m < 4; ++m) word |= unsigned(uint8_t(int8_t(c[4 * h + m]))) << (8 * m);
-        *reinterpret_cast<unsigned*>(dst + quad_a8_position(k + 4 * h)) = word;
-      }
-    }
+    store_chunk(dst, k, c, bits, true);
   }
   if (rank == 0) {  // zero padding up to the padded width
-    for (int k = K + 8 * threadIdx.x; k < quad_padded_k(K); k += 8 * blockDim.x) {
-      if (bits == 4) {
-        int pos, shift;
-        quad_w4_position(k, false, &pos, &shift);
-        *reinterpret_cast<unsigned*>(dst + pos) = 0u;
-      } else {
-        *reinterpret_cast<unsigned*>(dst + quad_a8_position(k)) = 0u;
-        *reinterpret_cast<unsigned*>(dst + quad_a8_position(k + 4)) = 0u;
-      }
-    }
+    const int zeros[8] = {};
+    for (int k = K + 8 * threadIdx.x; k < quad_padded_k(K); k += 8 * blockDim.x)
+      store_chunk(dst, k, zeros, bits, false);
   }
   sum = block_reduce(sum, SumOp{}, 0, iscratch);
   if (threadIdx.x == 0) s_sum = sum;
@@ -449,8 +436,8 @@ cudaError_t launch_d_cluster(int M, const __nv_bfloat16* x, int K, const float* 
   const size_t smem = (size_t(K_o) * ((K_o + 3) / 4 * 4) + K) * sizeof(float);
   const void* kernel = reinterpret_cast<const void*>(quant_d_cluster_kernel<E>);
   if (cudaError_t e = raise_smem(kernel, smem)) return e;
-  quant_d_cluster_kernel<E><<<M * kCluster, 256, smem, stream>>>(x, K, mix, K_o, inner, bits,
-                                                                 clip, out);
+  quant_d_cluster_kernel<E>
+      <<<M * kCluster, 256, smem, stream>>>(x, K, mix, K_o, inner, bits, clip, out);
   return cudaGetLastError();
 }
 
@@ -478,14 +465,14 @@ cudaError_t launch_u(int M, int threads, const __nv_bfloat16* h, int r, int K, i
 }
 
 template <int PER, int E, int COLS>
-cudaError_t launch_d(int M, int threads, const __nv_bfloat16* x, int K, const float* mix,
-                     int K_o, bool inner, int bits, float clip, const QuadActivations& out,
+cudaError_t launch_d(int M, int threads, const __nv_bfloat16* x, int K, const float* mix, int K_o,
+                     bool inner, int bits, float clip, const QuadActivations& out,
                      cudaStream_t stream) {
   const size_t smem = (size_t(K_o) * ((K_o + 3) / 4 * 4) + K) * sizeof(float);
   const void* kernel = reinterpret_cast<const void*>(quant_d_kernel<PER, E, COLS>);
   if (cudaError_t e = raise_smem(kernel, smem)) return e;
-  quant_d_kernel<PER, E, COLS><<<M, threads, smem, stream>>>(x, K, mix, K_o, inner, bits, clip,
-                                                             out);
+  quant_d_kernel<PER, E, COLS>
+      <<<M, threads, smem, stream>>>(x, K, mix, K_o, inner, bits, clip, out);
   return cudaGetLastError();
 }
 
@@ -497,7 +484,8 @@ cudaError_t launch_d_per(int per, int M, int threads, const __nv_bfloat16* x, in
     case 1: return launch_d<1, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
     case 2: return launch_d<2, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
     case 4: return launch_d<4, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
-    default: return launch_d<8, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+    default:
+      return launch_d<8, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
   }
 }
 
@@ -508,11 +496,21 @@ cudaError_t launch_d_fwht(int per, int M, int threads, const __nv_bfloat16* x, i
                           const QuadActivations& out, cudaStream_t stream) {
   if (inner) {
     switch (K / K_o) {
-      case 32: return launch_d_per<1, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
-      case 64: return launch_d_per<2, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
-      case 128: return launch_d_per<4, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
-      case 256: return launch_d_per<8, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
-      case 512: return launch_d_per<16, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 32:
+        return launch_d_per<1, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
+                                     stream);
+      case 64:
+        return launch_d_per<2, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
+                                     stream);
+      case 128:
+        return launch_d_per<4, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
+                                     stream);
+      case 256:
+        return launch_d_per<8, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
+                                     stream);
+      case 512:
+        return launch_d_per<16, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
+                                      stream);
       default: break;
     }
   }
@@ -521,9 +519,8 @@ cudaError_t launch_d_fwht(int per, int M, int threads, const __nv_bfloat16* x, i
 
 }  // namespace
 
-cudaError_t launch_quad_quant_u(const __nv_bfloat16* h, int M, int r, int K, int divisor,
-                                float eps, int bits, float clip, QuadActivations out,
-                                cudaStream_t stream) {
+cudaError_t launch_quad_quant_u(const __nv_bfloat16* h, int M, int r, int K, int divisor, float eps,
+                                int bits, float clip, QuadActivations out, cudaStream_t stream) {
   if (M <= 0) return cudaSuccess;
   if ((bits != 4 && bits != 8) || K <= 0 || K % 8 != 0 || r < 0 || r % 8 != 0 ||
       (r > 0 && !out.outlier))
@@ -544,8 +541,7 @@ cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const floa
                                 bool inner_fwht, int bits, float clip, QuadActivations out,
                                 cudaStream_t stream) {
   if (M <= 0) return cudaSuccess;
-  if ((bits != 4 && bits != 8) || K <= 0 || K % 8 != 0 || K_o <= 0 || K_o > kMaxMix ||
-      K % K_o != 0)
+  if ((bits != 4 && bits != 8) || K <= 0 || K % 8 != 0 || K_o <= 0 || K_o > kMaxMix || K % K_o != 0)
     return cudaErrorInvalidValue;
   const int P = K / K_o;
   if (inner_fwht && (P & (P - 1)) != 0) return cudaErrorInvalidValue;
