@@ -343,10 +343,10 @@ struct GemmCase {
 };
 
 // Runs the GEMM on random codes and checks every output against the exact product.
-// tile: 0 = launch_quad_gemm's choice, else the tiled kernel with that tile width.
-void check_gemm(const GemmCase& cs, int tile, std::mt19937& rng) {
+// tiled: -1 = launch_quad_gemm's choice, else the tiled kernel's variant (0, 1, 2).
+void check_gemm(const GemmCase& cs, int tiled, std::mt19937& rng) {
   SCOPED_TRACE(testing::Message() << "M " << cs.M << " N " << cs.N << " K " << cs.K << " r " << cs.r
-                                  << " A" << cs.act_bits << " tile " << tile);
+                                  << " A" << cs.act_bits << " tiled variant " << tiled);
   const int M = cs.M, N = cs.N, K = cs.K, r = cs.r;
   const int amax = cs.act_bits == 4 ? 7 : 127;
   std::uniform_int_distribution<int> acode(-amax - 1, amax), wcode(-8, 7);
@@ -379,8 +379,8 @@ void check_gemm(const GemmCase& cs, int tile, std::mt19937& rng) {
   QuadActivations act{dA.p, dsx.p, dasum.p, r ? dao.p : nullptr};
   QuadWeights w{dW.p, dsw.p, dwsum.p, r ? dwo.p : nullptr, cs.bias ? dbias.p : nullptr,
                 N,    K,     r,       cs.act_bits};
-  CUDA_OK(tile ? cuda::launch_quad_gemm_tiled(act, M, w, dy.p, nullptr, tile)
-               : cuda::launch_quad_gemm(act, M, w, dy.p, nullptr));
+  CUDA_OK(tiled >= 0 ? cuda::launch_quad_gemm_tiled(act, M, w, dy.p, nullptr, tiled)
+                     : cuda::launch_quad_gemm(act, M, w, dy.p, nullptr));
   CUDA_OK(cudaDeviceSynchronize());
   auto y = dy.get();
   double rms = 0;
@@ -416,9 +416,10 @@ TEST(QuadGemm, MatchesExactProductAtOddShapes) {
       {300, 257, 4096, 64, 4, false}, {129, 130, 384, 128, 8, true}, {200, 96, 1408, 0, 8, false},
       {64, 1, 256, 16, 4, false}};
   for (const auto& cs : cases) {
-    check_gemm(cs, 0, rng);
-    if (cs.M <= 16) check_gemm(cs, 128, rng);  // the tiled kernel at decode sizes too
-    if (cs.act_bits == 4 || cs.r <= 64) check_gemm(cs, 256, rng);
+    check_gemm(cs, -1, rng);
+    if (cs.M <= 16) check_gemm(cs, 0, rng);  // the tiled kernel at decode sizes too
+    if (cs.act_bits == 4 || cs.r <= 64) check_gemm(cs, 1, rng);
+    check_gemm(cs, 2, rng);
   }
 }
 
@@ -429,8 +430,8 @@ TEST(QuadGemm, RejectsBadArguments) {
   w.K = 32;
   w.r = 128;
   w.act_bits = 8;
-  EXPECT_EQ(cuda::launch_quad_gemm_tiled(act, 1, w, nullptr, nullptr, 256), cudaErrorInvalidValue);
-  EXPECT_EQ(cuda::launch_quad_gemm_tiled(act, 1, w, nullptr, nullptr, 192), cudaErrorInvalidValue);
+  EXPECT_EQ(cuda::launch_quad_gemm_tiled(act, 1, w, nullptr, nullptr, 1), cudaErrorInvalidValue);
+  EXPECT_EQ(cuda::launch_quad_gemm_tiled(act, 1, w, nullptr, nullptr, 3), cudaErrorInvalidValue);
   w.N = 8;
   w.K = 32;
   w.r = 8;  // not a multiple of 16

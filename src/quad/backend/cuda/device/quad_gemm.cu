@@ -52,7 +52,10 @@ struct Tiled {
   }
 };
 
-template <int ABITS, int NJ>
+// SPLIT: low and high nibbles go to separate accumulators (the high ones unshifted, i.e. ×16 per
+// 4-bit operand), which widens a word with one mask instead of a mask and a shift-and-mask;
+// the epilogue adds acc_hi / 256 (A4) or / 16 (A8), exact because those are multiples.
+template <int ABITS, int NJ, bool SPLIT>
 __global__ void __launch_bounds__(kThreads, 1)
     quad_tiled_kernel(QuadActivations act, int M, QuadWeights w, __nv_bfloat16* y) {
   using T = Tiled<ABITS, NJ>;
@@ -112,13 +115,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   };
 
-  int acc[4][NJ][4];
+  int acc[4][NJ][4], acc_hi[4][NJ][4];
 #pragma unroll
   for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
     for (int nj = 0; nj < NJ; ++nj)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) acc[mi][nj][e] = 0;
+      for (int e = 0; e < 4; ++e) acc[mi][nj][e] = acc_hi[mi][nj][e] = 0;
 
 #pragma unroll
   for (int s = 0; s < T::STAGES - 1; ++s) {
@@ -151,7 +154,60 @@ __global__ void __launch_bounds__(kThreads, 1)
           b1[nj] = hi_nibbles(word_of(bq[nj], s));
         }
       };
-      if constexpr (ABITS == 4) {
+      if constexpr (SPLIT) {
+        // k32 steps in pairs (sp, sp+1): one mma over their low nibbles, one over their high.
+        constexpr unsigned kHi = 0xF0F0F0F0u;
+        uint4 aq[4][2][ABITS == 4 ? 1 : 2];  // [mi][row g / g+8][16-byte run]
+#pragma unroll
+        for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int p = 0; p < (ABITS == 4 ? 1 : 2); ++p) {
+              const int row = wm + mi * 16 + g + 8 * h;
+              const int c = ABITS == 4 ? 4 * bb + t : 8 * bb + 2 * t + p;
+              aq[mi][h][p] =
+                  *reinterpret_cast<const uint4*>(sA + row * T::A_ROW + T::swz_a(c, row) * 16);
+            }
+#pragma unroll
+        for (int sp = 0; sp < 4; sp += 2) {
+          unsigned bl0[NJ], bl1[NJ], bh0[NJ], bh1[NJ];
+#pragma unroll
+          for (int nj = 0; nj < NJ; ++nj) {
+            const unsigned w0 = word_of(bq[nj], sp), w1 = word_of(bq[nj], sp + 1);
+            bl0[nj] = lo_nibbles(w0), bl1[nj] = lo_nibbles(w1);
+            bh0[nj] = w0 & kHi, bh1[nj] = w1 & kHi;
+          }
+#pragma unroll
+          for (int mi = 0; mi < 4; ++mi) {
+            unsigned l[4], hh[4];  // operand words a0..a3 of the low and the high mma
+            if constexpr (ABITS == 4) {
+              const unsigned g0 = word_of(aq[mi][0][0], sp), g1 = word_of(aq[mi][0][0], sp + 1);
+              const unsigned e0 = word_of(aq[mi][1][0], sp), e1 = word_of(aq[mi][1][0], sp + 1);
+              l[0] = lo_nibbles(g0), l[1] = lo_nibbles(e0), l[2] = lo_nibbles(g1),
+              l[3] = lo_nibbles(e1);
+              hh[0] = g0 & kHi, hh[1] = e0 & kHi, hh[2] = g1 & kHi, hh[3] = e1 & kHi;
+            } else {
+              // Step s of row h: words (s·b0, s·b1) = run s / 2, words 2(s % 2) and +1.
+              const int p = sp / 2;
+              l[0] = word_of(aq[mi][0][p], 0), l[1] = word_of(aq[mi][1][p], 0);
+              l[2] = word_of(aq[mi][0][p], 2), l[3] = word_of(aq[mi][1][p], 2);
+              hh[0] = word_of(aq[mi][0][p], 1), hh[1] = word_of(aq[mi][1][p], 1);
+              hh[2] = word_of(aq[mi][0][p], 3), hh[3] = word_of(aq[mi][1][p], 3);
+            }
+#pragma unroll
+            for (int nj = 0; nj < NJ; ++nj) {
+              if constexpr (ABITS == 4) {
+                mma_u8u8(acc[mi][nj], l[0], l[1], l[2], l[3], bl0[nj], bl1[nj]);
+                mma_u8u8(acc_hi[mi][nj], hh[0], hh[1], hh[2], hh[3], bh0[nj], bh1[nj]);
+              } else {
+                mma_s8u8(acc[mi][nj], l[0], l[1], l[2], l[3], bl0[nj], bl1[nj]);
+                mma_s8u8(acc_hi[mi][nj], hh[0], hh[1], hh[2], hh[3], bh0[nj], bh1[nj]);
+              }
+            }
+          }
+        }
+      } else if constexpr (ABITS == 4) {
         uint4 aq[4][2];
 #pragma unroll
         for (int mi = 0; mi < 4; ++mi)
@@ -233,7 +289,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int h = e / 2, c = e % 2;
-        const int v = corrected(acc[mi][nj][e], ABITS, sa[mi][h], sq[nj][c], K);
+        const int sum =
+            SPLIT ? acc[mi][nj][e] + (acc_hi[mi][nj][e] >> (ABITS == 4 ? 8 : 4)) : acc[mi][nj][e];
+        const int v = corrected(sum, ABITS, sa[mi][h], sq[nj][c], K);
         out[mi][nj][e] = float(v) * sx[mi][h] * sw[nj][c];
       }
 
@@ -435,16 +493,16 @@ cudaError_t check_args(const QuadActivations& act, int M, const QuadWeights& w) 
   return cudaSuccess;
 }
 
-template <int ABITS, int NJ>
+template <int ABITS, int NJ, bool SPLIT = false>
 cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w, __nv_bfloat16* y,
                          cudaStream_t stream) {
   using T = Tiled<ABITS, NJ>;
   const size_t smem = T::smem_bytes(w.r);
-  if (cudaError_t e = cudaFuncSetAttribute(quad_tiled_kernel<ABITS, NJ>,
+  if (cudaError_t e = cudaFuncSetAttribute(quad_tiled_kernel<ABITS, NJ, SPLIT>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)))
     return e;
   const dim3 grid((w.N + T::BN - 1) / T::BN, (M + T::BM - 1) / T::BM);
-  quad_tiled_kernel<ABITS, NJ><<<grid, kThreads, smem, stream>>>(act, M, w, y);
+  quad_tiled_kernel<ABITS, NJ, SPLIT><<<grid, kThreads, smem, stream>>>(act, M, w, y);
   return cudaGetLastError();
 }
 
@@ -470,17 +528,24 @@ cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
 }  // namespace
 
 cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const QuadWeights& w,
-                                   __nv_bfloat16* y, cudaStream_t stream, int tile_n) {
+                                   __nv_bfloat16* y, cudaStream_t stream, int variant) {
   if (cudaError_t e = check_args(act, M, w)) return e;
-  if (tile_n != 128 && tile_n != 256) return cudaErrorInvalidValue;
+  if (variant < 0 || variant > 2) return cudaErrorInvalidValue;
   // The widest tile with 8-bit activations has room for r ≤ 64 only (shared memory).
-  if (tile_n == 256 && w.act_bits == 8 && w.r > 64) return cudaErrorInvalidValue;
+  if (variant == 1 && w.act_bits == 8 && w.r > 64) return cudaErrorInvalidValue;
   if (M == 0) return cudaSuccess;
-  if (tile_n == 256)
-    return w.act_bits == 4 ? launch_tiled<4, 8>(act, M, w, y, stream)
-                           : launch_tiled<8, 8>(act, M, w, y, stream);
-  return w.act_bits == 4 ? launch_tiled<4, 4>(act, M, w, y, stream)
-                         : launch_tiled<8, 4>(act, M, w, y, stream);
+  const bool a4 = w.act_bits == 4;
+  switch (variant) {
+    case 1:
+      return a4 ? launch_tiled<4, 8>(act, M, w, y, stream)
+                : launch_tiled<8, 8>(act, M, w, y, stream);
+    case 2:
+      return a4 ? launch_tiled<4, 4, true>(act, M, w, y, stream)
+                : launch_tiled<8, 4, true>(act, M, w, y, stream);
+    default:
+      return a4 ? launch_tiled<4, 4>(act, M, w, y, stream)
+                : launch_tiled<8, 4>(act, M, w, y, stream);
+  }
 }
 
 cudaError_t launch_quad_gemv_variant(const QuadActivations& act, int M, const QuadWeights& w,
@@ -514,7 +579,7 @@ cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeight
                            : launch_gemv<8>(act, M, w, y, stream);
   // The 128 × 256 tile spills registers and is slower with the tile-major weight loads
   // (docs/cuda_kernels.md); 128 × 128 everywhere.
-  return launch_quad_gemm_tiled(act, M, w, y, stream, 128);
+  return launch_quad_gemm_tiled(act, M, w, y, stream, 0);
 }
 
 }  // namespace quad::cuda

@@ -125,10 +125,11 @@ struct QuadWeights {
 // and at most 128; K ≥ 1.
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,
                              __nv_bfloat16* y, cudaStream_t stream);
-// The tiled kernel at any M (for tests and benchmarks), with output tiles of 128 × tile_n
-// (128 or 256; 256 with 8-bit activations needs r ≤ 64).
+// The tiled kernel at any M (for tests and benchmarks) in one of its variants: 0 = 128 × 128
+// tiles (the default), 1 = 128 × 256 tiles (with 8-bit activations only for r ≤ 64), 2 = 128 ×
+// 128 with separate low- and high-nibble accumulators.
 cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const QuadWeights& w,
-                                   __nv_bfloat16* y, cudaStream_t stream, int tile_n = 128);
+                                   __nv_bfloat16* y, cudaStream_t stream, int variant = 0);
 
 // The weight-streaming kernel (M ≤ 16) in one of its tuning variants (benchmarks): 0 = the
 // default (4 k blocks in flight per thread), 1 = 8 in flight, 2 = 4 with ≤ 64 registers (4
