@@ -126,8 +126,8 @@ struct QuadWeights {
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,
                              __nv_bfloat16* y, cudaStream_t stream);
 // The tiled kernel at any M (for tests and benchmarks) in one of its variants: 0 = 128 × 128
-// tiles (the default), 1 = 128 × 256 tiles (with 8-bit activations only for r ≤ 64), 2 = 128 ×
-// 128 with separate low- and high-nibble accumulators.
+// tiles, 1 = 128 × 256 tiles (with 8-bit activations only for r ≤ 64), 2 = 128 × 128 with
+// separate low- and high-nibble accumulators (what launch_quad_gemm uses).
 cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const QuadWeights& w,
                                    __nv_bfloat16* y, cudaStream_t stream, int variant = 0);
 
