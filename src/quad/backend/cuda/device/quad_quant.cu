@@ -241,8 +241,8 @@ __global__ void quant_d_kernel(const __nv_bfloat16* x, int K, const float* mix, 
     mt[c] = a < K_o ? mix[a * K_o + b] : 0.0f;
   }
   float v[PER][8];  // this thread's chunks, later its outputs
-  if constexpr (PER <= 4) {
-    // Few rows (wide blocks): every load in flight at once, for latency.
+  if constexpr (PER <= 2) {
+    // One or two chunks per thread: every load in flight at once, for latency.
 #pragma unroll
     for (int i = 0; i < PER; ++i) {
       const int q = threadIdx.x + i * blockDim.x;
@@ -256,7 +256,7 @@ __global__ void quant_d_kernel(const __nv_bfloat16* x, int K, const float* mix, 
       reinterpret_cast<float4*>(in)[2 * q + 1] = make_float4(v[i][4], v[i][5], v[i][6], v[i][7]);
     }
   } else {
-    // Many rows: fewer live registers (occupancy hides the latency).
+    // More chunks: fewer live registers (occupancy hides the latency).
     for (int q = threadIdx.x; q < nq; q += blockDim.x) {
       float t[8];
       load8_bf16(src + 8 * q, t);
@@ -546,7 +546,8 @@ cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const floa
   const int P = K / K_o;
   if (inner_fwht && (P & (P - 1)) != 0) return cudaErrorInvalidValue;
   int threads, per;
-  row_shape(quad_padded_k(K) / 8, M, 512, 256, &threads, &per);
+  // 512 threads for many rows too: 4 chunks per thread (fewer registers, more warps per SM).
+  row_shape(quad_padded_k(K) / 8, M, 512, 512, &threads, &per);
   if (per == 0) return cudaErrorInvalidValue;
   threads = std::max(threads, 128);
   // Few rows: a cluster of blocks per row (when the columns split evenly into chunks of 8).
