@@ -546,8 +546,10 @@ cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const floa
   const int P = K / K_o;
   if (inner_fwht && (P & (P - 1)) != 0) return cudaErrorInvalidValue;
   int threads, per;
-  // 512 threads for many rows too: 4 chunks per thread (fewer registers, more warps per SM).
-  row_shape(quad_padded_k(K) / 8, M, 512, 512, &threads, &per);
+  // Many rows: about 4 chunks per thread, 256 to 512 threads (measured: 512 helps the
+  // 14336-wide down_proj input, hurts the 4096-wide head mix).
+  const int chunks = quad_padded_k(K) / 8;
+  row_shape(chunks, M, 512, std::clamp((chunks / 4 + 31) / 32 * 32, 256, 512), &threads, &per);
   if (per == 0) return cudaErrorInvalidValue;
   threads = std::max(threads, 128);
   // Few rows: a cluster of blocks per row (when the columns split evenly into chunks of 8).
