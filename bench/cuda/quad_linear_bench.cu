@@ -318,18 +318,18 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
   });
   const float quant_ms = graph_time_ms(st, reps, 10, [&](int) { quant(); });
   const float gemm_ms = graph_time_ms(st, reps, 10, gemm);
-  float gemv_variant_ms[4] = {0, 0, 0, 0};  // the decode kernel's tuning variants
+  float gemv_variant_ms[5] = {0, 0, 0, 0, 0};  // the decode kernel's tuning variants
   if (M <= 16 && gemv_variants)
-    for (int v = 0; v < 4; ++v)
+    for (int v = 0; v < 5; ++v)
       gemv_variant_ms[v] = graph_time_ms(st, reps, 10, [&](int i) {
         QuadWeights w{w4[i % sets4], wscale, wsum, rq ? wout : nullptr, nullptr, Nq, Kq, rq,
                       s.act_bits};
         CK(launch_quad_gemv_variant(act, M, w, y16, st, v));
       });
   if (M <= 16 && gemv_variants)
-    std::printf("  gemv variants %s M=%d: v0 %.2f  v1 %.2f  v2 %.2f  v3 %.2f us\n", s.name, M,
-                gemv_variant_ms[0] * 1e3f, gemv_variant_ms[1] * 1e3f, gemv_variant_ms[2] * 1e3f,
-                gemv_variant_ms[3] * 1e3f);
+    std::printf("  gemv variants %s M=%d: v0 %.2f  v1 %.2f  v2 %.2f  v3 %.2f  v4 (bulk) %.2f us\n",
+                s.name, M, gemv_variant_ms[0] * 1e3f, gemv_variant_ms[1] * 1e3f,
+                gemv_variant_ms[2] * 1e3f, gemv_variant_ms[3] * 1e3f, gemv_variant_ms[4] * 1e3f);
   float gemm256_ms = 0.0f;  // the 128 × 256 tile variant of the tiled kernel
   if (M > 16)
     gemm256_ms = graph_time_ms(st, reps, 10, [&](int i) {

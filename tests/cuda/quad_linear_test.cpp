@@ -343,7 +343,8 @@ struct GemmCase {
 };
 
 // Runs the GEMM on random codes and checks every output against the exact product.
-// tiled: -1 = launch_quad_gemm's choice, else the tiled kernel's variant (0, 1, 2).
+// tiled: -1 = launch_quad_gemm's choice, 0..2 = the tiled kernel's variant, 100 + v = the decode
+// kernel's variant v.
 void check_gemm(const GemmCase& cs, int tiled, std::mt19937& rng) {
   SCOPED_TRACE(testing::Message() << "M " << cs.M << " N " << cs.N << " K " << cs.K << " r " << cs.r
                                   << " A" << cs.act_bits << " tiled variant " << tiled);
@@ -379,8 +380,9 @@ void check_gemm(const GemmCase& cs, int tiled, std::mt19937& rng) {
   QuadActivations act{dA.p, dsx.p, dasum.p, r ? dao.p : nullptr};
   QuadWeights w{dW.p, dsw.p, dwsum.p, r ? dwo.p : nullptr, cs.bias ? dbias.p : nullptr,
                 N,    K,     r,       cs.act_bits};
-  CUDA_OK(tiled >= 0 ? cuda::launch_quad_gemm_tiled(act, M, w, dy.p, nullptr, tiled)
-                     : cuda::launch_quad_gemm(act, M, w, dy.p, nullptr));
+  CUDA_OK(tiled >= 100 ? cuda::launch_quad_gemv_variant(act, M, w, dy.p, nullptr, tiled - 100)
+          : tiled >= 0 ? cuda::launch_quad_gemm_tiled(act, M, w, dy.p, nullptr, tiled)
+                       : cuda::launch_quad_gemm(act, M, w, dy.p, nullptr));
   CUDA_OK(cudaDeviceSynchronize());
   auto y = dy.get();
   double rms = 0;
@@ -420,6 +422,7 @@ TEST(QuadGemm, MatchesExactProductAtOddShapes) {
     if (cs.M <= 16) check_gemm(cs, 0, rng);  // the tiled kernel at decode sizes too
     if (cs.act_bits == 4 || cs.r <= 64) check_gemm(cs, 1, rng);
     check_gemm(cs, 2, rng);
+    if (cs.M <= 16) check_gemm(cs, 104, rng);  // decode kernel with bulk weight copies
   }
 }
 

@@ -346,10 +346,14 @@ __global__ void __launch_bounds__(kThreads, 1)
 constexpr int kGemvWarps = kThreads / 32;
 
 // BATCH: k blocks of loads in flight per thread; MINB: blocks per SM the registers must allow.
-template <int ABITS, int NT, int BATCH, int MINB>
+// BULK: each warp's contiguous share of the weights comes into shared memory by one bulk copy
+// (the copy engine, completing on an mbarrier) instead of per-thread loads.
+template <int ABITS, int NT, int BATCH, int MINB, bool BULK = false>
 __global__ void __launch_bounds__(kThreads, MINB)
     quad_gemv_kernel(QuadActivations act, int M, QuadWeights w, __nv_bfloat16* y) {
   constexpr int kGemvBatch = BATCH;
+  extern __shared__ __align__(128) uint8_t wsm[];  // BULK: the group's weights (nb KiB)
+  __shared__ __align__(8) uint64_t bars[kGemvWarps];
   __shared__ int red[kGemvWarps][NT * 128];
   __shared__ __align__(16) __half s_wo[16 * (128 + 8)], s_ao[8 * NT * (128 + 8)];
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -380,17 +384,41 @@ __global__ void __launch_bounds__(kThreads, MINB)
     for (int e = 0; e < 4; ++e) acc[j][e] = 0;
 
   // Weights of batch kb (kGemvBatch k blocks) into registers; zero past the warp's range.
+  const uint8_t* sg = wsm + g * 64 + 16 * t;
   auto load_weights = [&](int kb, uint4(&wa)[kGemvBatch][2]) {
 #pragma unroll
     for (int u = 0; u < kGemvBatch; ++u) {
       const bool in = kb + u < kb1;
       const size_t off = size_t(kb + u) * 1024;
-      wa[u][0] = in ? load_stream(wg + off) : zero;
-      wa[u][1] = in ? load_stream(wg8 + off) : zero;
+      if constexpr (BULK) {
+        wa[u][0] = in ? *reinterpret_cast<const uint4*>(sg + off) : zero;
+        wa[u][1] = in ? *reinterpret_cast<const uint4*>(sg + off + 8 * 64) : zero;
+      } else {
+        wa[u][0] = in ? load_stream(wg + off) : zero;
+        wa[u][1] = in ? load_stream(wg8 + off) : zero;
+      }
     }
   };
   uint4 wa[kGemvBatch][2];
-  load_weights(kb0, wa);
+  const unsigned bar = unsigned(__cvta_generic_to_shared(&bars[warp]));
+  if constexpr (BULK) {
+    const unsigned bytes = unsigned(kb1 - kb0) * 1024;
+    if (lane == 0 && bytes > 0) {
+      const unsigned dst = unsigned(__cvta_generic_to_shared(wsm + size_t(kb0) * 1024));
+      const uint8_t* src = w.codes + (size_t(blockIdx.x) * nb + kb0) * 1024;
+      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar));
+      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+      asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+                   : "memory");
+      asm volatile(
+          "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, "
+          "[%3];\n" ::"r"(dst),
+          "l"(src), "r"(bytes), "r"(bar)
+          : "memory");
+    }
+  } else {
+    load_weights(kb0, wa);
+  }
   // With programmatic dependent launch this kernel starts while the quantization kernel before
   // it still runs: the first weights are in flight before waiting for its activations.
   // The outlier weights of the 16 channels into shared memory (rows padded by 16 bytes), also
@@ -411,8 +439,17 @@ __global__ void __launch_bounds__(kThreads, MINB)
     *reinterpret_cast<uint4*>(s_ao + tok * ost + 8 * part) = v;
   }
 
+  if constexpr (BULK) {
+    __syncwarp();  // lane 0 initialized the barrier
+    if (kb1 > kb0)
+      asm volatile(
+          "{\n .reg .pred done;\n WAIT_%=:\n"
+          " mbarrier.try_wait.parity.shared::cta.b64 done, [%0], 0;\n"
+          " @!done bra WAIT_%=;\n}\n" ::"r"(bar)
+          : "memory");
+  }
   for (int kb = kb0; kb < kb1; kb += kGemvBatch) {
-    if (kb != kb0) load_weights(kb, wa);
+    if (BULK || kb != kb0) load_weights(kb, wa);
     uint4 xa[kGemvBatch][NT][ABITS == 4 ? 1 : 2];
 #pragma unroll
     for (int u = 0; u < kGemvBatch; ++u) {
@@ -506,7 +543,7 @@ cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w
   return cudaGetLastError();
 }
 
-template <int ABITS, int BATCH = 4, int MINB = 1>
+template <int ABITS, int BATCH = 4, int MINB = 1, bool BULK = false>
 cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w, __nv_bfloat16* y,
                         cudaStream_t stream) {
   // Programmatic dependent launch: may start before the preceding kernel on the stream ends
@@ -515,14 +552,23 @@ cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
   cfg.gridDim = dim3((w.N + 15) / 16);
   cfg.blockDim = dim3(kThreads);
   cfg.stream = stream;
+  if constexpr (BULK) {
+    cfg.dynamicSmemBytes = size_t(quad_padded_k(w.K) / kQuadBlockK) * 1024;
+    for (const void* k :
+         {reinterpret_cast<const void*>(quad_gemv_kernel<ABITS, 1, BATCH, MINB, true>),
+          reinterpret_cast<const void*>(quad_gemv_kernel<ABITS, 2, BATCH, MINB, true>)})
+      if (cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               int(cfg.dynamicSmemBytes)))
+        return e;
+  }
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
   if (M <= 8)
-    return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 1, BATCH, MINB>, act, M, w, y);
-  return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 2, BATCH, MINB>, act, M, w, y);
+    return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 1, BATCH, MINB, BULK>, act, M, w, y);
+  return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 2, BATCH, MINB, BULK>, act, M, w, y);
 }
 
 }  // namespace
@@ -566,6 +612,9 @@ cudaError_t launch_quad_gemv_variant(const QuadActivations& act, int M, const Qu
     case 3:
       return a4 ? launch_gemv<4, 2, 6>(act, M, w, y, stream)
                 : launch_gemv<8, 2, 6>(act, M, w, y, stream);
+    case 4:
+      return a4 ? launch_gemv<4, 4, 1, true>(act, M, w, y, stream)
+                : launch_gemv<8, 4, 1, true>(act, M, w, y, stream);
     default: return cudaErrorInvalidValue;
   }
 }

@@ -133,7 +133,7 @@ cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const Quad
 
 // The weight-streaming kernel (M ≤ 16) in one of its tuning variants (benchmarks): 0 = the
 // default (4 k blocks in flight per thread), 1 = 8 in flight, 2 = 4 with ≤ 64 registers (4
-// blocks per SM), 3 = 2 with ≤ 40 registers.
+// blocks per SM), 3 = 2 with ≤ 40 registers, 4 = weights through shared memory by bulk copies.
 cudaError_t launch_quad_gemv_variant(const QuadActivations& act, int M, const QuadWeights& w,
                                      __nv_bfloat16* y, cudaStream_t stream, int variant);
 
