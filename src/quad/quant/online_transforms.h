@@ -32,6 +32,9 @@ class HeadMixInput final : public InputTransform {
   std::string describe() const override;
   // The same operation on fp64 rows (for the offline weight transform).
   void apply(double* x, int rows) const;
+  int heads() const { return heads_; }
+  int head_dim() const { return head_dim_; }
+  const hadamard::Transform& transform() const { return transform_; }
 
  private:
   int heads_, head_dim_;

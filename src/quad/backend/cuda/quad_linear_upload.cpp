@@ -1,0 +1,115 @@
+#include "quad/backend/cuda/quad_linear_upload.h"
+
+#include <cmath>
+#include <vector>
+
+#include "quad/backend/cuda/cuda_check.h"
+#include "quad/backend/cuda/device_buffer.h"
+#include "quad/quant/hadamard.h"
+#include "quad/quant/online_transforms.h"
+
+namespace quad::cuda {
+
+namespace {
+
+template <typename T>
+T* upload(const std::vector<T>& host, const char* what) {
+  auto* p = static_cast<T*>(device_alloc(std::max<size_t>(host.size(), 1) * sizeof(T), what));
+  if (!host.empty())
+    QUAD_CUDA_CHECK(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return p;
+}
+
+}  // namespace
+
+DeviceQuadLinear::DeviceQuadLinear(const Linear& lin) {
+  check(lin.integer_path(), "cuda", "{}: the fused QUAD kernels need integer weights and inputs",
+        lin.name);
+  const QuantizedWeight& q = *lin.qweight;
+  check(q.bits == 4, "cuda", "{}: the fused QUAD kernels take 4-bit weights, not {}", lin.name,
+        q.bits);
+  act_bits_ = lin.input_quant.bits;
+  check(act_bits_ == 4 || act_bits_ == 8, "cuda", "{}: {}-bit activations are not supported",
+        lin.name, act_bits_);
+  clip_ = lin.input_quant.clip;
+
+  std::vector<int8_t> codes = q.unpacked();
+  std::vector<uint8_t> packed(quad_weight_bytes(q.out, q.k));
+  std::vector<int32_t> sums(q.out);
+  quad_prepare_weights(codes.data(), q.out, q.k, act_bits_ == 8, packed.data(), sums.data());
+  std::vector<__half> outlier(q.w_outlier.size());
+  for (size_t i = 0; i < outlier.size(); ++i) outlier[i] = __float2half_rn(q.w_outlier[i]);
+  std::vector<__nv_bfloat16> bias(lin.bias.size());
+  for (size_t i = 0; i < bias.size(); ++i) bias[i] = __float2bfloat16_rn(lin.bias[i]);
+
+  auto* d_codes = upload(packed, "QUAD weight codes");
+  auto* d_scales = upload(q.scales, "QUAD weight scales");
+  auto* d_sums = upload(sums, "QUAD weight code sums");
+  auto* d_outlier = upload(outlier, "QUAD outlier columns");
+  auto* d_bias = upload(bias, "QUAD bias");
+  owned_[0] = d_codes, owned_[1] = d_scales, owned_[2] = d_sums, owned_[3] = d_outlier,
+  owned_[4] = d_bias;
+  w_ = QuadWeights{d_codes, d_scales, d_sums, q.outlier ? d_outlier : nullptr,
+                   bias.empty() ? nullptr : d_bias, q.out, q.k, q.outlier, act_bits_};
+
+  if (!lin.input_transform) return;  // U-type
+  check(q.outlier == 0, "cuda", "{}: an input transform and outlier columns together", lin.name);
+  std::vector<float> mix;
+  if (const auto* had = dynamic_cast<const HadamardInput*>(lin.input_transform.get())) {
+    const hadamard::Plan& p = had->transform().plan();
+    const double norm = 1.0 / std::sqrt(double(p.n));
+    for (double v : hadamard::factor_matrix(p)) mix.push_back(float(v * norm));
+    K_o_ = p.K;
+    inner_fwht_ = p.pow2 > 1;
+  } else if (const auto* hm = dynamic_cast<const HeadMixInput*>(lin.input_transform.get())) {
+    for (double v : hadamard::dense(hm->transform().plan())) mix.push_back(float(v));
+    K_o_ = hm->heads();
+    inner_fwht_ = false;
+  } else {
+    fail("cuda", "{}: input transform '{}' has no fused kernel", lin.name,
+         lin.input_transform->describe());
+  }
+  mix_ = upload(mix, "QUAD online Hadamard");
+  owned_[5] = mix_;
+}
+
+DeviceQuadLinear::~DeviceQuadLinear() {
+  for (void* p : owned_) cudaFree(p);
+  cudaFree(act_.codes);
+  cudaFree(act_.scales);
+  cudaFree(act_.sums);
+  cudaFree(act_.outlier);
+}
+
+void DeviceQuadLinear::grow(int M) {
+  if (M <= act_rows_) return;
+  cudaFree(act_.codes);
+  cudaFree(act_.scales);
+  cudaFree(act_.sums);
+  cudaFree(act_.outlier);
+  act_ = QuadActivations{};
+  act_rows_ = 0;
+  act_.codes = static_cast<uint8_t*>(
+      device_alloc(size_t(M) * quad_row_bytes(w_.K, act_bits_), "QUAD activation codes"));
+  act_.scales = static_cast<float*>(device_alloc(size_t(M) * sizeof(float), "QUAD token scales"));
+  act_.sums = static_cast<int32_t*>(device_alloc(size_t(M) * sizeof(int32_t), "QUAD code sums"));
+  if (w_.r > 0)
+    act_.outlier = static_cast<__half*>(
+        device_alloc(size_t(M) * w_.r * sizeof(__half), "QUAD outlier activations"));
+  act_rows_ = M;
+}
+
+void DeviceQuadLinear::forward(const __nv_bfloat16* x, int M, int divisor, float eps,
+                               __nv_bfloat16* y, cudaStream_t stream) {
+  if (M <= 0) return;
+  grow(M);
+  if (u_type())
+    QUAD_CUDA_CHECK(launch_quad_quant_u(x, M, w_.r, w_.K, divisor, eps, act_bits_, clip_, act_,
+                                        stream));
+  else
+    QUAD_CUDA_CHECK(
+        launch_quad_quant_d(x, M, w_.K, mix_, K_o_, inner_fwht_, act_bits_, clip_, act_, stream));
+  QUAD_CUDA_CHECK(launch_quad_gemm(act_, M, w_, y, stream));
+}
+
+}  // namespace quad::cuda

@@ -1,0 +1,46 @@
+// A quantized model Linear (model/layers.h) on the GPU in the form of the fused QUAD kernels
+// (device/quad_linear.h, issue 8): the weight codes prepared once into the kernels' layout, the
+// scales, fp16 outlier columns and bf16 bias uploaded, and the online input transform as the
+// quantization kernel's outer mix. First step towards running whole models through these
+// kernels (the backend still computes linears op by op on host buffers).
+#pragma once
+
+#include <memory>
+
+#include "quad/backend/cuda/device/quad_linear.h"
+#include "quad/model/layers.h"
+
+namespace quad::cuda {
+
+class DeviceQuadLinear {
+ public:
+  // Throws quad::Error for a Linear without integer weights and inputs, 8-bit weights, or an
+  // input transform other than QUAD's online Hadamards.
+  explicit DeviceQuadLinear(const Linear& lin);
+  ~DeviceQuadLinear();
+  DeviceQuadLinear(const DeviceQuadLinear&) = delete;
+  DeviceQuadLinear& operator=(const DeviceQuadLinear&) = delete;
+
+  // U-type (no input transform): the input is the residual stream h (M, in) bf16, normalized
+  // here (weightless RMSNorm with `divisor`, `eps`) as the layer's preceding norm does.
+  // D-type (online Hadamard): the input is the layer's raw input (M, in) bf16.
+  // y (M, out) bf16. Scratch for M rows is allocated on first use and grows.
+  void forward(const __nv_bfloat16* x, int M, int divisor, float eps, __nv_bfloat16* y,
+               cudaStream_t stream);
+  bool u_type() const { return K_o_ == 0; }
+  const QuadWeights& weights() const { return w_; }
+
+ private:
+  QuadWeights w_;
+  int act_bits_ = 4;
+  float clip_ = 1.0f;
+  int K_o_ = 0;  // 0: U-type (no transform)
+  bool inner_fwht_ = false;
+  float* mix_ = nullptr;
+  void* owned_[6] = {};
+  QuadActivations act_;
+  int act_rows_ = 0;
+  void grow(int M);
+};
+
+}  // namespace quad::cuda
