@@ -438,10 +438,10 @@ TEST(QuadGemm, RejectsBadArguments) {
   w.N = 8;
   w.K = 32;
   w.r = 8;  // not a multiple of 16
-  EXPECT_EQ(cuda::launch_quad_gemm(act, 1, w, nullptr, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(cuda::launch_quad_gemm(act, 1, w, static_cast<float*>(nullptr), nullptr), cudaErrorInvalidValue);
   w.r = 0;
   w.act_bits = 5;
-  EXPECT_EQ(cuda::launch_quad_gemm(act, 1, w, nullptr, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(cuda::launch_quad_gemm(act, 1, w, static_cast<float*>(nullptr), nullptr), cudaErrorInvalidValue);
 }
 
 // A U-type layer end to end (RMSNorm → quantize → GEMM + outlier + bias) against the reference

@@ -12,6 +12,8 @@
 
 namespace quad {
 
+struct Linear;  // model/layers.h
+
 // cos/sin of the half-split RoPE for positions [0, max_positions): (max_positions, head_dim/2).
 struct RopeTable {
   int head_dim = 0;
@@ -73,6 +75,15 @@ class Backend {
   // column in the low nibble.
   virtual void int4_gemm(const int8_t* xq, const float* sx, int n, int k, const uint8_t* w4,
                          const float* sw, int out, float* y) = 0;
+
+  // A quantized linear layer in one fused call where the backend has one (the CUDA backend's
+  // QUAD kernels): y (n, out) = lin(x) with x (n, in) the layer's input before its online
+  // transform. Returns false (the default, and for layers the backend cannot fuse) to let the
+  // caller run the op-by-op integer path instead.
+  virtual bool fused_linear(const Linear& lin, const float* x, int n, float* y) {
+    (void)lin, (void)x, (void)n, (void)y;
+    return false;
+  }
 
   // ---- Backward ops for training (train/), llm.c style: each takes what its forward op saw
   // and the gradient of its output, and writes (overwrites) the gradients of its inputs.

@@ -47,6 +47,8 @@ void integer_linear(Backend& backend, const Linear& lin, const float* x, int n, 
 
 void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, float* y,
                   ForwardScratch& s, int layer, ForwardObserver* observer) {
+  // Calibration observes the transformed input, so it takes the op-by-op path.
+  if (!observer && lin.integer_path() && backend.fused_linear(lin, x, n, y)) return;
   const float* input = x;
   if (lin.input_transform) {
     s.normed.assign(x, x + size_t(n) * lin.in);

@@ -7,14 +7,20 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
+#include <map>
+#include <memory>
 #include <mutex>
+#include <string>
 
 #include "quad/backend/backend.h"
 #include "quad/backend/cuda/cuda_check.h"
 #include "quad/backend/cuda/device/kernels.h"
 #include "quad/backend/cuda/device_buffer.h"
+#include "quad/backend/cuda/quad_linear_upload.h"
 #include "quad/backend/cuda/weight_cache.h"
 
 namespace quad {
@@ -216,7 +222,47 @@ class CudaBackend final : public Backend {
     download(y, dy, size_t(n) * out);
   }
 
+  // Quantized linears through the fused QUAD kernels (device/quad_linear.h): the layer uploaded
+  // once into the kernels' form (cached per Linear, re-uploaded when its weights change), the
+  // input staged as fp32, quantized and multiplied on the GPU, fp32 out.
+  bool fused_linear(const Linear& lin, const float* x, int n, float* y) override {
+    if (!fused_enabled_ || !cuda::DeviceQuadLinear::supports(lin)) return false;
+    Op op(*this);
+    if (n <= 0) return true;
+    cuda::DeviceQuadLinear& d = fused_layer(lin);
+    const float* dx = stage(kIn0, x, size_t(n) * lin.in);
+    float* dy = scratch<float>(kOut, size_t(n) * lin.out);
+    d.forward(dx, n, dy, stream_);
+    download(y, dy, size_t(n) * lin.out);
+    return true;
+  }
+
  private:
+  // What identifies a layer's weights: the buffers' addresses and sizes, and a hash of the
+  // scales and of sampled code bytes (fine-tuning rewrites both in place).
+  static uint64_t fused_fingerprint(const Linear& lin) {
+    const QuantizedWeight& q = *lin.qweight;
+    uint64_t h = 1469598103934665603ull;
+    auto mix = [&h](const void* p, size_t bytes) {
+      const auto* b = static_cast<const unsigned char*>(p);
+      for (size_t i = 0; i < bytes; ++i) h = (h ^ b[i]) * 1099511628211ull;
+    };
+    const void* ptrs[3] = {lin.qweight.get(), q.packed.data(), q.scales.data()};
+    mix(ptrs, sizeof(ptrs));
+    mix(q.scales.data(), q.scales.size() * sizeof(float));
+    const size_t step = std::max<size_t>(1, q.packed.size() / 256);
+    for (size_t i = 0; i < q.packed.size(); i += step) mix(&q.packed[i], 1);
+    if (!q.w_outlier.empty()) mix(q.w_outlier.data(), std::min<size_t>(q.w_outlier.size(), 64) * 4);
+    return h;
+  }
+  cuda::DeviceQuadLinear& fused_layer(const Linear& lin) {
+    const uint64_t fp = fused_fingerprint(lin);
+    auto& entry = fused_[&lin];
+    if (!entry.second || entry.first != fp)
+      entry = {fp, std::make_unique<cuda::DeviceQuadLinear>(lin)};
+    return *entry.second;
+  }
+
   // Scratch slots for staged activations, reused by every op.
   enum Slot { kIn0, kIn1, kIn2, kOut, kOut2, kSlots };
 
@@ -249,6 +295,13 @@ class CudaBackend final : public Backend {
   cublasHandle_t blas_ = nullptr;
   cuda::WeightCache weights_;
   std::array<DeviceBuffer, kSlots> slots_;
+  std::map<const Linear*, std::pair<uint64_t, std::unique_ptr<cuda::DeviceQuadLinear>>> fused_;
+  // QUAD_CUDA_FUSED=0 turns the fused QUAD linears off (op-by-op integer path, bit-identical to
+  // the CPU backend's integer ops).
+  bool fused_enabled_ = [] {
+    const char* v = std::getenv("QUAD_CUDA_FUSED");
+    return !(v && std::string(v) == "0");
+  }();
 };
 
 }  // namespace

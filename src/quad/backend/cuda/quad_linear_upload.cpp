@@ -22,6 +22,24 @@ T* upload(const std::vector<T>& host, const char* what) {
 
 }  // namespace
 
+bool DeviceQuadLinear::supports(const Linear& lin) {
+  if (!lin.integer_path() || lin.qweight->bits != 4) return false;
+  const QuantizedWeight& q = *lin.qweight;
+  const int bits = lin.input_quant.bits;
+  if ((bits != 4 && bits != 8) || q.k % 8 != 0 || q.outlier % 16 != 0 || q.outlier > 128 ||
+      lin.input_quant.skip_first != q.outlier)
+    return false;
+  if (!lin.input_transform) return true;
+  if (q.outlier != 0) return false;
+  if (const auto* had = dynamic_cast<const HadamardInput*>(lin.input_transform.get())) {
+    const hadamard::Plan& p = had->transform().plan();
+    return p.K <= 64 && (p.pow2 & (p.pow2 - 1)) == 0;
+  }
+  if (const auto* hm = dynamic_cast<const HeadMixInput*>(lin.input_transform.get()))
+    return hm->heads() <= 64;
+  return false;
+}
+
 DeviceQuadLinear::DeviceQuadLinear(const Linear& lin) {
   check(lin.integer_path(), "cuda", "{}: the fused QUAD kernels need integer weights and inputs",
         lin.name);
@@ -97,6 +115,17 @@ void DeviceQuadLinear::grow(int M) {
     act_.outlier = static_cast<__half*>(
         device_alloc(size_t(M) * w_.r * sizeof(__half), "QUAD outlier activations"));
   act_rows_ = M;
+}
+
+void DeviceQuadLinear::forward(const float* x, int M, float* y, cudaStream_t stream) {
+  if (M <= 0) return;
+  grow(M);
+  if (u_type())
+    QUAD_CUDA_CHECK(launch_quad_quant_u(x, M, w_.r, w_.K, 0, 0.0f, act_bits_, clip_, act_, stream));
+  else
+    QUAD_CUDA_CHECK(
+        launch_quad_quant_d(x, M, w_.K, mix_, K_o_, inner_fwht_, act_bits_, clip_, act_, stream));
+  QUAD_CUDA_CHECK(launch_quad_gemm(act_, M, w_, y, stream));
 }
 
 void DeviceQuadLinear::forward(const __nv_bfloat16* x, int M, int divisor, float eps,

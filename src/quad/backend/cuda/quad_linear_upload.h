@@ -17,6 +17,8 @@ class DeviceQuadLinear {
   // Throws quad::Error for a Linear without integer weights and inputs, 8-bit weights, or an
   // input transform other than QUAD's online Hadamards.
   explicit DeviceQuadLinear(const Linear& lin);
+  // Whether the constructor and the kernels take this layer.
+  static bool supports(const Linear& lin);
   ~DeviceQuadLinear();
   DeviceQuadLinear(const DeviceQuadLinear&) = delete;
   DeviceQuadLinear& operator=(const DeviceQuadLinear&) = delete;
@@ -27,6 +29,9 @@ class DeviceQuadLinear {
   // y (M, out) bf16. Scratch for M rows is allocated on first use and grows.
   void forward(const __nv_bfloat16* x, int M, int divisor, float eps, __nv_bfloat16* y,
                cudaStream_t stream);
+  // fp32 rows in and out (device pointers), as the model's apply_linear sees the layer: U-type
+  // input already normalized, D-type input before its transform.
+  void forward(const float* x, int M, float* y, cudaStream_t stream);
   bool u_type() const { return K_o_ == 0; }
   const QuadWeights& weights() const { return w_; }
 

@@ -21,14 +21,27 @@ __device__ __forceinline__ int corrected(int acc, int a_bits, int a_sum, int w_s
   return a_bits == 4 ? acc - 8 * a_sum - 8 * w_sum - 64 * K : acc - 8 * a_sum;
 }
 
-__device__ __forceinline__ void store_bf16(__nv_bfloat16* y, int N, int row, int col, float v0,
-                                           float v1, bool pair) {
-  __nv_bfloat16* p = y + size_t(row) * N + col;
-  if (pair) {
-    *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(v0, v1);
-  } else {
-    p[0] = __float2bfloat16_rn(v0);
-  }
+// Output element(s) (row, col[, col + 1]) of y (M, N) in bf16 or fp32.
+__device__ __forceinline__ void store_pair(__nv_bfloat16* p, float v0, float v1) {
+  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(v0, v1);
+}
+__device__ __forceinline__ void store_pair(float* p, float v0, float v1) {
+  *reinterpret_cast<float2*>(p) = make_float2(v0, v1);
+}
+__device__ __forceinline__ void store_one(__nv_bfloat16* p, float v) {
+  *p = __float2bfloat16_rn(v);
+}
+__device__ __forceinline__ void store_one(float* p, float v) {
+  *p = v;
+}
+template <typename OutT>
+__device__ __forceinline__ void store_out(OutT* y, int N, int row, int col, float v0, float v1,
+                                          bool pair) {
+  OutT* p = y + size_t(row) * N + col;
+  if (pair)
+    store_pair(p, v0, v1);
+  else
+    store_one(p, v0);
 }
 
 // ---------------------------------------------------------------- tiled (prefill) kernel
@@ -55,9 +68,9 @@ struct Tiled {
 // SPLIT: low and high nibbles go to separate accumulators (the high ones unshifted, i.e. ×16 per
 // 4-bit operand), which widens a word with one mask instead of a mask and a shift-and-mask;
 // the epilogue adds acc_hi / 256 (A4) or / 16 (A8), exact because those are multiples.
-template <int ABITS, int NJ, bool SPLIT>
+template <int ABITS, int NJ, bool SPLIT, typename OutT>
 __global__ void __launch_bounds__(kThreads, 1)
-    quad_tiled_kernel(QuadActivations act, int M, QuadWeights w, __nv_bfloat16* y) {
+    quad_tiled_kernel(QuadActivations act, int M, QuadWeights w, OutT* y) {
   using T = Tiled<ABITS, NJ>;
   extern __shared__ __align__(128) uint8_t smem[];
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -332,10 +345,10 @@ __global__ void __launch_bounds__(kThreads, 1)
         if (row >= M) continue;
         const float v0 = out[mi][nj][2 * h] + b0, v1 = out[mi][nj][2 * h + 1] + b1;
         if (pairs || col + 1 >= N) {
-          store_bf16(y, N, row, col, v0, v1, pairs && col + 1 < N);
+          store_out(y, N, row, col, v0, v1, pairs && col + 1 < N);
         } else {
-          store_bf16(y, N, row, col, v0, 0.0f, false);
-          store_bf16(y, N, row, col + 1, v1, 0.0f, false);
+          store_out(y, N, row, col, v0, 0.0f, false);
+          store_out(y, N, row, col + 1, v1, 0.0f, false);
         }
       }
   }
@@ -348,9 +361,9 @@ constexpr int kGemvWarps = kThreads / 32;
 // BATCH: k blocks of loads in flight per thread; MINB: blocks per SM the registers must allow.
 // BULK: each warp's contiguous share of the weights comes into shared memory by one bulk copy
 // (the copy engine, completing on an mbarrier) instead of per-thread loads.
-template <int ABITS, int NT, int BATCH, int MINB, bool BULK = false>
+template <int ABITS, int NT, int BATCH, int MINB, bool BULK, typename OutT>
 __global__ void __launch_bounds__(kThreads, MINB)
-    quad_gemv_kernel(QuadActivations act, int M, QuadWeights w, __nv_bfloat16* y) {
+    quad_gemv_kernel(QuadActivations act, int M, QuadWeights w, OutT* y) {
   constexpr int kGemvBatch = BATCH;
   extern __shared__ __align__(128) uint8_t wsm[];  // BULK: the group's weights (nb KiB)
   __shared__ __align__(8) uint64_t bars[kGemvWarps];
@@ -519,7 +532,7 @@ __global__ void __launch_bounds__(kThreads, MINB)
       out += o;
     }
     if (w.bias) out += __bfloat162float(w.bias[col]);
-    y[size_t(tok) * N + col] = __float2bfloat16_rn(out);
+    store_one(y + size_t(tok) * N + col, out);
   }
 }
 
@@ -530,21 +543,22 @@ cudaError_t check_args(const QuadActivations& act, int M, const QuadWeights& w) 
   return cudaSuccess;
 }
 
-template <int ABITS, int NJ, bool SPLIT = false>
-cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w, __nv_bfloat16* y,
+template <int ABITS, int NJ, bool SPLIT = false, typename OutT = __nv_bfloat16>
+cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
                          cudaStream_t stream) {
   using T = Tiled<ABITS, NJ>;
   const size_t smem = T::smem_bytes(w.r);
-  if (cudaError_t e = cudaFuncSetAttribute(quad_tiled_kernel<ABITS, NJ, SPLIT>,
+  if (cudaError_t e = cudaFuncSetAttribute(quad_tiled_kernel<ABITS, NJ, SPLIT, OutT>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)))
     return e;
   const dim3 grid((w.N + T::BN - 1) / T::BN, (M + T::BM - 1) / T::BM);
-  quad_tiled_kernel<ABITS, NJ, SPLIT><<<grid, kThreads, smem, stream>>>(act, M, w, y);
+  quad_tiled_kernel<ABITS, NJ, SPLIT, OutT><<<grid, kThreads, smem, stream>>>(act, M, w, y);
   return cudaGetLastError();
 }
 
-template <int ABITS, int BATCH = 4, int MINB = 1, bool BULK = false>
-cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w, __nv_bfloat16* y,
+template <int ABITS, int BATCH = 4, int MINB = 1, bool BULK = false,
+          typename OutT = __nv_bfloat16>
+cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
                         cudaStream_t stream) {
   // Programmatic dependent launch: may start before the preceding kernel on the stream ends
   // (the kernel waits for it before reading activations).
@@ -555,8 +569,8 @@ cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
   if constexpr (BULK) {
     cfg.dynamicSmemBytes = size_t(quad_padded_k(w.K) / kQuadBlockK) * 1024;
     for (const void* k :
-         {reinterpret_cast<const void*>(quad_gemv_kernel<ABITS, 1, BATCH, MINB, true>),
-          reinterpret_cast<const void*>(quad_gemv_kernel<ABITS, 2, BATCH, MINB, true>)})
+         {reinterpret_cast<const void*>(quad_gemv_kernel<ABITS, 1, BATCH, MINB, true, OutT>),
+          reinterpret_cast<const void*>(quad_gemv_kernel<ABITS, 2, BATCH, MINB, true, OutT>)})
       if (cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                int(cfg.dynamicSmemBytes)))
         return e;
@@ -567,8 +581,8 @@ cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
   cfg.attrs = attr;
   cfg.numAttrs = 1;
   if (M <= 8)
-    return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 1, BATCH, MINB, BULK>, act, M, w, y);
-  return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 2, BATCH, MINB, BULK>, act, M, w, y);
+    return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 1, BATCH, MINB, BULK, OutT>, act, M, w, y);
+  return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 2, BATCH, MINB, BULK, OutT>, act, M, w, y);
 }
 
 }  // namespace
@@ -619,16 +633,32 @@ cudaError_t launch_quad_gemv_variant(const QuadActivations& act, int M, const Qu
   }
 }
 
-cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,
-                             __nv_bfloat16* y, cudaStream_t stream) {
+namespace {
+
+template <typename OutT>
+cudaError_t quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
+                      cudaStream_t stream) {
   if (cudaError_t e = check_args(act, M, w)) return e;
   if (M == 0) return cudaSuccess;
   if (M <= 16)
-    return w.act_bits == 4 ? launch_gemv<4>(act, M, w, y, stream)
-                           : launch_gemv<8>(act, M, w, y, stream);
+    return w.act_bits == 4 ? launch_gemv<4, 4, 1, false, OutT>(act, M, w, y, stream)
+                           : launch_gemv<8, 4, 1, false, OutT>(act, M, w, y, stream);
   // 128 × 128 tiles with split accumulators: 5-7% faster than one accumulator; the 128 × 256
   // tile spills registers (docs/cuda_kernels.md).
-  return launch_quad_gemm_tiled(act, M, w, y, stream, 2);
+  return w.act_bits == 4 ? launch_tiled<4, 4, true, OutT>(act, M, w, y, stream)
+                         : launch_tiled<8, 4, true, OutT>(act, M, w, y, stream);
+}
+
+}  // namespace
+
+cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,
+                             __nv_bfloat16* y, cudaStream_t stream) {
+  return quad_gemm(act, M, w, y, stream);
+}
+
+cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, float* y,
+                             cudaStream_t stream) {
+  return quad_gemm(act, M, w, y, stream);
 }
 
 }  // namespace quad::cuda

@@ -100,12 +100,19 @@ struct QuadActivations {
 // the codes of a[r:] with scale = max|a[r:]| / qmax · clip (qmax = 7 or 127).
 cudaError_t launch_quad_quant_u(const __nv_bfloat16* h, int M, int r, int K, int divisor, float eps,
                                 int bits, float clip, QuadActivations out, cudaStream_t stream);
+// The same from fp32 rows (e.g. activations staged from host buffers). divisor ≤ 0 (either
+// overload): the rows are already normalized, no RMSNorm.
+cudaError_t launch_quad_quant_u(const float* h, int M, int r, int K, int divisor, float eps,
+                                int bits, float clip, QuadActivations out, cudaStream_t stream);
 
 // D-type input: each row of x (M, K) viewed as (K_o, K / K_o) row-major; optionally a
 // Sylvester FWHT (unnormalized, natural order) on the inner index (K / K_o a power of two),
 // then y[a, j] = Σ_b mix[a, b] · x[b, j] with mix (K_o × K_o, device, fp32, normalization
 // folded in); then per-token codes of y (out.outlier unused). K_o ≤ 64.
 cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const float* mix, int K_o,
+                                bool inner_fwht, int bits, float clip, QuadActivations out,
+                                cudaStream_t stream);
+cudaError_t launch_quad_quant_d(const float* x, int M, int K, const float* mix, int K_o,
                                 bool inner_fwht, int bits, float clip, QuadActivations out,
                                 cudaStream_t stream);
 
@@ -125,6 +132,9 @@ struct QuadWeights {
 // and at most 128; K ≥ 1.
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,
                              __nv_bfloat16* y, cudaStream_t stream);
+// The same with fp32 output.
+cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, float* y,
+                             cudaStream_t stream);
 // The tiled kernel at any M (for tests and benchmarks) in one of its variants: 0 = 128 × 128
 // tiles, 1 = 128 × 256 tiles (with 8-bit activations only for r ≤ 64), 2 = 128 × 128 with
 // separate low- and high-nibble accumulators (what launch_quad_gemm uses).

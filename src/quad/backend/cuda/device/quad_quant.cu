@@ -30,7 +30,7 @@ __device__ __forceinline__ void allow_dependents() {
   asm volatile("griddepcontrol.launch_dependents;\n" ::);
 }
 
-__device__ __forceinline__ void load8_bf16(const __nv_bfloat16* p, float (&v)[8]) {
+__device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&v)[8]) {
   const uint4 raw = *reinterpret_cast<const uint4*>(p);
   const __nv_bfloat162* b = reinterpret_cast<const __nv_bfloat162*>(&raw);
 #pragma unroll
@@ -39,6 +39,11 @@ __device__ __forceinline__ void load8_bf16(const __nv_bfloat16* p, float (&v)[8]
     v[2 * m] = f.x;
     v[2 * m + 1] = f.y;
   }
+}
+
+__device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
+  const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
 }
 
 // Stores the codes c[0..8) of k .. k+7 (k a multiple of 8) of a row at dst in the fragment-major
@@ -105,32 +110,32 @@ __device__ void quantize_chunks(const float (&v)[PER][8], int K, int bits, float
   }
 }
 
-template <int PER>
-__global__ void quant_u_kernel(const __nv_bfloat16* h, int r, int K, int divisor, float eps,
+template <typename T, int PER>
+__global__ void quant_u_kernel(const T* h, int r, int K, int divisor, float eps,
                                int bits, float clip, QuadActivations out) {
   __shared__ float fscratch[32];
   __shared__ int iscratch[32];
   allow_dependents();
   const int row = blockIdx.x, nq = K / 8;
-  const __nv_bfloat16* src = h + size_t(row) * (r + K);
+  const T* src = h + size_t(row) * (r + K);
   float v[PER][8], o[8];
   float ss = 0.0f;
 #pragma unroll
   for (int i = 0; i < PER; ++i) {
     const int q = threadIdx.x + i * blockDim.x;
     if (q >= nq) continue;
-    load8_bf16(src + r + 8 * q, v[i]);
+    load8(src + r + 8 * q, v[i]);
 #pragma unroll
     for (int m = 0; m < 8; ++m) ss = fmaf(v[i][m], v[i][m], ss);
   }
   const bool has_outlier = int(threadIdx.x) < r / 8;
   if (has_outlier) {
-    load8_bf16(src + 8 * threadIdx.x, o);
+    load8(src + 8 * threadIdx.x, o);
 #pragma unroll
     for (int m = 0; m < 8; ++m) ss = fmaf(o[m], o[m], ss);
   }
   ss = block_reduce(ss, SumOp{}, 0.0f, fscratch);
-  const float inv = 1.0f / sqrtf(ss / float(divisor) + eps);
+  const float inv = divisor > 0 ? 1.0f / sqrtf(ss / float(divisor) + eps) : 1.0f;
   if (has_outlier) {
     __align__(16) __half a[8];
 #pragma unroll
@@ -224,8 +229,8 @@ __device__ void mix_columns(float* in, const float* mt, int K_o, int P) {
 // D-type input: row in shared memory; FWHT per segment (one warp each, or butterflies through
 // shared memory when P is not 32·E with E ≤ 16); the outer mix (mix_columns); then the codes
 // from registers.
-template <int PER, int E, int COLS>
-__global__ void quant_d_kernel(const __nv_bfloat16* x, int K, const float* mix, int K_o,
+template <typename T, int PER, int E, int COLS>
+__global__ void quant_d_kernel(const T* x, int K, const float* mix, int K_o,
                                bool inner_fwht, int bits, float clip, QuadActivations out) {
   extern __shared__ __align__(16) float smem[];  // mixᵀ (K_o × K_o4), then the row (K)
   __shared__ float fscratch[32];
@@ -235,7 +240,7 @@ __global__ void quant_d_kernel(const __nv_bfloat16* x, int K, const float* mix, 
   float* mt = smem;
   float* in = smem + K_o * K_o4;
   const int P = K / K_o, nq = K / 8, row = blockIdx.x;
-  const __nv_bfloat16* src = x + size_t(blockIdx.x) * K;
+  const T* src = x + size_t(blockIdx.x) * K;
   for (int c = threadIdx.x; c < K_o * K_o4; c += blockDim.x) {
     const int b = c / K_o4, a = c % K_o4;
     mt[c] = a < K_o ? mix[a * K_o + b] : 0.0f;
@@ -246,7 +251,7 @@ __global__ void quant_d_kernel(const __nv_bfloat16* x, int K, const float* mix, 
 #pragma unroll
     for (int i = 0; i < PER; ++i) {
       const int q = threadIdx.x + i * blockDim.x;
-      if (q < nq) load8_bf16(src + 8 * q, v[i]);
+      if (q < nq) load8(src + 8 * q, v[i]);
     }
 #pragma unroll
     for (int i = 0; i < PER; ++i) {
@@ -259,7 +264,7 @@ __global__ void quant_d_kernel(const __nv_bfloat16* x, int K, const float* mix, 
     // More chunks: fewer live registers (occupancy hides the latency).
     for (int q = threadIdx.x; q < nq; q += blockDim.x) {
       float t[8];
-      load8_bf16(src + 8 * q, t);
+      load8(src + 8 * q, t);
       reinterpret_cast<float4*>(in)[2 * q] = make_float4(t[0], t[1], t[2], t[3]);
       reinterpret_cast<float4*>(in)[2 * q + 1] = make_float4(t[4], t[5], t[6], t[7]);
     }
@@ -305,9 +310,9 @@ __global__ void quant_d_kernel(const __nv_bfloat16* x, int K, const float* mix, 
 // row's absolute maximum and code sum are combined across the cluster.
 constexpr int kCluster = 8;
 
-template <int E>
+template <typename T, int E>
 __global__ void __cluster_dims__(kCluster, 1, 1)
-    quant_d_cluster_kernel(const __nv_bfloat16* x, int K, const float* mix, int K_o,
+    quant_d_cluster_kernel(const T* x, int K, const float* mix, int K_o,
                            bool inner_fwht, int bits, float clip, QuadActivations out) {
   extern __shared__ __align__(16) float smem[];  // mixᵀ (K_o × K_o4), then the row (K)
   __shared__ float fscratch[32];
@@ -320,7 +325,7 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
   const int K_o4 = (K_o + 3) / 4 * 4, P = K / K_o, cols = P / kCluster, j0 = rank * cols;
   float* mt = smem;
   float* in = smem + K_o * K_o4;
-  const __nv_bfloat16* src = x + size_t(row) * K;
+  const T* src = x + size_t(row) * K;
   // Own segments (rank, rank + kCluster, ...) and the mix: every load issued before any store.
   const int own = (K_o - rank + kCluster - 1) / kCluster;
   constexpr int kLoads = 2, kMixLoads = 4;
@@ -329,7 +334,7 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
   for (int i = 0; i < kLoads; ++i) {
     const int q = threadIdx.x + i * blockDim.x;
     if (q < own * (P / 8))
-      load8_bf16(src + (rank + kCluster * (q / (P / 8))) * P + 8 * (q % (P / 8)), v[i]);
+      load8(src + (rank + kCluster * (q / (P / 8))) * P + 8 * (q % (P / 8)), v[i]);
   }
 #pragma unroll
   for (int i = 0; i < kMixLoads; ++i) {
@@ -419,24 +424,20 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
   cluster.sync();  // no block leaves while another may still read its shared memory
 }
 
-template <int E>
-cudaError_t launch_d_cluster(int M, const __nv_bfloat16* x, int K, const float* mix, int K_o,
-                             bool inner, int bits, float clip, const QuadActivations& out,
-                             cudaStream_t stream);
 
 cudaError_t raise_smem(const void* kernel, size_t bytes) {
   if (bytes <= 48 * 1024) return cudaSuccess;
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
 }
 
-template <int E>
-cudaError_t launch_d_cluster(int M, const __nv_bfloat16* x, int K, const float* mix, int K_o,
+template <typename T, int E>
+cudaError_t launch_d_cluster(int M, const T* x, int K, const float* mix, int K_o,
                              bool inner, int bits, float clip, const QuadActivations& out,
                              cudaStream_t stream) {
   const size_t smem = (size_t(K_o) * ((K_o + 3) / 4 * 4) + K) * sizeof(float);
-  const void* kernel = reinterpret_cast<const void*>(quant_d_cluster_kernel<E>);
+  const void* kernel = reinterpret_cast<const void*>(quant_d_cluster_kernel<T, E>);
   if (cudaError_t e = raise_smem(kernel, smem)) return e;
-  quant_d_cluster_kernel<E>
+  quant_d_cluster_kernel<T, E>
       <<<M * kCluster, 256, smem, stream>>>(x, K, mix, K_o, inner, bits, clip, out);
   return cudaGetLastError();
 }
@@ -456,71 +457,70 @@ void row_shape(int chunks, int M, int wide, int narrow, int* threads, int* per) 
   *per = p;
 }
 
-template <int PER>
-cudaError_t launch_u(int M, int threads, const __nv_bfloat16* h, int r, int K, int divisor,
+template <typename T, int PER>
+cudaError_t launch_u(int M, int threads, const T* h, int r, int K, int divisor,
                      float eps, int bits, float clip, const QuadActivations& out,
                      cudaStream_t stream) {
-  quant_u_kernel<PER><<<M, threads, 0, stream>>>(h, r, K, divisor, eps, bits, clip, out);
+  quant_u_kernel<T, PER><<<M, threads, 0, stream>>>(h, r, K, divisor, eps, bits, clip, out);
   return cudaGetLastError();
 }
 
-template <int PER, int E, int COLS>
-cudaError_t launch_d(int M, int threads, const __nv_bfloat16* x, int K, const float* mix, int K_o,
+template <typename T, int PER, int E, int COLS>
+cudaError_t launch_d(int M, int threads, const T* x, int K, const float* mix, int K_o,
                      bool inner, int bits, float clip, const QuadActivations& out,
                      cudaStream_t stream) {
   const size_t smem = (size_t(K_o) * ((K_o + 3) / 4 * 4) + K) * sizeof(float);
-  const void* kernel = reinterpret_cast<const void*>(quant_d_kernel<PER, E, COLS>);
+  const void* kernel = reinterpret_cast<const void*>(quant_d_kernel<T, PER, E, COLS>);
   if (cudaError_t e = raise_smem(kernel, smem)) return e;
-  quant_d_kernel<PER, E, COLS>
+  quant_d_kernel<T, PER, E, COLS>
       <<<M, threads, smem, stream>>>(x, K, mix, K_o, inner, bits, clip, out);
   return cudaGetLastError();
 }
 
-template <int E, int COLS>
-cudaError_t launch_d_per(int per, int M, int threads, const __nv_bfloat16* x, int K,
+template <typename T, int E, int COLS>
+cudaError_t launch_d_per(int per, int M, int threads, const T* x, int K,
                          const float* mix, int K_o, bool inner, int bits, float clip,
                          const QuadActivations& out, cudaStream_t stream) {
   switch (per) {
-    case 1: return launch_d<1, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
-    case 2: return launch_d<2, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
-    case 4: return launch_d<4, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+    case 1: return launch_d<T, 1, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+    case 2: return launch_d<T, 2, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+    case 4: return launch_d<T, 4, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
     default:
-      return launch_d<8, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+      return launch_d<T, 8, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
   }
 }
 
 // Register FWHT when P = 32·E (E ≤ 16) and the column capacity, else the shared-memory path.
-template <int COLS>
-cudaError_t launch_d_fwht(int per, int M, int threads, const __nv_bfloat16* x, int K,
+template <typename T, int COLS>
+cudaError_t launch_d_fwht(int per, int M, int threads, const T* x, int K,
                           const float* mix, int K_o, bool inner, int bits, float clip,
                           const QuadActivations& out, cudaStream_t stream) {
   if (inner) {
     switch (K / K_o) {
       case 32:
-        return launch_d_per<1, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
+        return launch_d_per<T, 1, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
                                      stream);
       case 64:
-        return launch_d_per<2, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
+        return launch_d_per<T, 2, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
                                      stream);
       case 128:
-        return launch_d_per<4, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
+        return launch_d_per<T, 4, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
                                      stream);
       case 256:
-        return launch_d_per<8, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
+        return launch_d_per<T, 8, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
                                      stream);
       case 512:
-        return launch_d_per<16, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
+        return launch_d_per<T, 16, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
                                       stream);
       default: break;
     }
   }
-  return launch_d_per<0, COLS>(per, M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+  return launch_d_per<T, 0, COLS>(per, M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
 }
 
-}  // namespace
-
-cudaError_t launch_quad_quant_u(const __nv_bfloat16* h, int M, int r, int K, int divisor, float eps,
-                                int bits, float clip, QuadActivations out, cudaStream_t stream) {
+template <typename T>
+cudaError_t quant_u(const T* h, int M, int r, int K, int divisor, float eps, int bits, float clip,
+                    QuadActivations out, cudaStream_t stream) {
   if (M <= 0) return cudaSuccess;
   if ((bits != 4 && bits != 8) || K <= 0 || K % 8 != 0 || r < 0 || r % 8 != 0 ||
       (r > 0 && !out.outlier))
@@ -530,16 +530,16 @@ cudaError_t launch_quad_quant_u(const __nv_bfloat16* h, int M, int r, int K, int
   threads = std::max(threads, r / 8);
   if (per == 0 || threads > 1024) return cudaErrorInvalidValue;
   switch (per) {
-    case 1: return launch_u<1>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
-    case 2: return launch_u<2>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
-    case 4: return launch_u<4>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
-    default: return launch_u<8>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
+    case 1: return launch_u<T, 1>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
+    case 2: return launch_u<T, 2>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
+    case 4: return launch_u<T, 4>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
+    default: return launch_u<T, 8>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
   }
 }
 
-cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const float* mix, int K_o,
-                                bool inner_fwht, int bits, float clip, QuadActivations out,
-                                cudaStream_t stream) {
+template <typename T>
+cudaError_t quant_d(const T* x, int M, int K, const float* mix, int K_o, bool inner_fwht, int bits,
+                    float clip, QuadActivations out, cudaStream_t stream) {
   if (M <= 0) return cudaSuccess;
   if ((bits != 4 && bits != 8) || K <= 0 || K % 8 != 0 || K_o <= 0 || K_o > kMaxMix || K % K_o != 0)
     return cudaErrorInvalidValue;
@@ -558,16 +558,37 @@ cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const floa
   if (M <= 16 && inner_fwht && K_o <= 32 && P % (8 * kCluster) == 0 && own_chunks <= 2 * 256 &&
       K_o * ((K_o + 3) / 4 * 4) <= 4 * 256) {
     switch (P) {
-      case 64: return launch_d_cluster<2>(M, x, K, mix, K_o, true, bits, clip, out, stream);
-      case 128: return launch_d_cluster<4>(M, x, K, mix, K_o, true, bits, clip, out, stream);
-      case 256: return launch_d_cluster<8>(M, x, K, mix, K_o, true, bits, clip, out, stream);
-      case 512: return launch_d_cluster<16>(M, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 64: return launch_d_cluster<T, 2>(M, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 128: return launch_d_cluster<T, 4>(M, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 256: return launch_d_cluster<T, 8>(M, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 512: return launch_d_cluster<T, 16>(M, x, K, mix, K_o, true, bits, clip, out, stream);
       default: break;
     }
   }
   if (K_o <= 32)
-    return launch_d_fwht<32>(per, M, threads, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
-  return launch_d_fwht<64>(per, M, threads, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
+    return launch_d_fwht<T, 32>(per, M, threads, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
+  return launch_d_fwht<T, 64>(per, M, threads, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
+}
+
+}  // namespace
+
+cudaError_t launch_quad_quant_u(const __nv_bfloat16* h, int M, int r, int K, int divisor, float eps,
+                                int bits, float clip, QuadActivations out, cudaStream_t stream) {
+  return quant_u(h, M, r, K, divisor, eps, bits, clip, out, stream);
+}
+cudaError_t launch_quad_quant_u(const float* h, int M, int r, int K, int divisor, float eps,
+                                int bits, float clip, QuadActivations out, cudaStream_t stream) {
+  return quant_u(h, M, r, K, divisor, eps, bits, clip, out, stream);
+}
+cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const float* mix, int K_o,
+                                bool inner_fwht, int bits, float clip, QuadActivations out,
+                                cudaStream_t stream) {
+  return quant_d(x, M, K, mix, K_o, inner_fwht, bits, clip, out, stream);
+}
+cudaError_t launch_quad_quant_d(const float* x, int M, int K, const float* mix, int K_o,
+                                bool inner_fwht, int bits, float clip, QuadActivations out,
+                                cudaStream_t stream) {
+  return quant_d(x, M, K, mix, K_o, inner_fwht, bits, clip, out, stream);
 }
 
 void quad_prepare_weights(const int8_t* codes, int N, int K, bool a8_order, uint8_t* packed,
