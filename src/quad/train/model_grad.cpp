@@ -38,11 +38,16 @@ void ModelGrad::check_batch(const PackedBatch& b) const {
           m.rope.max_positions);
 }
 
-void ModelGrad::layer_forward(int l, const PackedBatch& b, float* x) {
+ModelGrad::Dims ModelGrad::dims(const PackedBatch& b) const {
   const Model& m = tm_.model();
   const ModelConfig& c = m.config;
-  const int R = b.rows(), D = m.residual_width, hd = c.head_dim;
-  const int H = c.num_heads, Hkv = c.num_kv_heads, ff = c.intermediate_size;
+  return Dims{b.rows(),    m.residual_width, c.head_dim,
+              c.num_heads, c.num_kv_heads,   c.intermediate_size};
+}
+
+void ModelGrad::layer_forward(int l, const PackedBatch& b, float* x) {
+  const Model& m = tm_.model();
+  const auto [R, D, hd, H, Hkv, ff] = dims(b);
   const DecoderLayer& L = m.layers[l];
   auto& lin = tm_.linears(l);
   LayerCache& cc = cache_[l];
@@ -90,9 +95,7 @@ void ModelGrad::layer_forward(int l, const PackedBatch& b, float* x) {
 // dx (R, D): the gradient of the layer's output on entry, of its input on return.
 void ModelGrad::layer_backward(int l, const PackedBatch& b, float* dx) {
   const Model& m = tm_.model();
-  const ModelConfig& c = m.config;
-  const int R = b.rows(), D = m.residual_width, hd = c.head_dim;
-  const int H = c.num_heads, Hkv = c.num_kv_heads, ff = c.intermediate_size;
+  const auto [R, D, hd, H, Hkv, ff] = dims(b);
   const DecoderLayer& L = m.layers[l];
   auto& lin = tm_.linears(l);
   LayerCache& cc = cache_[l];

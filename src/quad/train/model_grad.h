@@ -35,6 +35,11 @@ class ModelGrad {
     std::vector<float> gate, up;       // (R, ff) before the SwiGLU
     std::array<std::vector<float>, 7> input;  // what each linear's GEMM saw
   };
+  // The sizes one layer's passes work with: R packed rows, residual width D, heads and widths.
+  struct Dims {
+    int R, D, hd, H, Hkv, ff;
+  };
+  Dims dims(const PackedBatch& b) const;
   LossSum run(const PackedBatch& batch, float loss_scale, bool backward);
   void layer_forward(int l, const PackedBatch& b, float* x);
   void layer_backward(int l, const PackedBatch& b, float* dx);
