@@ -16,12 +16,9 @@ LOG="${OUT:-$ROOT/build-gpu}"
 mkdir -p "$LOG"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 
-echo "== machine"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-nvcc --version | tail -1
-echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') ($(git status --porcelain 2>/dev/null | wc -l) files changed)"
 
 source scripts/gpu_env.sh
+print_gpu_machine
 
 echo "== build"
 start=$SECONDS

@@ -28,3 +28,12 @@ configure_gpu_build() {
     -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90a}" -DQUAD_BUILD_BENCH=OFF > "$1/configure.log" 2>&1 ||
     { tail -30 "$1/configure.log"; return 1; }
 }
+
+# print_gpu_machine: GPU, driver, memory and clocks, nvcc, and the commit of this tree.
+print_gpu_machine() {
+  echo "== machine"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm \
+    --format=csv,noheader || true
+  nvcc --version | tail -1
+  echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') ($(git status --porcelain 2>/dev/null | wc -l) files changed)"
+}

@@ -14,11 +14,8 @@ ROOT="$(pwd)"
 LOG="${OUT:-$ROOT/build-gpu}"
 mkdir -p "$LOG"
 
-echo "== machine"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader || true
-nvcc --version | tail -1
-echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') ($(git status --porcelain 2>/dev/null | wc -l) files changed)"
 source scripts/gpu_env.sh
+print_gpu_machine
 
 echo "== build"
 start=$SECONDS

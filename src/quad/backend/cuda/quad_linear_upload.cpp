@@ -4,7 +4,6 @@
 #include <vector>
 
 #include "quad/backend/cuda/cuda_check.h"
-#include "quad/backend/cuda/device_buffer.h"
 #include "quad/quant/hadamard.h"
 #include "quad/quant/online_transforms.h"
 
@@ -12,9 +11,10 @@ namespace quad::cuda {
 
 namespace {
 
+// Copies host into buf (grown to fit) and returns the device pointer.
 template <typename T>
-T* upload(const std::vector<T>& host, const char* what) {
-  auto* p = static_cast<T*>(device_alloc(std::max<size_t>(host.size(), 1) * sizeof(T), what));
+T* upload(DeviceBuffer& buf, const std::vector<T>& host) {
+  auto* p = static_cast<T*>(buf.ensure(std::max<size_t>(host.size(), 1) * sizeof(T)));
   if (!host.empty())
     QUAD_CUDA_CHECK(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
   return p;
@@ -60,15 +60,15 @@ DeviceQuadLinear::DeviceQuadLinear(const Linear& lin) {
   std::vector<__nv_bfloat16> bias(lin.bias.size());
   for (size_t i = 0; i < bias.size(); ++i) bias[i] = __float2bfloat16_rn(lin.bias[i]);
 
-  auto* d_codes = upload(packed, "QUAD weight codes");
-  auto* d_scales = upload(q.scales, "QUAD weight scales");
-  auto* d_sums = upload(sums, "QUAD weight code sums");
-  auto* d_outlier = upload(outlier, "QUAD outlier columns");
-  auto* d_bias = upload(bias, "QUAD bias");
-  owned_[0] = d_codes, owned_[1] = d_scales, owned_[2] = d_sums, owned_[3] = d_outlier,
-  owned_[4] = d_bias;
-  w_ = QuadWeights{d_codes, d_scales, d_sums, q.outlier ? d_outlier : nullptr,
-                   bias.empty() ? nullptr : d_bias, q.out, q.k, q.outlier, act_bits_};
+  w_ = QuadWeights{upload(codes_, packed),
+                   upload(scales_, q.scales),
+                   upload(sums_, sums),
+                   q.outlier ? upload(outlier_, outlier) : nullptr,
+                   bias.empty() ? nullptr : upload(bias_, bias),
+                   q.out,
+                   q.k,
+                   q.outlier,
+                   act_bits_};
 
   if (!lin.input_transform) return;  // U-type
   check(q.outlier == 0, "cuda", "{}: an input transform and outlier columns together", lin.name);
@@ -87,34 +87,17 @@ DeviceQuadLinear::DeviceQuadLinear(const Linear& lin) {
     fail("cuda", "{}: input transform '{}' has no fused kernel", lin.name,
          lin.input_transform->describe());
   }
-  mix_ = upload(mix, "QUAD online Hadamard");
-  owned_[5] = mix_;
-}
-
-DeviceQuadLinear::~DeviceQuadLinear() {
-  for (void* p : owned_) cudaFree(p);
-  cudaFree(act_.codes);
-  cudaFree(act_.scales);
-  cudaFree(act_.sums);
-  cudaFree(act_.outlier);
+  mix_ = upload(mixbuf_, mix);
 }
 
 void DeviceQuadLinear::grow(int M) {
-  if (M <= act_rows_) return;
-  cudaFree(act_.codes);
-  cudaFree(act_.scales);
-  cudaFree(act_.sums);
-  cudaFree(act_.outlier);
-  act_ = QuadActivations{};
-  act_rows_ = 0;
-  act_.codes = static_cast<uint8_t*>(
-      device_alloc(size_t(M) * quad_row_bytes(w_.K, act_bits_), "QUAD activation codes"));
-  act_.scales = static_cast<float*>(device_alloc(size_t(M) * sizeof(float), "QUAD token scales"));
-  act_.sums = static_cast<int32_t*>(device_alloc(size_t(M) * sizeof(int32_t), "QUAD code sums"));
-  if (w_.r > 0)
-    act_.outlier = static_cast<__half*>(
-        device_alloc(size_t(M) * w_.r * sizeof(__half), "QUAD outlier activations"));
-  act_rows_ = M;
+  act_.codes =
+      static_cast<uint8_t*>(act_codes_.ensure(size_t(M) * quad_row_bytes(w_.K, act_bits_)));
+  act_.scales = static_cast<float*>(act_scales_.ensure(size_t(M) * sizeof(float)));
+  act_.sums = static_cast<int32_t*>(act_sums_.ensure(size_t(M) * sizeof(int32_t)));
+  act_.outlier = w_.r > 0
+                     ? static_cast<__half*>(act_outlier_.ensure(size_t(M) * w_.r * sizeof(__half)))
+                     : nullptr;
 }
 
 void DeviceQuadLinear::forward(const float* x, int M, float* y, cudaStream_t stream) {
@@ -133,8 +116,8 @@ void DeviceQuadLinear::forward(const __nv_bfloat16* x, int M, int divisor, float
   if (M <= 0) return;
   grow(M);
   if (u_type())
-    QUAD_CUDA_CHECK(launch_quad_quant_u(x, M, w_.r, w_.K, divisor, eps, act_bits_, clip_, act_,
-                                        stream));
+    QUAD_CUDA_CHECK(
+        launch_quad_quant_u(x, M, w_.r, w_.K, divisor, eps, act_bits_, clip_, act_, stream));
   else
     QUAD_CUDA_CHECK(
         launch_quad_quant_d(x, M, w_.K, mix_, K_o_, inner_fwht_, act_bits_, clip_, act_, stream));

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "quad/backend/cuda/device/quad_linear.h"
+#include "quad/backend/cuda/device_buffer.h"
 #include "quad/model/layers.h"
 
 namespace quad::cuda {
@@ -19,7 +20,6 @@ class DeviceQuadLinear {
   explicit DeviceQuadLinear(const Linear& lin);
   // Whether the constructor and the kernels take this layer.
   static bool supports(const Linear& lin);
-  ~DeviceQuadLinear();
   DeviceQuadLinear(const DeviceQuadLinear&) = delete;
   DeviceQuadLinear& operator=(const DeviceQuadLinear&) = delete;
 
@@ -42,9 +42,11 @@ class DeviceQuadLinear {
   int K_o_ = 0;  // 0: U-type (no transform)
   bool inner_fwht_ = false;
   float* mix_ = nullptr;
-  void* owned_[6] = {};
+  // Device memory: the uploaded weights (codes, scales, sums, outlier columns, bias, mix) and the
+  // activation scratch, which grows with M.
+  DeviceBuffer codes_, scales_, sums_, outlier_, bias_, mixbuf_;
+  DeviceBuffer act_codes_, act_scales_, act_sums_, act_outlier_;
   QuadActivations act_;
-  int act_rows_ = 0;
   void grow(int M);
 };
 
