@@ -99,12 +99,18 @@ std::vector<float> random_normal(size_t n, std::mt19937& rng, float scale = 1.0f
   return v;
 }
 
+// Byte of 8-bit code k in a row: fragment-major, or natural order (the wgmma kernel's input).
+int a8_byte(int k, bool natural8) {
+  return natural8 ? k : cuda::quad_a8_position(k);
+}
+
 // Codes of one row back from the fragment-major layout (weights are offset by 8).
-std::vector<int> decode_row(const uint8_t* row, int K, int bits, bool a8_order, bool offset) {
+std::vector<int> decode_row(const uint8_t* row, int K, int bits, bool a8_order, bool offset,
+                            bool natural8 = false) {
   std::vector<int> q(K);
   for (int k = 0; k < K; ++k) {
     if (bits == 8) {
-      q[k] = int8_t(row[cuda::quad_a8_position(k)]);
+      q[k] = int8_t(row[a8_byte(k, natural8)]);
     } else {
       int pos, shift;
       cuda::quad_w4_position(k, a8_order, &pos, &shift);
@@ -116,14 +122,15 @@ std::vector<int> decode_row(const uint8_t* row, int K, int bits, bool a8_order, 
 }
 
 // Activation codes (signed) → the layout the quant kernels write.
-std::vector<uint8_t> encode_acts(const std::vector<int>& q, int M, int K, int bits) {
+std::vector<uint8_t> encode_acts(const std::vector<int>& q, int M, int K, int bits,
+                                 bool natural8) {
   const int rb = cuda::quad_row_bytes(K, bits);
   std::vector<uint8_t> out(size_t(M) * rb, 0);
   for (int i = 0; i < M; ++i)
     for (int k = 0; k < K; ++k) {
       const int v = q[size_t(i) * K + k];
       if (bits == 8) {
-        out[size_t(i) * rb + cuda::quad_a8_position(k)] = uint8_t(int8_t(v));
+        out[size_t(i) * rb + a8_byte(k, natural8)] = uint8_t(int8_t(v));
       } else {
         int pos, shift;
         cuda::quad_w4_position(k, false, &pos, &shift);
@@ -218,13 +225,13 @@ void reference_quantize(const float* a, int K, int bits, float clip, float* scal
 // rounds differently), and the stored sum of the GPU's own codes.
 void expect_row_matches(const std::vector<uint8_t>& codes, const std::vector<float>& scales,
                         const std::vector<int32_t>& sums, int row, const float* ref_a, int K,
-                        int bits, float clip, double scale_tol, int* flips) {
+                        int bits, float clip, double scale_tol, int* flips, bool natural8) {
   float ref_scale;
   std::vector<int> ref_codes(K);
   reference_quantize(ref_a, K, bits, clip, &ref_scale, ref_codes.data());
   EXPECT_NEAR(scales[row], ref_scale, scale_tol * ref_scale) << "row " << row;
   const int rb = cuda::quad_row_bytes(K, bits);
-  auto got = decode_row(codes.data() + size_t(row) * rb, K, bits, false, true);
+  auto got = decode_row(codes.data() + size_t(row) * rb, K, bits, false, true, natural8);
   int sum = 0;
   for (int k = 0; k < K; ++k) {
     sum += got[k];
@@ -236,7 +243,7 @@ void expect_row_matches(const std::vector<uint8_t>& codes, const std::vector<flo
   const int Kp = cuda::quad_padded_k(K);
   for (int k = K; k < Kp; ++k) {
     if (bits == 8) {
-      ASSERT_EQ(codes[size_t(row) * rb + cuda::quad_a8_position(k)], 0);
+      ASSERT_EQ(codes[size_t(row) * rb + a8_byte(k, natural8)], 0);
     } else {
       int pos, shift;
       cuda::quad_w4_position(k, false, &pos, &shift);
@@ -251,7 +258,9 @@ TEST(QuadQuant, UTypeMatchesReferenceNormAndQuantizer) {
   for (auto [M, r, K, bits] :
        {std::tuple{7, 16, 200, 4}, std::tuple{33, 64, 4096, 4}, std::tuple{5, 0, 96, 8},
         std::tuple{3, 32, 1000, 8}, std::tuple{90, 64, 4096, 4}, std::tuple{70, 16, 8192, 8}}) {
-    SCOPED_TRACE(testing::Message() << "M " << M << " r " << r << " K " << K << " bits " << bits);
+    const bool natural8 = bits == 8 && K % 3 == 1;  // 8-bit codes in both layouts
+    SCOPED_TRACE(testing::Message() << "M " << M << " r " << r << " K " << K << " bits " << bits
+                                    << " natural8 " << natural8);
     const int D = r + K, divisor = K;
     std::vector<float> h;
     auto hb = to_bf16(random_normal(size_t(M) * D, rng, 3.0f), &h);
@@ -260,7 +269,7 @@ TEST(QuadQuant, UTypeMatchesReferenceNormAndQuantizer) {
     Dev<float> scales(M);
     Dev<int32_t> sums(M);
     Dev<__half> outl(size_t(M) * std::max(r, 1));
-    QuadActivations act{codes.p, scales.p, sums.p, outl.p};
+    QuadActivations act{codes.p, scales.p, sums.p, outl.p, natural8};
     CUDA_OK(cuda::launch_quad_quant_u(dh.p, M, r, K, divisor, 1e-5f, bits, 0.9f, act, nullptr));
     CUDA_OK(cudaDeviceSynchronize());
     auto c = codes.get();
@@ -276,7 +285,7 @@ TEST(QuadQuant, UTypeMatchesReferenceNormAndQuantizer) {
       for (int j = 0; j < D; ++j) a[j] = h[size_t(i) * D + j] * inv;
       for (int j = 0; j < r; ++j)
         EXPECT_NEAR(half_value(o[size_t(i) * r + j]), a[j], 1e-3 * std::fabs(a[j]) + 1e-6);
-      expect_row_matches(c, s, su, i, a.data() + r, K, bits, 0.9f, 1e-5, &flips);
+      expect_row_matches(c, s, su, i, a.data() + r, K, bits, 0.9f, 1e-5, &flips, natural8);
     }
     EXPECT_LE(flips, std::max(2, M * K / 1000));
   }
@@ -293,8 +302,9 @@ TEST(QuadQuant, DTypeMatchesCpuOnlineHadamards) {
   for (Case cs :
        {Case{9, 1408, 0, 8}, Case{4, 7168, 0, 4}, Case{6, 512, 8, 8}, Case{3, 2048, 32, 4},
         Case{2, 14336, 0, 8}, Case{3, 1024, 0, 4}, Case{70, 14336, 0, 4}, Case{80, 4096, 32, 8}}) {
-    SCOPED_TRACE(testing::Message()
-                 << "K " << cs.K << " heads " << cs.heads << " bits " << cs.bits);
+    const bool natural8 = cs.bits == 8 && cs.M % 2 == 0;  // 8-bit codes in both layouts
+    SCOPED_TRACE(testing::Message() << "K " << cs.K << " heads " << cs.heads << " bits "
+                                    << cs.bits << " natural8 " << natural8);
     std::vector<float> x;
     auto xb = to_bf16(random_normal(size_t(cs.M) * cs.K, rng, 2.0f), &x);
     std::vector<float> ref = x;
@@ -322,7 +332,7 @@ TEST(QuadQuant, DTypeMatchesCpuOnlineHadamards) {
     Dev<uint8_t> codes(size_t(cs.M) * cuda::quad_row_bytes(cs.K, cs.bits));
     Dev<float> scales(cs.M);
     Dev<int32_t> sums(cs.M);
-    QuadActivations act{codes.p, scales.p, sums.p, nullptr};
+    QuadActivations act{codes.p, scales.p, sums.p, nullptr, natural8};
     CUDA_OK(cuda::launch_quad_quant_d(dx.p, cs.M, cs.K, dmix.p, K_o, inner, cs.bits, 0.9f, act,
                                       nullptr));
     CUDA_OK(cudaDeviceSynchronize());
@@ -332,7 +342,7 @@ TEST(QuadQuant, DTypeMatchesCpuOnlineHadamards) {
     int flips = 0;
     for (int i = 0; i < cs.M; ++i)
       expect_row_matches(c, s, su, i, ref.data() + size_t(i) * cs.K, cs.K, cs.bits, 0.9f, 1e-5,
-                         &flips);
+                         &flips, natural8);
     EXPECT_LE(flips, std::max(3, cs.M * cs.K / 500));
   }
 }
@@ -344,7 +354,7 @@ struct GemmCase {
 
 // Runs the GEMM on random codes and checks every output against the exact product.
 // tiled: -1 = launch_quad_gemm's choice, 0..2 = the tiled kernel's variant, 100 + v = the decode
-// kernel's variant v.
+// kernel's variant v, 200 = the wgmma kernel.
 void check_gemm(const GemmCase& cs, int tiled, std::mt19937& rng) {
   SCOPED_TRACE(testing::Message() << "M " << cs.M << " N " << cs.N << " K " << cs.K << " r " << cs.r
                                   << " A" << cs.act_bits << " tiled variant " << tiled);
@@ -370,17 +380,21 @@ void check_gemm(const GemmCase& cs, int tiled, std::mt19937& rng) {
   auto woh = to_half(random_normal(size_t(N) * r, rng, 0.05f), &wo);
   auto biasb = to_bf16(random_normal(N, rng), &bias);
 
-  Dev<uint8_t> dA(encode_acts(aq, M, K, cs.act_bits));
+  QuadWeights w{nullptr, nullptr, nullptr, nullptr, nullptr, N, K, r, cs.act_bits};
+  const bool natural8 =
+      cs.act_bits == 8 && (tiled == 200 || (tiled == -1 && cuda::quad_gemm_natural8(M, w)));
+  Dev<uint8_t> dA(encode_acts(aq, M, K, cs.act_bits, natural8));
   Dev<float> dsx(sx), dsw(sw);
   Dev<int32_t> dasum(asum), dwsum(wsum);
   Dev<uint8_t> dW(wpacked);
   Dev<__half> dao(aoh), dwo(woh);
   Dev<__nv_bfloat16> dbias(biasb);
   Dev<__nv_bfloat16> dy(size_t(M) * N);
-  QuadActivations act{dA.p, dsx.p, dasum.p, r ? dao.p : nullptr};
-  QuadWeights w{dW.p, dsw.p, dwsum.p, r ? dwo.p : nullptr, cs.bias ? dbias.p : nullptr,
-                N,    K,     r,       cs.act_bits};
-  CUDA_OK(tiled >= 100 ? cuda::launch_quad_gemv_variant(act, M, w, dy.p, nullptr, tiled - 100)
+  QuadActivations act{dA.p, dsx.p, dasum.p, r ? dao.p : nullptr, natural8};
+  w = QuadWeights{dW.p, dsw.p, dwsum.p, r ? dwo.p : nullptr, cs.bias ? dbias.p : nullptr,
+                  N,    K,     r,       cs.act_bits};
+  CUDA_OK(tiled == 200 ? cuda::launch_quad_gemm_wgmma(act, M, w, dy.p, nullptr)
+          : tiled >= 100 ? cuda::launch_quad_gemv_variant(act, M, w, dy.p, nullptr, tiled - 100)
           : tiled >= 0 ? cuda::launch_quad_gemm_tiled(act, M, w, dy.p, nullptr, tiled)
                        : cuda::launch_quad_gemm(act, M, w, dy.p, nullptr));
   CUDA_OK(cudaDeviceSynchronize());
@@ -426,6 +440,21 @@ TEST(QuadGemm, MatchesExactProductAtOddShapes) {
   }
 }
 
+// The wgmma prefill kernel (sm_90a) on its own: tiles cut at every edge (M around 256, N around
+// 128), one k block, odd k block counts, K not a multiple of 128, r 0 / 16 / 64.
+TEST(QuadGemm, WgmmaMatchesExactProduct) {
+  if (!gpu_here()) GTEST_SKIP() << "no CUDA GPU";
+  if (!cuda::quad_wgmma_available(QuadWeights{}))
+    GTEST_SKIP() << "the wgmma kernel needs an sm_90a build on a compute-capability 9.0 GPU";
+  std::mt19937 rng(17);
+  const std::vector<GemmCase> cases = {
+      {17, 72, 128, 16, 4, true},     {256, 128, 96, 0, 4, false},  {257, 130, 1000, 64, 4, true},
+      {600, 264, 4096, 64, 4, false}, {1, 1, 200, 16, 4, true},     {33, 520, 384, 0, 4, true},
+      {17, 72, 128, 16, 8, true},     {255, 129, 640, 0, 8, false}, {513, 264, 4096, 64, 8, true},
+      {300, 1, 1408, 16, 8, false},   {64, 640, 256, 32, 8, true}};
+  for (const auto& cs : cases) check_gemm(cs, 200, rng);
+}
+
 TEST(QuadGemm, RejectsBadArguments) {
   QuadActivations act{};
   QuadWeights w{};
@@ -442,6 +471,18 @@ TEST(QuadGemm, RejectsBadArguments) {
   w.r = 0;
   w.act_bits = 5;
   EXPECT_EQ(cuda::launch_quad_gemm(act, 1, w, static_cast<float*>(nullptr), nullptr), cudaErrorInvalidValue);
+  // 8-bit codes in the layout the kernel does not read.
+  w.act_bits = 8;
+  act.natural8 = true;
+  EXPECT_EQ(cuda::launch_quad_gemm_tiled(act, 32, w, nullptr, nullptr, 0), cudaErrorInvalidValue);
+  EXPECT_EQ(cuda::launch_quad_gemv_variant(act, 4, w, nullptr, nullptr, 0), cudaErrorInvalidValue);
+  act.natural8 = false;
+  EXPECT_EQ(cuda::launch_quad_gemm_wgmma(act, 32, w, static_cast<__nv_bfloat16*>(nullptr), nullptr),
+            cudaErrorInvalidValue);
+  act.natural8 = true;
+  w.r = 128;  // more outlier columns than the wgmma kernel's shared memory holds
+  EXPECT_EQ(cuda::launch_quad_gemm_wgmma(act, 32, w, static_cast<__nv_bfloat16*>(nullptr), nullptr),
+            cudaErrorInvalidValue);
 }
 
 // A U-type layer end to end (RMSNorm → quantize → GEMM + outlier + bias) against the reference

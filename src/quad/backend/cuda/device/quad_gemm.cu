@@ -9,6 +9,7 @@
 // Epilogue: Σ a·q from the offset sums (exact in int32), · s_x · s_w in fp32, plus the fp16
 // outlier product (tensor cores, fp32 accumulation) and the bias, stored as bf16.
 #include "quad_linear.h"
+#include "quad_epilogue.cuh"
 #include "quad_mma.cuh"
 
 namespace quad::cuda {
@@ -16,33 +17,6 @@ namespace quad::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-__device__ __forceinline__ int corrected(int acc, int a_bits, int a_sum, int w_sum, int K) {
-  return a_bits == 4 ? acc - 8 * a_sum - 8 * w_sum - 64 * K : acc - 8 * a_sum;
-}
-
-// Output element(s) (row, col[, col + 1]) of y (M, N) in bf16 or fp32.
-__device__ __forceinline__ void store_pair(__nv_bfloat16* p, float v0, float v1) {
-  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(v0, v1);
-}
-__device__ __forceinline__ void store_pair(float* p, float v0, float v1) {
-  *reinterpret_cast<float2*>(p) = make_float2(v0, v1);
-}
-__device__ __forceinline__ void store_one(__nv_bfloat16* p, float v) {
-  *p = __float2bfloat16_rn(v);
-}
-__device__ __forceinline__ void store_one(float* p, float v) {
-  *p = v;
-}
-template <typename OutT>
-__device__ __forceinline__ void store_out(OutT* y, int N, int row, int col, float v0, float v1,
-                                          bool pair) {
-  OutT* p = y + size_t(row) * N + col;
-  if (pair)
-    store_pair(p, v0, v1);
-  else
-    store_one(p, v0);
-}
 
 // ---------------------------------------------------------------- tiled (prefill) kernel
 
@@ -536,12 +510,6 @@ __global__ void __launch_bounds__(kThreads, MINB)
   }
 }
 
-cudaError_t check_args(const QuadActivations& act, int M, const QuadWeights& w) {
-  if (M < 0 || w.N <= 0 || w.K <= 0 || (w.act_bits != 4 && w.act_bits != 8) || w.r < 0 ||
-      w.r % 16 != 0 || w.r > 128 || (w.r > 0 && (!act.outlier || !w.outlier)))
-    return cudaErrorInvalidValue;
-  return cudaSuccess;
-}
 
 template <int ABITS, int NJ, bool SPLIT = false, typename OutT = __nv_bfloat16>
 cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
@@ -590,7 +558,7 @@ cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
 cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const QuadWeights& w,
                                    __nv_bfloat16* y, cudaStream_t stream, int variant) {
   if (cudaError_t e = check_args(act, M, w)) return e;
-  if (variant < 0 || variant > 2) return cudaErrorInvalidValue;
+  if (variant < 0 || variant > 2 || (w.act_bits == 8 && act.natural8)) return cudaErrorInvalidValue;
   // The widest tile with 8-bit activations has room for r ≤ 64 only (shared memory).
   if (variant == 1 && w.act_bits == 8 && w.r > 64) return cudaErrorInvalidValue;
   if (M == 0) return cudaSuccess;
@@ -611,7 +579,7 @@ cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const Quad
 cudaError_t launch_quad_gemv_variant(const QuadActivations& act, int M, const QuadWeights& w,
                                      __nv_bfloat16* y, cudaStream_t stream, int variant) {
   if (cudaError_t e = check_args(act, M, w)) return e;
-  if (M < 1 || M > 16) return cudaErrorInvalidValue;
+  if (M < 1 || M > 16 || (w.act_bits == 8 && act.natural8)) return cudaErrorInvalidValue;
   const bool a4 = w.act_bits == 4;
   switch (variant) {
     case 0:
@@ -640,6 +608,8 @@ cudaError_t quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, O
                       cudaStream_t stream) {
   if (cudaError_t e = check_args(act, M, w)) return e;
   if (M == 0) return cudaSuccess;
+  if (quad_gemm_natural8(M, w) != (w.act_bits == 8 && act.natural8)) return cudaErrorInvalidValue;
+  if (M > 16 && quad_wgmma_available(w)) return launch_quad_gemm_wgmma(act, M, w, y, stream);
   if (M <= 16)
     return w.act_bits == 4 ? launch_gemv<4, 4, 1, false, OutT>(act, M, w, y, stream)
                            : launch_gemv<8, 4, 1, false, OutT>(act, M, w, y, stream);
@@ -650,6 +620,10 @@ cudaError_t quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, O
 }
 
 }  // namespace
+
+bool quad_gemm_natural8(int M, const QuadWeights& w) {
+  return w.act_bits == 8 && M > 16 && quad_wgmma_available(w);
+}
 
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,
                              __nv_bfloat16* y, cudaStream_t stream) {

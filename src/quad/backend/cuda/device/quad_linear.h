@@ -94,6 +94,9 @@ struct QuadActivations {
   float* scales = nullptr;    // (M)
   int32_t* sums = nullptr;    // (M) Σ of the signed codes
   __half* outlier = nullptr;  // (M, r) for U-type inputs, else null
+  // 8-bit codes in natural k order (what the wgmma prefill kernel reads) instead of
+  // fragment-major; set by the caller before quantizing (quad_gemm_natural8).
+  bool natural8 = false;
 };
 
 // U-type input: a = h / sqrt(Σ h² / divisor + eps) per row of h (M, r + K); a_o = fp16(a[:r]);
@@ -128,13 +131,26 @@ struct QuadWeights {
 };
 
 // y (M, N) bf16 = the QUAD linear of `act` (same K, r and act_bits as w). M ≤ 16 runs the
-// weight-streaming kernel, larger M the tiled tensor-core kernel. r must be a multiple of 16
+// weight-streaming kernel, larger M the wgmma kernel where available, else the tiled mma.sync
+// kernel. r must be a multiple of 16
 // and at most 128; K ≥ 1.
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,
                              __nv_bfloat16* y, cudaStream_t stream);
 // The same with fp32 output.
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, float* y,
                              cudaStream_t stream);
+// Whether launch_quad_gemm at this M reads 8-bit activations in natural order (the wgmma
+// kernel); the quantization kernels write what QuadActivations::natural8 says.
+bool quad_gemm_natural8(int M, const QuadWeights& w);
+
+// Whether the wgmma prefill kernel can run these weights here: built for sm_90a, running on a
+// compute-capability 9.0 GPU, r ≤ 64, and not disabled by QUAD_CUDA_WGMMA=0.
+bool quad_wgmma_available(const QuadWeights& w);
+// The wgmma prefill kernel at any M (tests, benchmarks); instantiated for bf16 and fp32 output.
+template <typename OutT>
+cudaError_t launch_quad_gemm_wgmma(const QuadActivations& act, int M, const QuadWeights& w,
+                                   OutT* y, cudaStream_t stream);
+
 // The tiled kernel at any M (for tests and benchmarks) in one of its variants: 0 = 128 × 128
 // tiles, 1 = 128 × 256 tiles (with 8-bit activations only for r ≤ 64), 2 = 128 × 128 with
 // separate low- and high-nibble accumulators (what launch_quad_gemm uses).

@@ -1,0 +1,338 @@
+// The prefill GEMM of the QUAD linear layer on Hopper's warpgroup MMA (sm_90a, `wgmma`).
+//
+// Roles are swapped against y = x · wᵀ: the weights are wgmma's A operand and the tokens its B
+// operand, so that the 4-bit weights can be widened in registers (A may come from registers,
+// B must come from shared memory). A block is two warpgroups; each computes 64 output channels
+// × 256 tokens (m64n256k32, 128 s32 accumulators per thread), the block 128 × 256.
+//
+// Per k block of 128 codes (one pipeline stage):
+//  - weights: each thread loads its own two 16-byte runs (rows g and g + 8 of its warp's 16
+//    rows; the tile-major layout of quad_linear.h) straight into registers two stages ahead,
+//    and widens them to the u8 A fragments (low nibbles = k 4t..4t+3, high = k 16+4t..);
+//  - 8-bit activations (stored in natural k order for this kernel) are copied by cp.async into
+//    a 4-slot ring in the canonical layout, two stages ahead;
+//  - 4-bit activations are copied by cp.async into a 4-slot staging ring (packed), and widened
+//    one stage ahead into a 3-slot ring of u8 tiles; each packed word (codes 8t..8t+7 of a k32
+//    step) gives the low nibbles to k 4t..4t+3 and the high ones to k 16+4t.., matching the
+//    weights' order, so the k order inside a step is the same on both sides.
+// One barrier per stage; wgmma groups are committed per stage and at most two are in flight.
+// The epilogue is the one of the tiled kernel (quad_gemm.cu): exact integer correction, scales,
+// then the fp16 outlier product as one more wgmma (weights' outlier columns from registers,
+// the tokens' outlier part from shared memory) into the fp32 accumulators, bias, store.
+#include "quad_epilogue.cuh"
+#include "quad_linear.h"
+#include "quad_mma.cuh"
+#include "quad_wgmma.cuh"
+
+#include <cstdlib>
+
+namespace quad::cuda {
+
+namespace {
+
+constexpr int kWgThreads = 256;
+constexpr int kTileN = 128;   // output channels per block (two warpgroups × 64)
+constexpr int kTileM = 256;   // tokens per block
+constexpr int kStageB = kTileM * kQuadBlockK;  // u8 tile of one stage: 32 KiB
+constexpr int kCoreK = kQuadBlockK / 16;       // core matrices along k per stage
+constexpr int kMaxOutlier = 64;
+
+template <int ABITS>
+struct WgLayout {
+  // 8-bit: cp.async straight into a ring of u8 tiles. 4-bit: a packed staging ring + u8 ring.
+  static constexpr int B_SLOTS = ABITS == 8 ? 4 : 3;
+  static constexpr int STG_SLOTS = ABITS == 8 ? 0 : 4;
+  static constexpr int STG_BYTES = kTileM * kQuadBlockK / 2;  // 16 KiB packed per stage
+  static constexpr size_t B_OFF = 0;
+  static constexpr size_t STG_OFF = B_OFF + size_t(B_SLOTS) * kStageB;
+  static constexpr size_t OUT_OFF = STG_OFF + size_t(STG_SLOTS) * STG_BYTES;
+  static size_t smem_bytes(int r) { return OUT_OFF + size_t(kTileM) * 2 * r; }
+};
+
+// Byte offset of the 16-byte chunk c (k 16c .. 16c+15 of a stage) of token n in a u8 tile.
+__device__ __forceinline__ int core_offset(int n, int c, int chunks_per_row) {
+  return ((n >> 3) * chunks_per_row + c) * 128 + (n & 7) * 16;
+}
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define QUAD_WGMMA_BODY 1
+#endif
+
+template <int ABITS, typename OutT>
+__global__ void __launch_bounds__(kWgThreads, 1)
+    quad_wgmma_kernel(QuadActivations act, int M, QuadWeights w, OutT* y) {
+#ifdef QUAD_WGMMA_BODY
+  using L = WgLayout<ABITS>;
+  extern __shared__ __align__(1024) uint8_t smem[];
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int g = lane / 4, t = lane % 4, wg = warp / 4, wi = warp % 4;
+  const int n0 = blockIdx.x * kTileN, m0 = blockIdx.y * kTileM;
+  const int N = w.N, K = w.K, r = w.r;
+  const int nb = quad_padded_k(K) / kQuadBlockK;
+  const int a_ld = quad_row_bytes(K, ABITS);
+  uint8_t* sB = smem + L::B_OFF;
+  uint8_t* sStg = smem + L::STG_OFF;
+  uint8_t* sAo = smem + L::OUT_OFF;
+
+  // Outlier part of the tokens (fp16, canonical layout, r / 8 chunks per token), own group.
+  if (r > 0) {
+    const int cpr = r / 8;
+    for (int id = tid; id < kTileM * cpr; id += kWgThreads) {
+      const int n = id % kTileM, c = id / kTileM;
+      const bool valid = m0 + n < M;
+      const __half* p = valid ? act.outlier + size_t(m0 + n) * r + c * 8 : act.outlier;
+      cp_async16(sAo + core_offset(n, c, cpr), p, valid);
+    }
+  }
+  cp_async_commit();
+
+  // Stage kb of the activations: u8 tile (8-bit) or packed staging (4-bit), zero past M / K.
+  auto load_act = [&](int kb) {
+    if constexpr (ABITS == 8) {
+      uint8_t* dst = sB + (kb % L::B_SLOTS) * kStageB;
+#pragma unroll
+      for (int i = 0; i < kTileM * kCoreK / kWgThreads; ++i) {
+        const int id = tid + i * kWgThreads;
+        const int n = (id % 8) + 8 * (id / 64), c = (id / 8) % 8;
+        const bool valid = m0 + n < M;
+        const uint8_t* p = valid ? act.codes + size_t(m0 + n) * a_ld + kb * 128 + c * 16 : act.codes;
+        cp_async16(dst + core_offset(n, c, kCoreK), p, valid);
+      }
+    } else {
+      uint8_t* dst = sStg + (kb % L::STG_SLOTS) * L::STG_BYTES;
+#pragma unroll
+      for (int i = 0; i < kTileM * 4 / kWgThreads; ++i) {
+        const int id = tid + i * kWgThreads, n = id / 4, run = id % 4;
+        const bool valid = m0 + n < M;
+        const uint8_t* p = valid ? act.codes + size_t(m0 + n) * a_ld + kb * 64 + run * 16 : act.codes;
+        // Runs of a token rotate with the token so that the widening reads are conflict-free.
+        cp_async16(dst + n * 64 + 16 * (run ^ ((n >> 1) & 3)), p, valid);
+      }
+    }
+  };
+  // 4-bit: staging of stage kb → u8 tile; this thread widens token tid's 64 bytes.
+  auto widen_act = [&](int kb) {
+    constexpr int slots = ABITS == 4 ? L::STG_SLOTS : 1;
+    const uint8_t* src = sStg + (kb % slots) * L::STG_BYTES;
+    uint8_t* dst = sB + (kb % L::B_SLOTS) * kStageB;
+    const int n = tid;
+    uint4 run[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      run[j] = *reinterpret_cast<const uint4*>(src + n * 64 + 16 * (j ^ ((n >> 1) & 3)));
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+      const uint4 lo = make_uint4(lo_nibbles(word_of(run[0], s)), lo_nibbles(word_of(run[1], s)),
+                                  lo_nibbles(word_of(run[2], s)), lo_nibbles(word_of(run[3], s)));
+      const uint4 hi = make_uint4(hi_nibbles(word_of(run[0], s)), hi_nibbles(word_of(run[1], s)),
+                                  hi_nibbles(word_of(run[2], s)), hi_nibbles(word_of(run[3], s)));
+      *reinterpret_cast<uint4*>(dst + core_offset(n, 2 * s, kCoreK)) = lo;
+      *reinterpret_cast<uint4*>(dst + core_offset(n, 2 * s + 1, kCoreK)) = hi;
+    }
+  };
+
+  // This thread's weight rows: g and g + 8 of 16-row group G.
+  const int G = n0 / 16 + 4 * wg + wi;
+  const bool w_valid = G * 16 < quad_padded_n(N);
+  const uint8_t* wbase = w.codes + size_t(G) * nb * 1024 + g * 64 + 16 * t;
+  auto load_w = [&](int kb, uint4(&wr)[2]) {
+    if (w_valid && kb < nb) {
+      wr[0] = load_stream(wbase + size_t(kb) * 1024);
+      wr[1] = load_stream(wbase + size_t(kb) * 1024 + 512);
+    } else {
+      wr[0] = wr[1] = make_uint4(0, 0, 0, 0);
+    }
+  };
+
+  int acc[128];
+#pragma unroll
+  for (int i = 0; i < 128; ++i) acc[i] = 0;
+
+  // One stage: widen the weights, load the weights two stages ahead, issue 4 wgmmas.
+  auto stage = [&](int kb, uint4(&wr)[2], unsigned(&af)[4][4]) {
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+      af[s][0] = lo_nibbles(word_of(wr[0], s));
+      af[s][1] = lo_nibbles(word_of(wr[1], s));
+      af[s][2] = hi_nibbles(word_of(wr[0], s));
+      af[s][3] = hi_nibbles(word_of(wr[1], s));
+      wgmma_fence_operands(af[s]);  // all widened before the fence: no arrives between wgmmas
+    }
+    load_w(kb + 2, wr);
+    const uint8_t* b = sB + (kb % L::B_SLOTS) * kStageB;
+    wgmma_fence_operands(acc);
+    wgmma_fence();
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+      const uint64_t desc = wgmma_desc(b + 2 * s * 128, 128, kCoreK * 128);
+      if constexpr (ABITS == 4)
+        wgmma_u8u8(acc, af[s], desc);
+      else
+        wgmma_u8s8(acc, af[s], desc);
+    }
+    wgmma_commit();
+    wgmma_fence_operands(acc);
+  };
+
+  // Prologue: the first stages in flight; 4-bit widens stage 0 here.
+  uint4 wr0[2], wr1[2];
+  unsigned af0[4][4], af1[4][4];
+  load_w(0, wr0);
+  load_w(1, wr1);
+  constexpr int AHEAD = ABITS == 8 ? 2 : L::STG_SLOTS;  // stages issued before the loop
+#pragma unroll
+  for (int s = 0; s < AHEAD; ++s) {
+    if (s < nb) load_act(s);
+    cp_async_commit();
+  }
+  if constexpr (ABITS == 4) {
+    cp_async_wait<AHEAD - 1>();
+    __syncthreads();
+    widen_act(0);
+  }
+
+  // Iteration kb: stage kb's u8 tile is complete after the barrier (cp.async data or widened
+  // stores of every thread, each followed by the proxy fence); every warpgroup has waited for
+  // its wgmmas of stage kb - 2, so the slots those read may be refilled.
+  auto iteration = [&](int kb, uint4(&wr)[2], unsigned(&af)[4][4]) {
+    cp_async_wait<ABITS == 8 ? 1 : AHEAD - 2>();
+    fence_proxy_async();
+    __syncthreads();
+    if constexpr (ABITS == 8) {
+      if (kb + 2 < nb) load_act(kb + 2);
+    } else {
+      if (kb + AHEAD < nb) load_act(kb + AHEAD);  // into the slot widened last iteration
+    }
+    cp_async_commit();
+    stage(kb, wr, af);
+    if constexpr (ABITS == 4) {
+      if (kb + 1 < nb) widen_act(kb + 1);
+    }
+    wgmma_wait<1>();
+    wgmma_fence_operands(acc);
+  };
+  int kb = 0;
+  for (; kb + 1 < nb; kb += 2) {
+    iteration(kb, wr0, af0);
+    iteration(kb + 1, wr1, af1);
+  }
+  if (kb < nb) iteration(kb, wr0, af0);
+  wgmma_wait<0>();
+  wgmma_fence_operands(acc);
+  cp_async_wait<0>();
+  __syncthreads();
+
+  // Epilogue. Element i of acc: channel ch(i) = row g (+8 for i % 4 ≥ 2) of this warp's 16,
+  // token n(i) = 8 (i / 4) + 2t + i % 2.
+  const int ch_base = n0 + 64 * wg + 16 * wi + g;
+  float sw[2];
+  int sq[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int ch = ch_base + 8 * h;
+    sw[h] = ch < N ? w.scales[ch] : 0.0f;
+    sq[h] = ch < N ? w.sums[ch] : 0;
+  }
+  float out[128];
+#pragma unroll
+  for (int j = 0; j < 32; ++j)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int n = m0 + 8 * j + 2 * t + e;
+      const float sx = n < M ? act.scales[n] : 0.0f;
+      const int sa = n < M ? act.sums[n] : 0;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int i = 4 * j + 2 * h + e;
+        out[i] = float(corrected(acc[i], ABITS, sa, sq[h], K)) * sx * sw[h];
+      }
+    }
+
+  if (r > 0) {
+    const __half* wo = w.outlier;
+#pragma unroll 1
+    for (int kk = 0; kk < r / 16; ++kk) {
+      unsigned af[4];
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const int ch = ch_base + 8 * (q & 1), k = 16 * kk + 8 * (q >> 1) + 2 * t;
+        af[q] = ch < N ? *reinterpret_cast<const unsigned*>(wo + size_t(ch) * r + k) : 0u;
+      }
+      wgmma_fence_operands(out);
+      wgmma_fence();
+      wgmma_f16(out, af, wgmma_desc(sAo + 2 * kk * 128, 128, (r / 8) * 128));
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_fence_operands(out);
+    }
+  }
+
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int ch = ch_base + 8 * h;
+    if (ch >= N) continue;
+    const float b = w.bias ? __bfloat162float(w.bias[ch]) : 0.0f;
+#pragma unroll
+    for (int j = 0; j < 32; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int n = m0 + 8 * j + 2 * t + e;
+        if (n < M) store_one(y + size_t(n) * N + ch, out[4 * j + 2 * h + e] + b);
+      }
+  }
+#endif
+}
+
+bool device_is_sm90() {
+  static const bool yes = [] {
+    int dev = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    return major == 9 && minor == 0;
+  }();
+  return yes;
+}
+
+template <int ABITS, typename OutT>
+cudaError_t launch_wgmma(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
+                         cudaStream_t stream) {
+  const size_t smem = WgLayout<ABITS>::smem_bytes(w.r);
+  if (cudaError_t e = cudaFuncSetAttribute(quad_wgmma_kernel<ABITS, OutT>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)))
+    return e;
+  const dim3 grid((w.N + kTileN - 1) / kTileN, (M + kTileM - 1) / kTileM);
+  quad_wgmma_kernel<ABITS, OutT><<<grid, kWgThreads, smem, stream>>>(act, M, w, y);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+bool quad_wgmma_available(const QuadWeights& w) {
+#if defined(QUAD_CUDA_SM90A)
+  static const bool enabled = [] {
+    const char* env = std::getenv("QUAD_CUDA_WGMMA");
+    return !(env && env[0] == '0');
+  }();
+  return enabled && w.r <= kMaxOutlier && device_is_sm90();
+#else
+  (void)w;
+  return false;
+#endif
+}
+
+template <typename OutT>
+cudaError_t launch_quad_gemm_wgmma(const QuadActivations& act, int M, const QuadWeights& w,
+                                   OutT* y, cudaStream_t stream) {
+  if (cudaError_t e = check_args(act, M, w)) return e;
+  if (w.r > kMaxOutlier || (w.act_bits == 8 && !act.natural8)) return cudaErrorInvalidValue;
+  if (M == 0) return cudaSuccess;
+  return w.act_bits == 4 ? launch_wgmma<4>(act, M, w, y, stream)
+                         : launch_wgmma<8>(act, M, w, y, stream);
+}
+template cudaError_t launch_quad_gemm_wgmma(const QuadActivations&, int, const QuadWeights&,
+                                            __nv_bfloat16*, cudaStream_t);
+template cudaError_t launch_quad_gemm_wgmma(const QuadActivations&, int, const QuadWeights&,
+                                            float*, cudaStream_t);
+
+}  // namespace quad::cuda
