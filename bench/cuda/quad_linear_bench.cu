@@ -283,10 +283,10 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
   {
     const QuadWeights shape_only{nullptr, nullptr, nullptr, nullptr, nullptr, Nq, Kq, rq,
                                  s.act_bits};
-    act.natural8 = quad_gemm_natural8(M, shape_only);  // what launch_quad_gemm reads at this M
+    act.natural = quad_gemm_natural(M, shape_only);  // what launch_quad_gemm reads at this M
   }
   QuadActivations act_fragment = act;  // the mma.sync kernels' layout (timing only)
-  act_fragment.natural8 = false;
+  act_fragment.natural = false;
 
   // The online Hadamard's outer factor: head mix (heads × heads) or the 28 · 2^k split of down.
   int K_o = 1;

@@ -100,20 +100,32 @@ std::vector<float> random_normal(size_t n, std::mt19937& rng, float scale = 1.0f
 }
 
 // Byte of 8-bit code k in a row: fragment-major, or natural order (the wgmma kernel's input).
-int a8_byte(int k, bool natural8) {
-  return natural8 ? k : cuda::quad_a8_position(k);
+int a8_byte(int k, bool natural) {
+  return natural ? k : cuda::quad_a8_position(k);
+}
+// Byte and nibble shift of 4-bit activation code k: fragment-major, or natural (plain packing).
+void a4_position(int k, bool natural, int* pos, int* shift) {
+  if (natural) {
+    *pos = k / 2;
+    *shift = 4 * (k % 2);
+  } else {
+    cuda::quad_w4_position(k, false, pos, shift);
+  }
 }
 
 // Codes of one row back from the fragment-major layout (weights are offset by 8).
 std::vector<int> decode_row(const uint8_t* row, int K, int bits, bool a8_order, bool offset,
-                            bool natural8 = false) {
+                            bool natural = false) {
   std::vector<int> q(K);
   for (int k = 0; k < K; ++k) {
     if (bits == 8) {
-      q[k] = int8_t(row[a8_byte(k, natural8)]);
+      q[k] = int8_t(row[a8_byte(k, natural)]);
     } else {
       int pos, shift;
-      cuda::quad_w4_position(k, a8_order, &pos, &shift);
+      if (natural)
+        a4_position(k, true, &pos, &shift);
+      else
+        cuda::quad_w4_position(k, a8_order, &pos, &shift);
       const int nib = (row[pos] >> shift) & 0xF;
       q[k] = offset ? nib - 8 : (nib >= 8 ? nib - 16 : nib);
     }
@@ -123,17 +135,17 @@ std::vector<int> decode_row(const uint8_t* row, int K, int bits, bool a8_order, 
 
 // Activation codes (signed) → the layout the quant kernels write.
 std::vector<uint8_t> encode_acts(const std::vector<int>& q, int M, int K, int bits,
-                                 bool natural8) {
+                                 bool natural) {
   const int rb = cuda::quad_row_bytes(K, bits);
   std::vector<uint8_t> out(size_t(M) * rb, 0);
   for (int i = 0; i < M; ++i)
     for (int k = 0; k < K; ++k) {
       const int v = q[size_t(i) * K + k];
       if (bits == 8) {
-        out[size_t(i) * rb + a8_byte(k, natural8)] = uint8_t(int8_t(v));
+        out[size_t(i) * rb + a8_byte(k, natural)] = uint8_t(int8_t(v));
       } else {
         int pos, shift;
-        cuda::quad_w4_position(k, false, &pos, &shift);
+        a4_position(k, natural, &pos, &shift);
         out[size_t(i) * rb + pos] |= uint8_t((v + 8) << shift);
       }
     }
@@ -225,13 +237,13 @@ void reference_quantize(const float* a, int K, int bits, float clip, float* scal
 // rounds differently), and the stored sum of the GPU's own codes.
 void expect_row_matches(const std::vector<uint8_t>& codes, const std::vector<float>& scales,
                         const std::vector<int32_t>& sums, int row, const float* ref_a, int K,
-                        int bits, float clip, double scale_tol, int* flips, bool natural8) {
+                        int bits, float clip, double scale_tol, int* flips, bool natural) {
   float ref_scale;
   std::vector<int> ref_codes(K);
   reference_quantize(ref_a, K, bits, clip, &ref_scale, ref_codes.data());
   EXPECT_NEAR(scales[row], ref_scale, scale_tol * ref_scale) << "row " << row;
   const int rb = cuda::quad_row_bytes(K, bits);
-  auto got = decode_row(codes.data() + size_t(row) * rb, K, bits, false, true, natural8);
+  auto got = decode_row(codes.data() + size_t(row) * rb, K, bits, false, true, natural);
   int sum = 0;
   for (int k = 0; k < K; ++k) {
     sum += got[k];
@@ -243,10 +255,10 @@ void expect_row_matches(const std::vector<uint8_t>& codes, const std::vector<flo
   const int Kp = cuda::quad_padded_k(K);
   for (int k = K; k < Kp; ++k) {
     if (bits == 8) {
-      ASSERT_EQ(codes[size_t(row) * rb + a8_byte(k, natural8)], 0);
+      ASSERT_EQ(codes[size_t(row) * rb + a8_byte(k, natural)], 0);
     } else {
       int pos, shift;
-      cuda::quad_w4_position(k, false, &pos, &shift);
+      a4_position(k, natural, &pos, &shift);
       ASSERT_EQ((codes[size_t(row) * rb + pos] >> shift) & 0xF, 0);
     }
   }
@@ -258,9 +270,9 @@ TEST(QuadQuant, UTypeMatchesReferenceNormAndQuantizer) {
   for (auto [M, r, K, bits] :
        {std::tuple{7, 16, 200, 4}, std::tuple{33, 64, 4096, 4}, std::tuple{5, 0, 96, 8},
         std::tuple{3, 32, 1000, 8}, std::tuple{90, 64, 4096, 4}, std::tuple{70, 16, 8192, 8}}) {
-    const bool natural8 = bits == 8 && K % 3 == 1;  // 8-bit codes in both layouts
+    const bool natural = M % 2 == 1;  // both layouts
     SCOPED_TRACE(testing::Message() << "M " << M << " r " << r << " K " << K << " bits " << bits
-                                    << " natural8 " << natural8);
+                                    << " natural " << natural);
     const int D = r + K, divisor = K;
     std::vector<float> h;
     auto hb = to_bf16(random_normal(size_t(M) * D, rng, 3.0f), &h);
@@ -269,7 +281,7 @@ TEST(QuadQuant, UTypeMatchesReferenceNormAndQuantizer) {
     Dev<float> scales(M);
     Dev<int32_t> sums(M);
     Dev<__half> outl(size_t(M) * std::max(r, 1));
-    QuadActivations act{codes.p, scales.p, sums.p, outl.p, natural8};
+    QuadActivations act{codes.p, scales.p, sums.p, outl.p, natural};
     CUDA_OK(cuda::launch_quad_quant_u(dh.p, M, r, K, divisor, 1e-5f, bits, 0.9f, act, nullptr));
     CUDA_OK(cudaDeviceSynchronize());
     auto c = codes.get();
@@ -285,7 +297,7 @@ TEST(QuadQuant, UTypeMatchesReferenceNormAndQuantizer) {
       for (int j = 0; j < D; ++j) a[j] = h[size_t(i) * D + j] * inv;
       for (int j = 0; j < r; ++j)
         EXPECT_NEAR(half_value(o[size_t(i) * r + j]), a[j], 1e-3 * std::fabs(a[j]) + 1e-6);
-      expect_row_matches(c, s, su, i, a.data() + r, K, bits, 0.9f, 1e-5, &flips, natural8);
+      expect_row_matches(c, s, su, i, a.data() + r, K, bits, 0.9f, 1e-5, &flips, natural);
     }
     EXPECT_LE(flips, std::max(2, M * K / 1000));
   }
@@ -302,9 +314,9 @@ TEST(QuadQuant, DTypeMatchesCpuOnlineHadamards) {
   for (Case cs :
        {Case{9, 1408, 0, 8}, Case{4, 7168, 0, 4}, Case{6, 512, 8, 8}, Case{3, 2048, 32, 4},
         Case{2, 14336, 0, 8}, Case{3, 1024, 0, 4}, Case{70, 14336, 0, 4}, Case{80, 4096, 32, 8}}) {
-    const bool natural8 = cs.bits == 8 && cs.M % 2 == 0;  // 8-bit codes in both layouts
+    const bool natural = cs.M % 2 == 0;  // both layouts
     SCOPED_TRACE(testing::Message() << "K " << cs.K << " heads " << cs.heads << " bits "
-                                    << cs.bits << " natural8 " << natural8);
+                                    << cs.bits << " natural " << natural);
     std::vector<float> x;
     auto xb = to_bf16(random_normal(size_t(cs.M) * cs.K, rng, 2.0f), &x);
     std::vector<float> ref = x;
@@ -332,7 +344,7 @@ TEST(QuadQuant, DTypeMatchesCpuOnlineHadamards) {
     Dev<uint8_t> codes(size_t(cs.M) * cuda::quad_row_bytes(cs.K, cs.bits));
     Dev<float> scales(cs.M);
     Dev<int32_t> sums(cs.M);
-    QuadActivations act{codes.p, scales.p, sums.p, nullptr, natural8};
+    QuadActivations act{codes.p, scales.p, sums.p, nullptr, natural};
     CUDA_OK(cuda::launch_quad_quant_d(dx.p, cs.M, cs.K, dmix.p, K_o, inner, cs.bits, 0.9f, act,
                                       nullptr));
     CUDA_OK(cudaDeviceSynchronize());
@@ -342,7 +354,7 @@ TEST(QuadQuant, DTypeMatchesCpuOnlineHadamards) {
     int flips = 0;
     for (int i = 0; i < cs.M; ++i)
       expect_row_matches(c, s, su, i, ref.data() + size_t(i) * cs.K, cs.K, cs.bits, 0.9f, 1e-5,
-                         &flips, natural8);
+                         &flips, natural);
     EXPECT_LE(flips, std::max(3, cs.M * cs.K / 500));
   }
 }
@@ -381,16 +393,15 @@ void check_gemm(const GemmCase& cs, int tiled, std::mt19937& rng) {
   auto biasb = to_bf16(random_normal(N, rng), &bias);
 
   QuadWeights w{nullptr, nullptr, nullptr, nullptr, nullptr, N, K, r, cs.act_bits};
-  const bool natural8 =
-      cs.act_bits == 8 && (tiled == 200 || (tiled == -1 && cuda::quad_gemm_natural8(M, w)));
-  Dev<uint8_t> dA(encode_acts(aq, M, K, cs.act_bits, natural8));
+  const bool natural = tiled == 200 || (tiled == -1 && cuda::quad_gemm_natural(M, w));
+  Dev<uint8_t> dA(encode_acts(aq, M, K, cs.act_bits, natural));
   Dev<float> dsx(sx), dsw(sw);
   Dev<int32_t> dasum(asum), dwsum(wsum);
   Dev<uint8_t> dW(wpacked);
   Dev<__half> dao(aoh), dwo(woh);
   Dev<__nv_bfloat16> dbias(biasb);
   Dev<__nv_bfloat16> dy(size_t(M) * N);
-  QuadActivations act{dA.p, dsx.p, dasum.p, r ? dao.p : nullptr, natural8};
+  QuadActivations act{dA.p, dsx.p, dasum.p, r ? dao.p : nullptr, natural};
   w = QuadWeights{dW.p, dsw.p, dwsum.p, r ? dwo.p : nullptr, cs.bias ? dbias.p : nullptr,
                   N,    K,     r,       cs.act_bits};
   CUDA_OK(tiled == 200 ? cuda::launch_quad_gemm_wgmma(act, M, w, dy.p, nullptr)
@@ -473,13 +484,13 @@ TEST(QuadGemm, RejectsBadArguments) {
   EXPECT_EQ(cuda::launch_quad_gemm(act, 1, w, static_cast<float*>(nullptr), nullptr), cudaErrorInvalidValue);
   // 8-bit codes in the layout the kernel does not read.
   w.act_bits = 8;
-  act.natural8 = true;
+  act.natural = true;
   EXPECT_EQ(cuda::launch_quad_gemm_tiled(act, 32, w, nullptr, nullptr, 0), cudaErrorInvalidValue);
   EXPECT_EQ(cuda::launch_quad_gemv_variant(act, 4, w, nullptr, nullptr, 0), cudaErrorInvalidValue);
-  act.natural8 = false;
+  act.natural = false;
   EXPECT_EQ(cuda::launch_quad_gemm_wgmma(act, 32, w, static_cast<__nv_bfloat16*>(nullptr), nullptr),
             cudaErrorInvalidValue);
-  act.natural8 = true;
+  act.natural = true;
   w.r = 128;  // more outlier columns than the wgmma kernel's shared memory holds
   EXPECT_EQ(cuda::launch_quad_gemm_wgmma(act, 32, w, static_cast<__nv_bfloat16*>(nullptr), nullptr),
             cudaErrorInvalidValue);
@@ -523,10 +534,10 @@ TEST(QuadLinear, UTypeLayerMatchesReferenceBackend) {
   Dev<int32_t> sums(M), dwsum(wsum);
   Dev<__half> outl(size_t(M) * r), dwo(woh);
   Dev<__nv_bfloat16> dy(size_t(M) * N);
-  QuadActivations act{codes.p, scales.p, sums.p, outl.p};
   QuadWeights w{dW.p, dsw.p, dwsum.p, dwo.p, nullptr, N, d, r, 4};
-  CUDA_OK(cuda::launch_quad_quant_u(dh.p, M, r, d, d, 1e-5f, 4, 0.9f, act, nullptr));
-  for (int M_run : {M, 1, 16}) {  // tiled, then the weight-streaming kernel on the first rows
+  for (int M_run : {M, 1, 16}) {  // prefill, then the weight-streaming kernel on the first rows
+    QuadActivations act{codes.p, scales.p, sums.p, outl.p, cuda::quad_gemm_natural(M_run, w)};
+    CUDA_OK(cuda::launch_quad_quant_u(dh.p, M_run, r, d, d, 1e-5f, 4, 0.9f, act, nullptr));
     CUDA_OK(cuda::launch_quad_gemm(act, M_run, w, dy.p, nullptr));
     CUDA_OK(cudaDeviceSynchronize());
     auto yb = dy.get();

@@ -98,7 +98,7 @@ void DeviceQuadLinear::grow(int M) {
   act_.outlier = w_.r > 0
                      ? static_cast<__half*>(act_outlier_.ensure(size_t(M) * w_.r * sizeof(__half)))
                      : nullptr;
-  act_.natural8 = quad_gemm_natural8(M, w_);  // the layout the GEMM at this M reads
+  act_.natural = quad_gemm_natural(M, w_);  // the layout the GEMM at this M reads
 }
 
 void DeviceQuadLinear::forward(const float* x, int M, float* y, cudaStream_t stream) {

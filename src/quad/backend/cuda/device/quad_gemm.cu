@@ -558,7 +558,7 @@ cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
 cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const QuadWeights& w,
                                    __nv_bfloat16* y, cudaStream_t stream, int variant) {
   if (cudaError_t e = check_args(act, M, w)) return e;
-  if (variant < 0 || variant > 2 || (w.act_bits == 8 && act.natural8)) return cudaErrorInvalidValue;
+  if (variant < 0 || variant > 2 || act.natural) return cudaErrorInvalidValue;
   // The widest tile with 8-bit activations has room for r ≤ 64 only (shared memory).
   if (variant == 1 && w.act_bits == 8 && w.r > 64) return cudaErrorInvalidValue;
   if (M == 0) return cudaSuccess;
@@ -579,7 +579,7 @@ cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const Quad
 cudaError_t launch_quad_gemv_variant(const QuadActivations& act, int M, const QuadWeights& w,
                                      __nv_bfloat16* y, cudaStream_t stream, int variant) {
   if (cudaError_t e = check_args(act, M, w)) return e;
-  if (M < 1 || M > 16 || (w.act_bits == 8 && act.natural8)) return cudaErrorInvalidValue;
+  if (M < 1 || M > 16 || act.natural) return cudaErrorInvalidValue;
   const bool a4 = w.act_bits == 4;
   switch (variant) {
     case 0:
@@ -608,7 +608,7 @@ cudaError_t quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, O
                       cudaStream_t stream) {
   if (cudaError_t e = check_args(act, M, w)) return e;
   if (M == 0) return cudaSuccess;
-  if (quad_gemm_natural8(M, w) != (w.act_bits == 8 && act.natural8)) return cudaErrorInvalidValue;
+  if (quad_gemm_natural(M, w) != act.natural) return cudaErrorInvalidValue;
   if (M > 16 && quad_wgmma_available(w)) return launch_quad_gemm_wgmma(act, M, w, y, stream);
   if (M <= 16)
     return w.act_bits == 4 ? launch_gemv<4, 4, 1, false, OutT>(act, M, w, y, stream)
@@ -621,8 +621,8 @@ cudaError_t quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, O
 
 }  // namespace
 
-bool quad_gemm_natural8(int M, const QuadWeights& w) {
-  return w.act_bits == 8 && M > 16 && quad_wgmma_available(w);
+bool quad_gemm_natural(int M, const QuadWeights& w) {
+  return M > 16 && quad_wgmma_available(w);
 }
 
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,

@@ -9,12 +9,12 @@
 //  - weights: each thread loads its own two 16-byte runs (rows g and g + 8 of its warp's 16
 //    rows; the tile-major layout of quad_linear.h) straight into registers two stages ahead,
 //    and widens them to the u8 A fragments (low nibbles = k 4t..4t+3, high = k 16+4t..);
-//  - 8-bit activations (stored in natural k order for this kernel) are copied by cp.async into
-//    a 4-slot ring in the canonical layout, two stages ahead;
-//  - 4-bit activations are copied by cp.async into a 4-slot staging ring (packed), and widened
-//    one stage ahead into a 3-slot ring of u8 tiles; each packed word (codes 8t..8t+7 of a k32
-//    step) gives the low nibbles to k 4t..4t+3 and the high ones to k 16+4t.., matching the
-//    weights' order, so the k order inside a step is the same on both sides.
+//  - activations are stored in natural k order for this kernel (QuadActivations::natural);
+//    8-bit ones are copied by cp.async into a 4-slot ring in the canonical layout, two stages
+//    ahead; 4-bit ones into a 4-slot staging ring (packed), and widened one stage ahead into a
+//    3-slot ring of u8 tiles: the 16 packed bytes of a k32 step give their low nibbles to wgmma
+//    k 0..15 and their high nibbles to k 16..31; word t of the step (codes 8t..8t+7) thus lands
+//    at k 4t..4t+3 and 16+4t..16+4t+3, where the weights' register fragments put the same codes.
 // One barrier per stage; wgmma groups are committed per stage and at most two are in flight.
 // The epilogue is the one of the tiled kernel (quad_gemm.cu): exact integer correction, scales,
 // then the fp16 outlier product as one more wgmma (weights' outlier columns from registers,
@@ -24,6 +24,7 @@
 #include "quad_mma.cuh"
 #include "quad_wgmma.cuh"
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace quad::cuda {
@@ -46,7 +47,10 @@ struct WgLayout {
   static constexpr size_t B_OFF = 0;
   static constexpr size_t STG_OFF = B_OFF + size_t(B_SLOTS) * kStageB;
   static constexpr size_t OUT_OFF = STG_OFF + size_t(STG_SLOTS) * STG_BYTES;
-  static size_t smem_bytes(int r) { return OUT_OFF + size_t(kTileM) * 2 * r; }
+  // Operands, or the output tiles of the epilogue (two of 256 rows × (64 · out + 16) bytes).
+  static size_t smem_bytes(int r, size_t out_bytes) {
+    return std::max(OUT_OFF + size_t(kTileM) * 2 * r, 2 * kTileM * (64 * out_bytes + 16));
+  }
 };
 
 // Byte offset of the 16-byte chunk c (k 16c .. 16c+15 of a stage) of token n in a u8 tile.
@@ -116,18 +120,13 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     const uint8_t* src = sStg + (kb % slots) * L::STG_BYTES;
     uint8_t* dst = sB + (kb % L::B_SLOTS) * kStageB;
     const int n = tid;
-    uint4 run[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-      run[j] = *reinterpret_cast<const uint4*>(src + n * 64 + 16 * (j ^ ((n >> 1) & 3)));
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
-      const uint4 lo = make_uint4(lo_nibbles(word_of(run[0], s)), lo_nibbles(word_of(run[1], s)),
-                                  lo_nibbles(word_of(run[2], s)), lo_nibbles(word_of(run[3], s)));
-      const uint4 hi = make_uint4(hi_nibbles(word_of(run[0], s)), hi_nibbles(word_of(run[1], s)),
-                                  hi_nibbles(word_of(run[2], s)), hi_nibbles(word_of(run[3], s)));
-      *reinterpret_cast<uint4*>(dst + core_offset(n, 2 * s, kCoreK)) = lo;
-      *reinterpret_cast<uint4*>(dst + core_offset(n, 2 * s + 1, kCoreK)) = hi;
+      const uint4 run = *reinterpret_cast<const uint4*>(src + n * 64 + 16 * (s ^ ((n >> 1) & 3)));
+      *reinterpret_cast<uint4*>(dst + core_offset(n, 2 * s, kCoreK)) =
+          make_uint4(lo_nibbles(run.x), lo_nibbles(run.y), lo_nibbles(run.z), lo_nibbles(run.w));
+      *reinterpret_cast<uint4*>(dst + core_offset(n, 2 * s + 1, kCoreK)) =
+          make_uint4(hi_nibbles(run.x), hi_nibbles(run.y), hi_nibbles(run.z), hi_nibbles(run.w));
     }
   };
 
@@ -171,7 +170,6 @@ __global__ void __launch_bounds__(kWgThreads, 1)
         wgmma_u8s8(acc, af[s], desc);
     }
     wgmma_commit();
-    wgmma_fence_operands(acc);
   };
 
   // Prologue: the first stages in flight; 4-bit widens stage 0 here.
@@ -270,15 +268,51 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int ch = ch_base + 8 * h;
-    if (ch >= N) continue;
-    const float b = w.bias ? __bfloat162float(w.bias[ch]) : 0.0f;
+    const float b = ch < N && w.bias ? __bfloat162float(w.bias[ch]) : 0.0f;
 #pragma unroll
     for (int j = 0; j < 32; ++j)
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int n = m0 + 8 * j + 2 * t + e;
-        if (n < M) store_one(y + size_t(n) * N + ch, out[4 * j + 2 * h + e] + b);
-      }
+      for (int e = 0; e < 2; ++e) out[4 * j + 2 * h + e] += b;
+  }
+
+  // Stores. Full channel tiles with 16-byte aligned rows: through shared memory (each warpgroup
+  // its 256 tokens × 64 channels, rows padded by 16 bytes), then 16-byte row-contiguous stores.
+  // Otherwise element by element.
+  constexpr int kVec = 16 / sizeof(OutT), kRowBytes = 64 * sizeof(OutT) + 16;
+  if (N % kVec == 0 && n0 + kTileN <= N) {
+    __syncthreads();  // every warpgroup is done with the operand tiles
+    OutT* tile = reinterpret_cast<OutT*>(smem + size_t(wg) * kTileM * kRowBytes);
+    const int stride = kRowBytes / sizeof(OutT);
+#pragma unroll
+    for (int j = 0; j < 32; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+          store_one(tile + (8 * j + 2 * t + e) * stride + 16 * wi + g + 8 * h,
+                    out[4 * j + 2 * h + e]);
+    __syncthreads();
+    const int wt = tid % 128;
+    for (int c = wt; c < kTileM * 64 / kVec; c += 128) {
+      const int n = c / (64 / kVec), v = c % (64 / kVec);
+      if (m0 + n >= M) break;
+      *reinterpret_cast<uint4*>(y + size_t(m0 + n) * N + n0 + 64 * wg + kVec * v) =
+          *reinterpret_cast<const uint4*>(reinterpret_cast<const uint8_t*>(tile) +
+                                          n * kRowBytes + 16 * v);
+    }
+  } else {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int ch = ch_base + 8 * h;
+      if (ch >= N) continue;
+#pragma unroll
+      for (int j = 0; j < 32; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int n = m0 + 8 * j + 2 * t + e;
+          if (n < M) store_one(y + size_t(n) * N + ch, out[4 * j + 2 * h + e]);
+        }
+    }
   }
 #endif
 }
@@ -297,7 +331,7 @@ bool device_is_sm90() {
 template <int ABITS, typename OutT>
 cudaError_t launch_wgmma(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
                          cudaStream_t stream) {
-  const size_t smem = WgLayout<ABITS>::smem_bytes(w.r);
+  const size_t smem = WgLayout<ABITS>::smem_bytes(w.r, sizeof(OutT));
   if (cudaError_t e = cudaFuncSetAttribute(quad_wgmma_kernel<ABITS, OutT>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)))
     return e;
@@ -325,7 +359,7 @@ template <typename OutT>
 cudaError_t launch_quad_gemm_wgmma(const QuadActivations& act, int M, const QuadWeights& w,
                                    OutT* y, cudaStream_t stream) {
   if (cudaError_t e = check_args(act, M, w)) return e;
-  if (w.r > kMaxOutlier || (w.act_bits == 8 && !act.natural8)) return cudaErrorInvalidValue;
+  if (w.r > kMaxOutlier || !act.natural) return cudaErrorInvalidValue;
   if (M == 0) return cudaSuccess;
   return w.act_bits == 4 ? launch_wgmma<4>(act, M, w, y, stream)
                          : launch_wgmma<8>(act, M, w, y, stream);

@@ -94,9 +94,10 @@ struct QuadActivations {
   float* scales = nullptr;    // (M)
   int32_t* sums = nullptr;    // (M) Σ of the signed codes
   __half* outlier = nullptr;  // (M, r) for U-type inputs, else null
-  // 8-bit codes in natural k order (what the wgmma prefill kernel reads) instead of
-  // fragment-major; set by the caller before quantizing (quad_gemm_natural8).
-  bool natural8 = false;
+  // Codes in natural k order (what the wgmma prefill kernel reads) instead of fragment-major:
+  // code k at byte k (8-bit) or in byte k / 2, even k in the low nibble (4-bit, offset by 8).
+  // Set by the caller before quantizing (quad_gemm_natural).
+  bool natural = false;
 };
 
 // U-type input: a = h / sqrt(Σ h² / divisor + eps) per row of h (M, r + K); a_o = fp16(a[:r]);
@@ -139,9 +140,9 @@ cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeight
 // The same with fp32 output.
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, float* y,
                              cudaStream_t stream);
-// Whether launch_quad_gemm at this M reads 8-bit activations in natural order (the wgmma
-// kernel); the quantization kernels write what QuadActivations::natural8 says.
-bool quad_gemm_natural8(int M, const QuadWeights& w);
+// Whether launch_quad_gemm at this M reads activations in natural order (the wgmma kernel);
+// the quantization kernels write what QuadActivations::natural says.
+bool quad_gemm_natural(int M, const QuadWeights& w);
 
 // Whether the wgmma prefill kernel can run these weights here: built for sm_90a, running on a
 // compute-capability 9.0 GPU, r ≤ 64, and not disabled by QUAD_CUDA_WGMMA=0.

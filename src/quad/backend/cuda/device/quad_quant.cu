@@ -47,18 +47,18 @@ __device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
 }
 
 // Stores the codes c[0..8) of k .. k+7 (k a multiple of 8) of a row at dst in the fragment-major
-// layout (8-bit codes in natural order when `natural8`): one 32-bit word of offset nibbles
-// (4-bit) or two words of int8; `valid` false writes padding (zero nibbles / zero bytes).
+// layout, or in natural order (`natural`): one 32-bit word of offset nibbles (4-bit) or two
+// words of int8; `valid` false writes padding (zero nibbles / zero bytes).
 __device__ __forceinline__ void store_chunk(uint8_t* dst, int k, const int (&c)[8], int bits,
-                                            bool valid, bool natural8) {
+                                            bool valid, bool natural) {
   if (bits == 4) {
     unsigned word = 0;
     if (valid) {
 #pragma unroll
       for (int m = 0; m < 8; ++m) word |= unsigned(c[m] + 8) << (4 * m);
     }
-    int pos, shift;
-    quad_w4_position(k, false, &pos, &shift);
+    int pos = k / 2, shift;
+    if (!natural) quad_w4_position(k, false, &pos, &shift);
     *reinterpret_cast<unsigned*>(dst + pos) = word;
   } else {
 #pragma unroll
@@ -66,7 +66,7 @@ __device__ __forceinline__ void store_chunk(uint8_t* dst, int k, const int (&c)[
       unsigned word = 0;
 #pragma unroll
       for (int m = 0; m < 4; ++m) word |= unsigned(uint8_t(int8_t(c[4 * h + m]))) << (8 * m);
-      *reinterpret_cast<unsigned*>(dst + (natural8 ? k + 4 * h : quad_a8_position(k + 4 * h))) = word;
+      *reinterpret_cast<unsigned*>(dst + (natural ? k + 4 * h : quad_a8_position(k + 4 * h))) = word;
     }
   }
 }
@@ -101,7 +101,7 @@ __device__ void quantize_chunks(const float (&v)[PER][8], int K, int bits, float
       c[m] = q < nq && scale != 0.0f ? int(quad_code(v[i][m], scale, qmax)) : 0;
       sum += c[m];
     }
-    store_chunk(dst, 8 * q, c, bits, q < nq, out.natural8);
+    store_chunk(dst, 8 * q, c, bits, q < nq, out.natural);
   }
   sum = block_reduce(sum, SumOp{}, 0, iscratch);
   if (threadIdx.x == 0) {
@@ -405,12 +405,12 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
       c[m] = scale != 0.0f ? int(quad_code(in[k + m], scale, qmax)) : 0;
       sum += c[m];
     }
-    store_chunk(dst, k, c, bits, true, out.natural8);
+    store_chunk(dst, k, c, bits, true, out.natural);
   }
   if (rank == 0) {  // zero padding up to the padded width
     const int zeros[8] = {};
     for (int k = K + 8 * threadIdx.x; k < quad_padded_k(K); k += 8 * blockDim.x)
-      store_chunk(dst, k, zeros, bits, false, out.natural8);
+      store_chunk(dst, k, zeros, bits, false, out.natural);
   }
   sum = block_reduce(sum, SumOp{}, 0, iscratch);
   if (threadIdx.x == 0) s_sum = sum;
