@@ -70,7 +70,9 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   extern __shared__ __align__(1024) uint8_t smem[];
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int g = lane / 4, t = lane % 4, wg = warp / 4, wi = warp % 4;
-  const int n0 = blockIdx.x * kTileN, m0 = blockIdx.y * kTileM;
+  // Token tiles vary fastest: blocks running together share their weight tiles in L2 (the
+  // other order streams all weights once per token tile and measured a 63% L2 hit rate).
+  const int m0 = blockIdx.x * kTileM, n0 = blockIdx.y * kTileN;
   const int N = w.N, K = w.K, r = w.r;
   const int nb = quad_padded_k(K) / kQuadBlockK;
   const int a_ld = quad_row_bytes(K, ABITS);
@@ -335,7 +337,7 @@ cudaError_t launch_wgmma(const QuadActivations& act, int M, const QuadWeights& w
   if (cudaError_t e = cudaFuncSetAttribute(quad_wgmma_kernel<ABITS, OutT>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)))
     return e;
-  const dim3 grid((w.N + kTileN - 1) / kTileN, (M + kTileM - 1) / kTileM);
+  const dim3 grid((M + kTileM - 1) / kTileM, (w.N + kTileN - 1) / kTileN);
   quad_wgmma_kernel<ABITS, OutT><<<grid, kWgThreads, smem, stream>>>(act, M, w, y);
   return cudaGetLastError();
 }

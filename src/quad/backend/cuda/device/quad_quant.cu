@@ -551,6 +551,10 @@ cudaError_t quant_d(const T* x, int M, int K, const float* mix, int K_o, bool in
   const int chunks = quad_padded_k(K) / 8;
   row_shape(chunks, M, 512, std::clamp((chunks / 4 + 31) / 32 * 32, 256, 512), &threads, &per);
   if (per == 0) return cudaErrorInvalidValue;
+  // The outer mix gives each thread whole columns: a thread count that is not a multiple of P
+  // leaves a second pass with few threads busy (448 threads for P = 512 took twice as long).
+  if (P <= 512 && threads % P != 0 && P % threads != 0)
+    threads = std::min(512, (threads + P - 1) / P * P);
   threads = std::max(threads, 128);
   // Few rows: a cluster of blocks per row (when the columns split evenly into chunks of 8).
   // (Measured slower than one block for the head mix, which has no FWHT: only with it.)
