@@ -609,7 +609,7 @@ cudaError_t quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, O
   if (cudaError_t e = check_args(act, M, w)) return e;
   if (M == 0) return cudaSuccess;
   if (quad_gemm_natural(M, w) != act.natural) return cudaErrorInvalidValue;
-  if (M > 16 && quad_wgmma_available(w)) return launch_quad_gemm_wgmma(act, M, w, y, stream);
+  if (quad_gemm_natural(M, w)) return launch_quad_gemm_wgmma(act, M, w, y, stream);
   if (M <= 16)
     return w.act_bits == 4 ? launch_gemv<4, 4, 1, false, OutT>(act, M, w, y, stream)
                            : launch_gemv<8, 4, 1, false, OutT>(act, M, w, y, stream);
@@ -622,7 +622,9 @@ cudaError_t quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, O
 }  // namespace
 
 bool quad_gemm_natural(int M, const QuadWeights& w) {
-  return M > 16 && quad_wgmma_available(w);
+  // 4-bit activations only: with 8-bit ones the wgmma kernel moves 40 KiB per k block and
+  // measured no faster than the mma.sync kernel (docs/cuda_kernels.md).
+  return M > 16 && w.act_bits == 4 && quad_wgmma_available(w);
 }
 
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,
