@@ -281,8 +281,8 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
   auto* aout = dalloc<__half>(size_t(M) * std::max(rq, 1));
   QuadActivations act{codes, ascale, asum, rq ? aout : nullptr};
   {
-    const QuadWeights shape_only{nullptr, nullptr, nullptr, nullptr, nullptr, Nq, Kq, rq,
-                                 s.act_bits};
+    const QuadWeights shape_only{nullptr, nullptr, nullptr, nullptr,   nullptr,
+                                 Nq,      Kq,      rq,      s.act_bits};
     act.natural = quad_gemm_natural(M, shape_only);  // what launch_quad_gemm reads at this M
   }
   // The other prefill kernel, timed for comparison: mma.sync where the default is wgmma, wgmma
@@ -340,8 +340,8 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
                 s.name, M, gemv_variant_ms[0] * 1e3f, gemv_variant_ms[1] * 1e3f,
                 gemv_variant_ms[2] * 1e3f, gemv_variant_ms[3] * 1e3f, gemv_variant_ms[4] * 1e3f);
   float other_ms = 0.0f;
-  const QuadWeights w_any{w4[0], wscale, wsum, rq ? wout : nullptr, nullptr, Nq, Kq, rq,
-                          s.act_bits};
+  const QuadWeights w_any{w4[0], wscale, wsum, rq ? wout : nullptr, nullptr,
+                          Nq,    Kq,     rq,   s.act_bits};
   if (M > 16 && (act.natural || quad_wgmma_available(w_any)))
     other_ms = graph_time_ms(st, reps, 10, [&](int i) {
       QuadWeights w = w_any;
@@ -366,7 +366,7 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
   for (void* p : {(void*)wscale, (void*)wsum, (void*)wout, (void*)codes, (void*)ascale, (void*)asum,
                   (void*)aout, (void*)mix, (void*)x16, (void*)y16})
     CK(cudaFree(p));
-  return Row{s.name,           M, cublas_ms * 1e3f, quad_ms * 1e3f, quant_ms * 1e3f, gemm_ms * 1e3f,
+  return Row{s.name,         M, cublas_ms * 1e3f, quad_ms * 1e3f, quant_ms * 1e3f, gemm_ms * 1e3f,
              other_ms * 1e3f};
 }
 

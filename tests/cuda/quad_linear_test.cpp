@@ -134,8 +134,7 @@ std::vector<int> decode_row(const uint8_t* row, int K, int bits, bool a8_order, 
 }
 
 // Activation codes (signed) → the layout the quant kernels write.
-std::vector<uint8_t> encode_acts(const std::vector<int>& q, int M, int K, int bits,
-                                 bool natural) {
+std::vector<uint8_t> encode_acts(const std::vector<int>& q, int M, int K, int bits, bool natural) {
   const int rb = cuda::quad_row_bytes(K, bits);
   std::vector<uint8_t> out(size_t(M) * rb, 0);
   for (int i = 0; i < M; ++i)
@@ -315,8 +314,8 @@ TEST(QuadQuant, DTypeMatchesCpuOnlineHadamards) {
        {Case{9, 1408, 0, 8}, Case{4, 7168, 0, 4}, Case{6, 512, 8, 8}, Case{3, 2048, 32, 4},
         Case{2, 14336, 0, 8}, Case{3, 1024, 0, 4}, Case{70, 14336, 0, 4}, Case{80, 4096, 32, 8}}) {
     const bool natural = cs.M % 2 == 0;  // both layouts
-    SCOPED_TRACE(testing::Message() << "K " << cs.K << " heads " << cs.heads << " bits "
-                                    << cs.bits << " natural " << natural);
+    SCOPED_TRACE(testing::Message() << "K " << cs.K << " heads " << cs.heads << " bits " << cs.bits
+                                    << " natural " << natural);
     std::vector<float> x;
     auto xb = to_bf16(random_normal(size_t(cs.M) * cs.K, rng, 2.0f), &x);
     std::vector<float> ref = x;
@@ -404,10 +403,10 @@ void check_gemm(const GemmCase& cs, int tiled, std::mt19937& rng) {
   QuadActivations act{dA.p, dsx.p, dasum.p, r ? dao.p : nullptr, natural};
   w = QuadWeights{dW.p, dsw.p, dwsum.p, r ? dwo.p : nullptr, cs.bias ? dbias.p : nullptr,
                   N,    K,     r,       cs.act_bits};
-  CUDA_OK(tiled == 200 ? cuda::launch_quad_gemm_wgmma(act, M, w, dy.p, nullptr)
+  CUDA_OK(tiled == 200   ? cuda::launch_quad_gemm_wgmma(act, M, w, dy.p, nullptr)
           : tiled >= 100 ? cuda::launch_quad_gemv_variant(act, M, w, dy.p, nullptr, tiled - 100)
-          : tiled >= 0 ? cuda::launch_quad_gemm_tiled(act, M, w, dy.p, nullptr, tiled)
-                       : cuda::launch_quad_gemm(act, M, w, dy.p, nullptr));
+          : tiled >= 0   ? cuda::launch_quad_gemm_tiled(act, M, w, dy.p, nullptr, tiled)
+                         : cuda::launch_quad_gemm(act, M, w, dy.p, nullptr));
   CUDA_OK(cudaDeviceSynchronize());
   auto y = dy.get();
   double rms = 0;
@@ -478,10 +477,12 @@ TEST(QuadGemm, RejectsBadArguments) {
   w.N = 8;
   w.K = 32;
   w.r = 8;  // not a multiple of 16
-  EXPECT_EQ(cuda::launch_quad_gemm(act, 1, w, static_cast<float*>(nullptr), nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(cuda::launch_quad_gemm(act, 1, w, static_cast<float*>(nullptr), nullptr),
+            cudaErrorInvalidValue);
   w.r = 0;
   w.act_bits = 5;
-  EXPECT_EQ(cuda::launch_quad_gemm(act, 1, w, static_cast<float*>(nullptr), nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(cuda::launch_quad_gemm(act, 1, w, static_cast<float*>(nullptr), nullptr),
+            cudaErrorInvalidValue);
   // 8-bit codes in the layout the kernel does not read.
   w.act_bits = 8;
   act.natural = true;

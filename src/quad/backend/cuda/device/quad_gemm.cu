@@ -8,8 +8,8 @@
 //    loads in flight per thread, 8 warps splitting K and reducing through shared memory.
 // Epilogue: Σ a·q from the offset sums (exact in int32), · s_x · s_w in fp32, plus the fp16
 // outlier product (tensor cores, fp32 accumulation) and the bias, stored as bf16.
-#include "quad_linear.h"
 #include "quad_epilogue.cuh"
+#include "quad_linear.h"
 #include "quad_mma.cuh"
 
 namespace quad::cuda {
@@ -510,7 +510,6 @@ __global__ void __launch_bounds__(kThreads, MINB)
   }
 }
 
-
 template <int ABITS, int NJ, bool SPLIT = false, typename OutT = __nv_bfloat16>
 cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
                          cudaStream_t stream) {
@@ -524,8 +523,7 @@ cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w
   return cudaGetLastError();
 }
 
-template <int ABITS, int BATCH = 4, int MINB = 1, bool BULK = false,
-          typename OutT = __nv_bfloat16>
+template <int ABITS, int BATCH = 4, int MINB = 1, bool BULK = false, typename OutT = __nv_bfloat16>
 cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
                         cudaStream_t stream) {
   // Programmatic dependent launch: may start before the preceding kernel on the stream ends
@@ -549,8 +547,10 @@ cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
   cfg.attrs = attr;
   cfg.numAttrs = 1;
   if (M <= 8)
-    return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 1, BATCH, MINB, BULK, OutT>, act, M, w, y);
-  return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 2, BATCH, MINB, BULK, OutT>, act, M, w, y);
+    return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 1, BATCH, MINB, BULK, OutT>, act, M, w,
+                              y);
+  return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 2, BATCH, MINB, BULK, OutT>, act, M, w,
+                            y);
 }
 
 }  // namespace

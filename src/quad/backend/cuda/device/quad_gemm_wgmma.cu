@@ -19,21 +19,21 @@
 // The epilogue is the one of the tiled kernel (quad_gemm.cu): exact integer correction, scales,
 // then the fp16 outlier product as one more wgmma (weights' outlier columns from registers,
 // the tokens' outlier part from shared memory) into the fp32 accumulators, bias, store.
+#include <algorithm>
+#include <cstdlib>
+
 #include "quad_epilogue.cuh"
 #include "quad_linear.h"
 #include "quad_mma.cuh"
 #include "quad_wgmma.cuh"
-
-#include <algorithm>
-#include <cstdlib>
 
 namespace quad::cuda {
 
 namespace {
 
 constexpr int kWgThreads = 256;
-constexpr int kTileN = 128;   // output channels per block (two warpgroups × 64)
-constexpr int kTileM = 256;   // tokens per block
+constexpr int kTileN = 128;                    // output channels per block (two warpgroups × 64)
+constexpr int kTileM = 256;                    // tokens per block
 constexpr int kStageB = kTileM * kQuadBlockK;  // u8 tile of one stage: 32 KiB
 constexpr int kCoreK = kQuadBlockK / 16;       // core matrices along k per stage
 constexpr int kMaxOutlier = 64;
@@ -101,7 +101,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
         const int id = tid + i * kWgThreads;
         const int n = (id % 8) + 8 * (id / 64), c = (id / 8) % 8;
         const bool valid = m0 + n < M;
-        const uint8_t* p = valid ? act.codes + size_t(m0 + n) * a_ld + kb * 128 + c * 16 : act.codes;
+        const uint8_t* p =
+            valid ? act.codes + size_t(m0 + n) * a_ld + kb * 128 + c * 16 : act.codes;
         cp_async16(dst + core_offset(n, c, kCoreK), p, valid);
       }
     } else {
@@ -110,7 +111,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       for (int i = 0; i < kTileM * 4 / kWgThreads; ++i) {
         const int id = tid + i * kWgThreads, n = id / 4, run = id % 4;
         const bool valid = m0 + n < M;
-        const uint8_t* p = valid ? act.codes + size_t(m0 + n) * a_ld + kb * 64 + run * 16 : act.codes;
+        const uint8_t* p =
+            valid ? act.codes + size_t(m0 + n) * a_ld + kb * 64 + run * 16 : act.codes;
         // Runs of a token rotate with the token so that the widening reads are conflict-free.
         cp_async16(dst + n * 64 + 16 * (run ^ ((n >> 1) & 3)), p, valid);
       }
@@ -299,8 +301,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       const int n = c / (64 / kVec), v = c % (64 / kVec);
       if (m0 + n >= M) break;
       *reinterpret_cast<uint4*>(y + size_t(m0 + n) * N + n0 + 64 * wg + kVec * v) =
-          *reinterpret_cast<const uint4*>(reinterpret_cast<const uint8_t*>(tile) +
-                                          n * kRowBytes + 16 * v);
+          *reinterpret_cast<const uint4*>(reinterpret_cast<const uint8_t*>(tile) + n * kRowBytes +
+                                          16 * v);
     }
   } else {
 #pragma unroll
@@ -358,8 +360,8 @@ bool quad_wgmma_available(const QuadWeights& w) {
 }
 
 template <typename OutT>
-cudaError_t launch_quad_gemm_wgmma(const QuadActivations& act, int M, const QuadWeights& w,
-                                   OutT* y, cudaStream_t stream) {
+cudaError_t launch_quad_gemm_wgmma(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
+                                   cudaStream_t stream) {
   if (cudaError_t e = check_args(act, M, w)) return e;
   if (w.r > kMaxOutlier || !act.natural) return cudaErrorInvalidValue;
   if (M == 0) return cudaSuccess;
@@ -368,7 +370,7 @@ cudaError_t launch_quad_gemm_wgmma(const QuadActivations& act, int M, const Quad
 }
 template cudaError_t launch_quad_gemm_wgmma(const QuadActivations&, int, const QuadWeights&,
                                             __nv_bfloat16*, cudaStream_t);
-template cudaError_t launch_quad_gemm_wgmma(const QuadActivations&, int, const QuadWeights&,
-                                            float*, cudaStream_t);
+template cudaError_t launch_quad_gemm_wgmma(const QuadActivations&, int, const QuadWeights&, float*,
+                                            cudaStream_t);
 
 }  // namespace quad::cuda

@@ -149,8 +149,8 @@ bool quad_gemm_natural(int M, const QuadWeights& w);
 bool quad_wgmma_available(const QuadWeights& w);
 // The wgmma prefill kernel at any M (tests, benchmarks); instantiated for bf16 and fp32 output.
 template <typename OutT>
-cudaError_t launch_quad_gemm_wgmma(const QuadActivations& act, int M, const QuadWeights& w,
-                                   OutT* y, cudaStream_t stream);
+cudaError_t launch_quad_gemm_wgmma(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
+                                   cudaStream_t stream);
 
 // The tiled kernel at any M (for tests and benchmarks) in one of its variants: 0 = 128 × 128
 // tiles, 1 = 128 × 256 tiles (with 8-bit activations only for r ≤ 64), 2 = 128 × 128 with

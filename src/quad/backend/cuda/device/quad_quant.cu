@@ -66,7 +66,8 @@ __device__ __forceinline__ void store_chunk(uint8_t* dst, int k, const int (&c)[
       unsigned word = 0;
 #pragma unroll
       for (int m = 0; m < 4; ++m) word |= unsigned(uint8_t(int8_t(c[4 * h + m]))) << (8 * m);
-      *reinterpret_cast<unsigned*>(dst + (natural ? k + 4 * h : quad_a8_position(k + 4 * h))) = word;
+      *reinterpret_cast<unsigned*>(dst + (natural ? k + 4 * h : quad_a8_position(k + 4 * h))) =
+          word;
     }
   }
 }
@@ -111,8 +112,8 @@ __device__ void quantize_chunks(const float (&v)[PER][8], int K, int bits, float
 }
 
 template <typename T, int PER>
-__global__ void quant_u_kernel(const T* h, int r, int K, int divisor, float eps,
-                               int bits, float clip, QuadActivations out) {
+__global__ void quant_u_kernel(const T* h, int r, int K, int divisor, float eps, int bits,
+                               float clip, QuadActivations out) {
   __shared__ float fscratch[32];
   __shared__ int iscratch[32];
   allow_dependents();
@@ -230,8 +231,8 @@ __device__ void mix_columns(float* in, const float* mt, int K_o, int P) {
 // shared memory when P is not 32·E with E ≤ 16); the outer mix (mix_columns); then the codes
 // from registers.
 template <typename T, int PER, int E, int COLS>
-__global__ void quant_d_kernel(const T* x, int K, const float* mix, int K_o,
-                               bool inner_fwht, int bits, float clip, QuadActivations out) {
+__global__ void quant_d_kernel(const T* x, int K, const float* mix, int K_o, bool inner_fwht,
+                               int bits, float clip, QuadActivations out) {
   extern __shared__ __align__(16) float smem[];  // mixᵀ (K_o × K_o4), then the row (K)
   __shared__ float fscratch[32];
   __shared__ int iscratch[32];
@@ -312,8 +313,8 @@ constexpr int kCluster = 8;
 
 template <typename T, int E>
 __global__ void __cluster_dims__(kCluster, 1, 1)
-    quant_d_cluster_kernel(const T* x, int K, const float* mix, int K_o,
-                           bool inner_fwht, int bits, float clip, QuadActivations out) {
+    quant_d_cluster_kernel(const T* x, int K, const float* mix, int K_o, bool inner_fwht, int bits,
+                           float clip, QuadActivations out) {
   extern __shared__ __align__(16) float smem[];  // mixᵀ (K_o × K_o4), then the row (K)
   __shared__ float fscratch[32];
   __shared__ int iscratch[32];
@@ -424,15 +425,14 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
   cluster.sync();  // no block leaves while another may still read its shared memory
 }
 
-
 cudaError_t raise_smem(const void* kernel, size_t bytes) {
   if (bytes <= 48 * 1024) return cudaSuccess;
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
 }
 
 template <typename T, int E>
-cudaError_t launch_d_cluster(int M, const T* x, int K, const float* mix, int K_o,
-                             bool inner, int bits, float clip, const QuadActivations& out,
+cudaError_t launch_d_cluster(int M, const T* x, int K, const float* mix, int K_o, bool inner,
+                             int bits, float clip, const QuadActivations& out,
                              cudaStream_t stream) {
   const size_t smem = (size_t(K_o) * ((K_o + 3) / 4 * 4) + K) * sizeof(float);
   const void* kernel = reinterpret_cast<const void*>(quant_d_cluster_kernel<T, E>);
@@ -458,17 +458,15 @@ void row_shape(int chunks, int M, int wide, int narrow, int* threads, int* per) 
 }
 
 template <typename T, int PER>
-cudaError_t launch_u(int M, int threads, const T* h, int r, int K, int divisor,
-                     float eps, int bits, float clip, const QuadActivations& out,
-                     cudaStream_t stream) {
+cudaError_t launch_u(int M, int threads, const T* h, int r, int K, int divisor, float eps, int bits,
+                     float clip, const QuadActivations& out, cudaStream_t stream) {
   quant_u_kernel<T, PER><<<M, threads, 0, stream>>>(h, r, K, divisor, eps, bits, clip, out);
   return cudaGetLastError();
 }
 
 template <typename T, int PER, int E, int COLS>
-cudaError_t launch_d(int M, int threads, const T* x, int K, const float* mix, int K_o,
-                     bool inner, int bits, float clip, const QuadActivations& out,
-                     cudaStream_t stream) {
+cudaError_t launch_d(int M, int threads, const T* x, int K, const float* mix, int K_o, bool inner,
+                     int bits, float clip, const QuadActivations& out, cudaStream_t stream) {
   const size_t smem = (size_t(K_o) * ((K_o + 3) / 4 * 4) + K) * sizeof(float);
   const void* kernel = reinterpret_cast<const void*>(quant_d_kernel<T, PER, E, COLS>);
   if (cudaError_t e = raise_smem(kernel, smem)) return e;
@@ -478,13 +476,16 @@ cudaError_t launch_d(int M, int threads, const T* x, int K, const float* mix, in
 }
 
 template <typename T, int E, int COLS>
-cudaError_t launch_d_per(int per, int M, int threads, const T* x, int K,
-                         const float* mix, int K_o, bool inner, int bits, float clip,
-                         const QuadActivations& out, cudaStream_t stream) {
+cudaError_t launch_d_per(int per, int M, int threads, const T* x, int K, const float* mix, int K_o,
+                         bool inner, int bits, float clip, const QuadActivations& out,
+                         cudaStream_t stream) {
   switch (per) {
-    case 1: return launch_d<T, 1, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
-    case 2: return launch_d<T, 2, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
-    case 4: return launch_d<T, 4, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+    case 1:
+      return launch_d<T, 1, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+    case 2:
+      return launch_d<T, 2, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
+    case 4:
+      return launch_d<T, 4, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
     default:
       return launch_d<T, 8, E, COLS>(M, threads, x, K, mix, K_o, inner, bits, clip, out, stream);
   }
@@ -492,26 +493,26 @@ cudaError_t launch_d_per(int per, int M, int threads, const T* x, int K,
 
 // Register FWHT when P = 32·E (E ≤ 16) and the column capacity, else the shared-memory path.
 template <typename T, int COLS>
-cudaError_t launch_d_fwht(int per, int M, int threads, const T* x, int K,
-                          const float* mix, int K_o, bool inner, int bits, float clip,
-                          const QuadActivations& out, cudaStream_t stream) {
+cudaError_t launch_d_fwht(int per, int M, int threads, const T* x, int K, const float* mix, int K_o,
+                          bool inner, int bits, float clip, const QuadActivations& out,
+                          cudaStream_t stream) {
   if (inner) {
     switch (K / K_o) {
       case 32:
         return launch_d_per<T, 1, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
-                                     stream);
+                                        stream);
       case 64:
         return launch_d_per<T, 2, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
-                                     stream);
+                                        stream);
       case 128:
         return launch_d_per<T, 4, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
-                                     stream);
+                                        stream);
       case 256:
         return launch_d_per<T, 8, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
-                                     stream);
+                                        stream);
       case 512:
         return launch_d_per<T, 16, COLS>(per, M, threads, x, K, mix, K_o, true, bits, clip, out,
-                                      stream);
+                                         stream);
       default: break;
     }
   }
@@ -570,7 +571,8 @@ cudaError_t quant_d(const T* x, int M, int K, const float* mix, int K_o, bool in
     }
   }
   if (K_o <= 32)
-    return launch_d_fwht<T, 32>(per, M, threads, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
+    return launch_d_fwht<T, 32>(per, M, threads, x, K, mix, K_o, inner_fwht, bits, clip, out,
+                                stream);
   return launch_d_fwht<T, 64>(per, M, threads, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
 }
 
