@@ -347,7 +347,7 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
       QuadWeights w = w_any;
       w.codes = w4[i % sets4];
       if (act.natural)
-        CK(launch_quad_gemm_tiled(act_other, M, w, y16, st, 2));
+        CK(launch_quad_gemm_tiled(act_other, M, w, y16, st));
       else
         CK(launch_quad_gemm_wgmma(act_other, M, w, y16, st));
     });
@@ -356,7 +356,7 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
     gemm(0);
     if (M > 16) {
       QuadWeights w{w4[0], wscale, wsum, rq ? wout : nullptr, nullptr, Nq, Kq, rq, s.act_bits};
-      if (act.natural) CK(launch_quad_gemm_tiled(act_other, M, w, y16, st, 2));
+      if (act.natural) CK(launch_quad_gemm_tiled(act_other, M, w, y16, st));
     }
     CK(cudaStreamSynchronize(st));
   }

@@ -116,7 +116,17 @@ TEST(QuadLinearModel, RefusesLayersWithoutIntegerInputs) {
   lin.name = "fp";
   lin.in = lin.out = 8;
   lin.weight.assign(64, 0.5f);
-  EXPECT_THROW(cuda::DeviceQuadLinear{lin}, Error);
+  EXPECT_FALSE(cuda::DeviceQuadLinear::supports(lin));
+  EXPECT_NE(cuda::DeviceQuadLinear::unsupported(lin).find("integer weights"), std::string::npos);
+  try {
+    cuda::DeviceQuadLinear dev{lin};
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {  // one line naming the layer and the reason
+    const std::string what = e.what();
+    EXPECT_NE(what.find("fp: "), std::string::npos) << what;
+    EXPECT_NE(what.find("integer weights"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
 }
 
 }  // namespace

@@ -73,9 +73,13 @@ std::string param_name(std::string value) {
 }
 
 CommandResult run_quad(const std::string& args) {
+  return run_program(QUAD_BINARY, args);
+}
+
+CommandResult run_program(const std::string& binary, const std::string& args) {
   fs::path dir = temp_dir("cmd");
-  std::string cmd = std::string("'") + QUAD_BINARY + "' " + args + " > '" + (dir / "out").string() +
-                    "' 2> '" + (dir / "err").string() + "'";
+  std::string cmd = "'" + binary + "' " + args + " > '" + (dir / "out").string() + "' 2> '" +
+                    (dir / "err").string() + "'";
   int status = std::system(cmd.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

@@ -3,8 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -31,6 +31,8 @@ struct CommandResult {
 };
 // Runs the built `quad` binary with the given argument string (shell syntax).
 CommandResult run_quad(const std::string& args);
+// Any program: `binary args` through the shell, stdout and stderr captured.
+CommandResult run_program(const std::string& binary, const std::string& args);
 
 }  // namespace quad::test
 

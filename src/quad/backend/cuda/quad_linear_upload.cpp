@@ -1,6 +1,9 @@
 #include "quad/backend/cuda/quad_linear_upload.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "quad/backend/cuda/cuda_check.h"
@@ -22,33 +25,41 @@ T* upload(DeviceBuffer& buf, const std::vector<T>& host) {
 
 }  // namespace
 
-bool DeviceQuadLinear::supports(const Linear& lin) {
-  if (!lin.integer_path() || lin.qweight->bits != 4) return false;
+// Why the fused kernels cannot run this linear, or "" when they can.
+std::string DeviceQuadLinear::unsupported(const Linear& lin) {
+  if (!lin.integer_path()) return "the fused QUAD kernels need integer weights and inputs";
   const QuantizedWeight& q = *lin.qweight;
+  if (q.bits != 4) return fmt::format("the fused QUAD kernels take 4-bit weights, not {}", q.bits);
   const int bits = lin.input_quant.bits;
-  if ((bits != 4 && bits != 8) || q.k % 8 != 0 || q.outlier % 16 != 0 || q.outlier > 128 ||
-      lin.input_quant.skip_first != q.outlier)
-    return false;
-  if (!lin.input_transform) return true;
-  if (q.outlier != 0) return false;
+  if (bits != 4 && bits != 8) return fmt::format("{}-bit activations are not supported", bits);
+  if (q.k % 8 != 0) return fmt::format("input width {} is not a multiple of 8", q.k);
+  if (q.outlier % 16 != 0 || q.outlier > 128)
+    return fmt::format("{} outlier columns (the kernels take multiples of 16 up to 128)",
+                       q.outlier);
+  if (lin.input_quant.skip_first != q.outlier)
+    return "the input quantizer does not skip exactly the outlier columns";
+  if (!lin.input_transform) return "";
+  if (q.outlier != 0) return "an input transform and outlier columns together";
   if (const auto* had = dynamic_cast<const HadamardInput*>(lin.input_transform.get())) {
     const hadamard::Plan& p = had->transform().plan();
-    return p.K <= 64 && (p.pow2 & (p.pow2 - 1)) == 0;
+    if (p.K > 64 || (p.pow2 & (p.pow2 - 1)) != 0)
+      return fmt::format("Hadamard of size {} = {} x {} has no fused kernel", p.n, p.K, p.pow2);
+    return "";
   }
   if (const auto* hm = dynamic_cast<const HeadMixInput*>(lin.input_transform.get()))
-    return hm->heads() <= 64;
-  return false;
+    return hm->heads() <= 64 ? "" : fmt::format("a mix across {} heads (at most 64)", hm->heads());
+  return fmt::format("input transform '{}' has no fused kernel", lin.input_transform->describe());
+}
+
+bool DeviceQuadLinear::supports(const Linear& lin) {
+  return unsupported(lin).empty();
 }
 
 DeviceQuadLinear::DeviceQuadLinear(const Linear& lin) {
-  check(lin.integer_path(), "cuda", "{}: the fused QUAD kernels need integer weights and inputs",
-        lin.name);
+  const std::string why = unsupported(lin);
+  check(why.empty(), "cuda", "{}: {}", lin.name, why);
   const QuantizedWeight& q = *lin.qweight;
-  check(q.bits == 4, "cuda", "{}: the fused QUAD kernels take 4-bit weights, not {}", lin.name,
-        q.bits);
   act_bits_ = lin.input_quant.bits;
-  check(act_bits_ == 4 || act_bits_ == 8, "cuda", "{}: {}-bit activations are not supported",
-        lin.name, act_bits_);
   clip_ = lin.input_quant.clip;
 
   std::vector<int8_t> codes = q.unpacked();
@@ -71,7 +82,6 @@ DeviceQuadLinear::DeviceQuadLinear(const Linear& lin) {
                    act_bits_};
 
   if (!lin.input_transform) return;  // U-type
-  check(q.outlier == 0, "cuda", "{}: an input transform and outlier columns together", lin.name);
   std::vector<float> mix;
   if (const auto* had = dynamic_cast<const HadamardInput*>(lin.input_transform.get())) {
     const hadamard::Plan& p = had->transform().plan();
@@ -83,9 +93,6 @@ DeviceQuadLinear::DeviceQuadLinear(const Linear& lin) {
     for (double v : hadamard::dense(hm->transform().plan())) mix.push_back(float(v));
     K_o_ = hm->heads();
     inner_fwht_ = false;
-  } else {
-    fail("cuda", "{}: input transform '{}' has no fused kernel", lin.name,
-         lin.input_transform->describe());
   }
   mix_ = upload(mixbuf_, mix);
 }

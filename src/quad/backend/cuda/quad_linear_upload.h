@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "quad/backend/cuda/device/quad_linear.h"
 #include "quad/backend/cuda/device_buffer.h"
@@ -15,11 +16,13 @@ namespace quad::cuda {
 
 class DeviceQuadLinear {
  public:
-  // Throws quad::Error for a Linear without integer weights and inputs, 8-bit weights, or an
-  // input transform other than QUAD's online Hadamards.
+  // Throws quad::Error (naming the layer and what `unsupported` says) for a layer the kernels
+  // do not take.
   explicit DeviceQuadLinear(const Linear& lin);
   // Whether the constructor and the kernels take this layer.
   static bool supports(const Linear& lin);
+  // Why not (one line naming what is unsupported), or "" when supported.
+  static std::string unsupported(const Linear& lin);
   DeviceQuadLinear(const DeviceQuadLinear&) = delete;
   DeviceQuadLinear& operator=(const DeviceQuadLinear&) = delete;
 

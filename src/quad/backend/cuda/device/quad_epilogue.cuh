@@ -5,10 +5,17 @@
 #include <cuda_bf16.h>
 
 #include <cstddef>
+#include <type_traits>
 
 #include "quad_linear.h"
 
 namespace quad::cuda {
+
+// f(std::integral_constant<int, 4 or 8>) by the activation width (checked by check_args).
+template <typename F>
+cudaError_t by_act_bits(int bits, F&& f) {
+  return bits == 4 ? f(std::integral_constant<int, 4>{}) : f(std::integral_constant<int, 8>{});
+}
 
 inline cudaError_t check_args(const QuadActivations& act, int M, const QuadWeights& w) {
   if (M < 0 || w.N <= 0 || w.K <= 0 || (w.act_bits != 4 && w.act_bits != 8) || w.r < 0 ||

@@ -1,8 +1,8 @@
 // The integer GEMMs of the QUAD linear layer with the fused epilogue (quad_linear.h):
-//  - tiled: 128×128 (or 128×256) output tiles, 8 warps of 64×32 (64×64), k in steps of 256 codes
-//  through a 3-stage
+//  - tiled: 128×128 output tiles, 8 warps of 64×32, k in steps of 256 codes through a 3-stage
 //    cp.async pipeline; activations are mma's A operand, weights its B operand; both read from
-//    shared memory as one 16-byte (4-bit) or 32-byte (8-bit) run per thread and 128 codes;
+//    shared memory as one 16-byte (4-bit) or 32-byte (8-bit) run per thread and 128 codes; low
+//    and high nibbles in separate accumulators (5-7% faster than one; a 128×256 tile spilled);
 //  - gemv (M ≤ 16): roles swapped (16 weight rows are the A operand, up to 16 tokens the B
 //    operand), weights streamed straight from device memory into registers, four k blocks of
 //    loads in flight per thread, 8 warps splitting K and reducing through shared memory.
@@ -23,7 +23,7 @@ constexpr int kThreads = 256;
 template <int ABITS, int NJ>
 struct Tiled {
   // 3 stages, 2 for the largest tile (8-bit activations, 256 wide) to fit shared memory.
-  static constexpr int BM = 128, BN = 32 * NJ, BK = 256, STAGES = ABITS == 8 && NJ == 8 ? 2 : 3;
+  static constexpr int BM = 128, BN = 32 * NJ, BK = 256, STAGES = 3;
   static constexpr int A_ROW = BK * ABITS / 8;  // bytes per tile row per stage
   static constexpr int B_ROW = BK / 2;
   static constexpr int A_STAGE = BM * A_ROW, B_STAGE = BN * B_ROW;
@@ -39,10 +39,10 @@ struct Tiled {
   }
 };
 
-// SPLIT: low and high nibbles go to separate accumulators (the high ones unshifted, i.e. ×16 per
+// Low and high nibbles go to separate accumulators (the high ones unshifted, i.e. ×16 per
 // 4-bit operand), which widens a word with one mask instead of a mask and a shift-and-mask;
 // the epilogue adds acc_hi / 256 (A4) or / 16 (A8), exact because those are multiples.
-template <int ABITS, int NJ, bool SPLIT, typename OutT>
+template <int ABITS, int NJ, typename OutT>
 __global__ void __launch_bounds__(kThreads, 1)
     quad_tiled_kernel(QuadActivations act, int M, QuadWeights w, OutT* y) {
   using T = Tiled<ABITS, NJ>;
@@ -133,15 +133,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         bq[nj] =
             *reinterpret_cast<const uint4*>(sB + row * T::B_ROW + T::swz_b(4 * bb + t, row) * 16);
       }
-      // The weight operand of k32 step s: low and high nibbles of each tile's word s.
-      auto widen_b = [&](int s, unsigned(&b0)[NJ], unsigned(&b1)[NJ]) {
-#pragma unroll
-        for (int nj = 0; nj < NJ; ++nj) {
-          b0[nj] = lo_nibbles(word_of(bq[nj], s));
-          b1[nj] = hi_nibbles(word_of(bq[nj], s));
-        }
-      };
-      if constexpr (SPLIT) {
+      {
         // k32 steps in pairs (sp, sp+1): one mma over their low nibbles, one over their high.
         constexpr unsigned kHi = 0xF0F0F0F0u;
         uint4 aq[4][2][ABITS == 4 ? 1 : 2];  // [mi][row g / g+8][16-byte run]
@@ -194,55 +186,6 @@ __global__ void __launch_bounds__(kThreads, 1)
             }
           }
         }
-      } else if constexpr (ABITS == 4) {
-        uint4 aq[4][2];
-#pragma unroll
-        for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const int row = wm + mi * 16 + g + 8 * h;
-            aq[mi][h] = *reinterpret_cast<const uint4*>(sA + row * T::A_ROW +
-                                                        T::swz_a(4 * bb + t, row) * 16);
-          }
-#pragma unroll
-        for (int s = 0; s < 4; ++s) {
-          unsigned b0[NJ], b1[NJ];
-          widen_b(s, b0, b1);
-#pragma unroll
-          for (int mi = 0; mi < 4; ++mi) {
-            const unsigned wg = word_of(aq[mi][0], s), wg8 = word_of(aq[mi][1], s);
-            const unsigned a0 = lo_nibbles(wg), a1 = lo_nibbles(wg8);
-            const unsigned a2 = hi_nibbles(wg), a3 = hi_nibbles(wg8);
-#pragma unroll
-            for (int nj = 0; nj < NJ; ++nj) mma_u8u8(acc[mi][nj], a0, a1, a2, a3, b0[nj], b1[nj]);
-          }
-        }
-      } else {
-        uint4 aq[4][2][2];  // [mi][row g / g+8][steps 0-1 / 2-3]
-#pragma unroll
-        for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-          for (int h = 0; h < 2; ++h)
-#pragma unroll
-            for (int p = 0; p < 2; ++p) {
-              const int row = wm + mi * 16 + g + 8 * h;
-              aq[mi][h][p] = *reinterpret_cast<const uint4*>(
-                  sA + row * T::A_ROW + T::swz_a(8 * bb + 2 * t + p, row) * 16);
-            }
-#pragma unroll
-        for (int s = 0; s < 4; ++s) {
-          unsigned b0[NJ], b1[NJ];
-          widen_b(s, b0, b1);
-#pragma unroll
-          for (int mi = 0; mi < 4; ++mi) {
-            const unsigned a0 = word_of(aq[mi][0][s / 2], 2 * (s % 2));
-            const unsigned a2 = word_of(aq[mi][0][s / 2], 2 * (s % 2) + 1);
-            const unsigned a1 = word_of(aq[mi][1][s / 2], 2 * (s % 2));
-            const unsigned a3 = word_of(aq[mi][1][s / 2], 2 * (s % 2) + 1);
-#pragma unroll
-            for (int nj = 0; nj < NJ; ++nj) mma_s8u8(acc[mi][nj], a0, a1, a2, a3, b0[nj], b1[nj]);
-          }
-        }
       }
     }
   }
@@ -276,8 +219,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int h = e / 2, c = e % 2;
-        const int sum =
-            SPLIT ? acc[mi][nj][e] + (acc_hi[mi][nj][e] >> (ABITS == 4 ? 8 : 4)) : acc[mi][nj][e];
+        const int sum = acc[mi][nj][e] + (acc_hi[mi][nj][e] >> (ABITS == 4 ? 8 : 4));
         const int v = corrected(sum, ABITS, sa[mi][h], sq[nj][c], K);
         out[mi][nj][e] = float(v) * sx[mi][h] * sw[nj][c];
       }
@@ -510,16 +452,16 @@ __global__ void __launch_bounds__(kThreads, MINB)
   }
 }
 
-template <int ABITS, int NJ, bool SPLIT = false, typename OutT = __nv_bfloat16>
+template <int ABITS, typename OutT = __nv_bfloat16, int NJ = 4>
 cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
                          cudaStream_t stream) {
   using T = Tiled<ABITS, NJ>;
   const size_t smem = T::smem_bytes(w.r);
-  if (cudaError_t e = cudaFuncSetAttribute(quad_tiled_kernel<ABITS, NJ, SPLIT, OutT>,
+  if (cudaError_t e = cudaFuncSetAttribute(quad_tiled_kernel<ABITS, NJ, OutT>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)))
     return e;
   const dim3 grid((w.N + T::BN - 1) / T::BN, (M + T::BM - 1) / T::BM);
-  quad_tiled_kernel<ABITS, NJ, SPLIT, OutT><<<grid, kThreads, smem, stream>>>(act, M, w, y);
+  quad_tiled_kernel<ABITS, NJ, OutT><<<grid, kThreads, smem, stream>>>(act, M, w, y);
   return cudaGetLastError();
 }
 
@@ -556,49 +498,29 @@ cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
 }  // namespace
 
 cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const QuadWeights& w,
-                                   __nv_bfloat16* y, cudaStream_t stream, int variant) {
+                                   __nv_bfloat16* y, cudaStream_t stream) {
   if (cudaError_t e = check_args(act, M, w)) return e;
-  if (variant < 0 || variant > 2 || act.natural) return cudaErrorInvalidValue;
-  // The widest tile with 8-bit activations has room for r ≤ 64 only (shared memory).
-  if (variant == 1 && w.act_bits == 8 && w.r > 64) return cudaErrorInvalidValue;
+  if (act.natural) return cudaErrorInvalidValue;
   if (M == 0) return cudaSuccess;
-  const bool a4 = w.act_bits == 4;
-  switch (variant) {
-    case 1:
-      return a4 ? launch_tiled<4, 8>(act, M, w, y, stream)
-                : launch_tiled<8, 8>(act, M, w, y, stream);
-    case 2:
-      return a4 ? launch_tiled<4, 4, true>(act, M, w, y, stream)
-                : launch_tiled<8, 4, true>(act, M, w, y, stream);
-    default:
-      return a4 ? launch_tiled<4, 4>(act, M, w, y, stream)
-                : launch_tiled<8, 4>(act, M, w, y, stream);
-  }
+  return by_act_bits(w.act_bits, [&](auto bits) {
+    return launch_tiled<decltype(bits)::value>(act, M, w, y, stream);
+  });
 }
 
 cudaError_t launch_quad_gemv_variant(const QuadActivations& act, int M, const QuadWeights& w,
                                      __nv_bfloat16* y, cudaStream_t stream, int variant) {
   if (cudaError_t e = check_args(act, M, w)) return e;
-  if (M < 1 || M > 16 || act.natural) return cudaErrorInvalidValue;
-  const bool a4 = w.act_bits == 4;
-  switch (variant) {
-    case 0:
-      return a4 ? launch_gemv<4, 4, 1>(act, M, w, y, stream)
-                : launch_gemv<8, 4, 1>(act, M, w, y, stream);
-    case 1:
-      return a4 ? launch_gemv<4, 8, 1>(act, M, w, y, stream)
-                : launch_gemv<8, 8, 1>(act, M, w, y, stream);
-    case 2:
-      return a4 ? launch_gemv<4, 4, 4>(act, M, w, y, stream)
-                : launch_gemv<8, 4, 4>(act, M, w, y, stream);
-    case 3:
-      return a4 ? launch_gemv<4, 2, 6>(act, M, w, y, stream)
-                : launch_gemv<8, 2, 6>(act, M, w, y, stream);
-    case 4:
-      return a4 ? launch_gemv<4, 4, 1, true>(act, M, w, y, stream)
-                : launch_gemv<8, 4, 1, true>(act, M, w, y, stream);
-    default: return cudaErrorInvalidValue;
-  }
+  if (M < 1 || M > 16 || act.natural || variant < 0 || variant > 4) return cudaErrorInvalidValue;
+  return by_act_bits(w.act_bits, [&](auto bits) {
+    constexpr int B = decltype(bits)::value;
+    switch (variant) {
+      case 1: return launch_gemv<B, 8, 1>(act, M, w, y, stream);
+      case 2: return launch_gemv<B, 4, 4>(act, M, w, y, stream);
+      case 3: return launch_gemv<B, 2, 6>(act, M, w, y, stream);
+      case 4: return launch_gemv<B, 4, 1, true>(act, M, w, y, stream);
+      default: return launch_gemv<B, 4, 1>(act, M, w, y, stream);
+    }
+  });
 }
 
 namespace {
@@ -610,13 +532,11 @@ cudaError_t quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, O
   if (M == 0) return cudaSuccess;
   if (quad_gemm_natural(M, w) != act.natural) return cudaErrorInvalidValue;
   if (quad_gemm_natural(M, w)) return launch_quad_gemm_wgmma(act, M, w, y, stream);
-  if (M <= 16)
-    return w.act_bits == 4 ? launch_gemv<4, 4, 1, false, OutT>(act, M, w, y, stream)
-                           : launch_gemv<8, 4, 1, false, OutT>(act, M, w, y, stream);
-  // 128 × 128 tiles with split accumulators: 5-7% faster than one accumulator; the 128 × 256
-  // tile spills registers (docs/cuda_kernels.md).
-  return w.act_bits == 4 ? launch_tiled<4, 4, true, OutT>(act, M, w, y, stream)
-                         : launch_tiled<8, 4, true, OutT>(act, M, w, y, stream);
+  return by_act_bits(w.act_bits, [&](auto bits) {
+    constexpr int B = decltype(bits)::value;
+    return M <= 16 ? launch_gemv<B, 4, 1, false, OutT>(act, M, w, y, stream)
+                   : launch_tiled<B, OutT>(act, M, w, y, stream);
+  });
 }
 
 }  // namespace

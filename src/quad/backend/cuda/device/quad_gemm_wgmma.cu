@@ -365,8 +365,9 @@ cudaError_t launch_quad_gemm_wgmma(const QuadActivations& act, int M, const Quad
   if (cudaError_t e = check_args(act, M, w)) return e;
   if (w.r > kMaxOutlier || !act.natural) return cudaErrorInvalidValue;
   if (M == 0) return cudaSuccess;
-  return w.act_bits == 4 ? launch_wgmma<4>(act, M, w, y, stream)
-                         : launch_wgmma<8>(act, M, w, y, stream);
+  return by_act_bits(w.act_bits, [&](auto bits) {
+    return launch_wgmma<decltype(bits)::value>(act, M, w, y, stream);
+  });
 }
 template cudaError_t launch_quad_gemm_wgmma(const QuadActivations&, int, const QuadWeights&,
                                             __nv_bfloat16*, cudaStream_t);

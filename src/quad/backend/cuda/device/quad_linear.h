@@ -152,11 +152,9 @@ template <typename OutT>
 cudaError_t launch_quad_gemm_wgmma(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
                                    cudaStream_t stream);
 
-// The tiled kernel at any M (for tests and benchmarks) in one of its variants: 0 = 128 × 128
-// tiles, 1 = 128 × 256 tiles (with 8-bit activations only for r ≤ 64), 2 = 128 × 128 with
-// separate low- and high-nibble accumulators (what launch_quad_gemm uses).
+// The tiled mma.sync kernel at any M (tests, benchmarks; fragment-major activations).
 cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const QuadWeights& w,
-                                   __nv_bfloat16* y, cudaStream_t stream, int variant = 0);
+                                   __nv_bfloat16* y, cudaStream_t stream);
 
 // The weight-streaming kernel (M ≤ 16) in one of its tuning variants (benchmarks): 0 = the
 // default (4 k blocks in flight per thread), 1 = 8 in flight, 2 = 4 with ≤ 64 registers (4
