@@ -53,9 +53,26 @@ struct WgLayout {
   }
 };
 
-// Byte offset of the 16-byte chunk c (k 16c .. 16c+15 of a stage) of token n in a u8 tile.
+// Byte offset of the 16-byte chunk c of token n in a tile of `chunks_per_row` chunks per token,
+// canonical no-swizzle layout (the fp16 outlier tile).
 __device__ __forceinline__ int core_offset(int n, int c, int chunks_per_row) {
   return ((n >> 3) * chunks_per_row + c) * 128 + (n & 7) * 16;
+}
+// The same for the u8 operand tiles (k 16c .. 16c+15 of a stage): 128-byte rows, 128-byte swizzle
+// (wgmma_desc_sw128); QUAD_WGMMA_NOSWIZZLE builds the no-swizzle layout instead (comparison).
+__device__ __forceinline__ int tile_offset(int n, int c) {
+#ifdef QUAD_WGMMA_NOSWIZZLE
+  return core_offset(n, c, kCoreK);
+#else
+  return n * 128 + ((c ^ (n & 7)) << 4);
+#endif
+}
+__device__ __forceinline__ uint64_t tile_desc(const uint8_t* tile, int step) {
+#ifdef QUAD_WGMMA_NOSWIZZLE
+  return wgmma_desc(tile + 2 * step * 128, 128, kCoreK * 128);
+#else
+  return wgmma_desc_sw128(tile + 32 * step);
+#endif
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -103,7 +120,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
         const bool valid = m0 + n < M;
         const uint8_t* p =
             valid ? act.codes + size_t(m0 + n) * a_ld + kb * 128 + c * 16 : act.codes;
-        cp_async16(dst + core_offset(n, c, kCoreK), p, valid);
+        cp_async16(dst + tile_offset(n, c), p, valid);
       }
     } else {
       uint8_t* dst = sStg + (kb % L::STG_SLOTS) * L::STG_BYTES;
@@ -127,9 +144,9 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
       const uint4 run = *reinterpret_cast<const uint4*>(src + n * 64 + 16 * (s ^ ((n >> 1) & 3)));
-      *reinterpret_cast<uint4*>(dst + core_offset(n, 2 * s, kCoreK)) =
+      *reinterpret_cast<uint4*>(dst + tile_offset(n, 2 * s)) =
           make_uint4(lo_nibbles(run.x), lo_nibbles(run.y), lo_nibbles(run.z), lo_nibbles(run.w));
-      *reinterpret_cast<uint4*>(dst + core_offset(n, 2 * s + 1, kCoreK)) =
+      *reinterpret_cast<uint4*>(dst + tile_offset(n, 2 * s + 1)) =
           make_uint4(hi_nibbles(run.x), hi_nibbles(run.y), hi_nibbles(run.z), hi_nibbles(run.w));
     }
   };
@@ -167,7 +184,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     wgmma_fence();
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
-      const uint64_t desc = wgmma_desc(b + 2 * s * 128, 128, kCoreK * 128);
+      const uint64_t desc = tile_desc(b, s);
       if constexpr (ABITS == 4)
         wgmma_u8u8(acc, af[s], desc);
       else

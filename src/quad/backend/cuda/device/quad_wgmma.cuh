@@ -13,6 +13,14 @@ __device__ __forceinline__ uint64_t wgmma_desc(const void* smem, unsigned lbo, u
   return ((addr & 0x3FFFF) >> 4) | (uint64_t((lbo >> 4) & 0x3FFF) << 16) |
          (uint64_t((sbo >> 4) & 0x3FFF) << 32);  // base offset 0, no swizzle
 }
+// K-major tile with the 128-byte swizzle: rows of 128 bytes, 8-row atoms of 1024 bytes (1024-byte
+// aligned), 16-byte chunk c of row r stored at chunk c ^ (r % 8). `smem` may point into a row
+// (k offset inside the atom); the hardware applies the swizzle to the full address.
+__device__ __forceinline__ uint64_t wgmma_desc_sw128(const void* smem) {
+  const uint64_t addr = unsigned(__cvta_generic_to_shared(smem));
+  return ((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) |
+         (uint64_t(1) << 62);
+}
 
 __device__ __forceinline__ void wgmma_fence() {
   asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
