@@ -409,9 +409,8 @@ int main(int argc, char** argv) {
       "%.0f TOP/s, int8 mma.sync issue %.0f TOP/s\n",
       c.copy_gbs, c.bf16_tflops, c.int8_tops, c.mma_sync_tops);
   std::printf(
-      "gemm_us: the kernel launch_quad_gemm picks (M <= 16: weight streaming; larger: wgmma for\n"
-      "4-bit activations, mma.sync for 8-bit); other_us: the other prefill kernel on the same\n"
-      "shape (mma.sync, or wgmma for 8-bit activations)\n");
+      "gemm_us: the kernel launch_quad_gemm picks (M <= 16: weight streaming; larger: wgmma\n"
+      "where available); other_us: the other prefill kernel on the same shape (mma.sync)\n");
 
   const int d = 4096, r = 64;
   const std::vector<Shape> shapes = {{"q 4096x4096", 4096, 4096, true, 4, 0},

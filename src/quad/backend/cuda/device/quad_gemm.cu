@@ -542,9 +542,7 @@ cudaError_t quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, O
 }  // namespace
 
 bool quad_gemm_natural(int M, const QuadWeights& w) {
-  // 4-bit activations only: with 8-bit ones the wgmma kernel moves 40 KiB per k block and
-  // measured no faster than the mma.sync kernel (docs/cuda_kernels.md).
-  return M > 16 && w.act_bits == 4 && quad_wgmma_available(w);
+  return M > 16 && quad_wgmma_available(w);
 }
 
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,

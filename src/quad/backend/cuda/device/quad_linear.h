@@ -132,8 +132,8 @@ struct QuadWeights {
 };
 
 // y (M, N) bf16 = the QUAD linear of `act` (same K, r and act_bits as w). M ≤ 16 runs the
-// weight-streaming kernel, larger M the wgmma kernel where available (4-bit activations),
-// else the tiled mma.sync kernel. r must be a multiple of 16
+// weight-streaming kernel, larger M the wgmma kernel where available, else the tiled mma.sync
+// kernel. r must be a multiple of 16
 // and at most 128; K ≥ 1.
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,
                              __nv_bfloat16* y, cudaStream_t stream);
