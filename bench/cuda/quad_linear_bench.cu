@@ -8,7 +8,8 @@
 // through enough weight and input copies to exceed the L2 cache; the graph is replayed, timed
 // with CUDA events, and the median replay / reps is reported. Inputs are random (never zeros).
 //
-// Usage: quad_linear_bench [--quick] [--profile] [--gemv-variants] [--json FILE]
+// Usage: quad_linear_bench [--quick] [--profile] [--gemv-variants] [--m M1,M2,...] [--json FILE]
+// --m: these token counts (1 to 65536) instead of the default list.
 // --profile: gate/up and down at M = 1 and 4096 only, plus one plain launch of each kernel (for
 // ncu, which does not profile kernels inside graphs).
 #include <cublas_v2.h>
@@ -375,6 +376,23 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
 int main(int argc, char** argv) {
   bool quick = false, profile = false;
   const char* json_path = nullptr;
+  std::vector<int> m_list;
+  // "M1,M2,..." with every M in 1..65536, or false.
+  auto parse_ms = [&](const char* text) {
+    std::string item;
+    for (const char* c = text;; ++c) {
+      if (*c == ',' || *c == '\0') {
+        char* end = nullptr;
+        const long v = std::strtol(item.c_str(), &end, 10);
+        if (item.empty() || *end != '\0' || v < 1 || v > 65536) return false;
+        m_list.push_back(int(v));
+        item.clear();
+        if (*c == '\0') return true;
+      } else {
+        item += *c;
+      }
+    }
+  };
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) {
       quick = true;
@@ -384,10 +402,12 @@ int main(int argc, char** argv) {
       gemv_variants = true;
     } else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) {
       json_path = argv[++i];
+    } else if (!std::strcmp(argv[i], "--m") && i + 1 < argc && parse_ms(argv[i + 1])) {
+      ++i;
     } else {
-      std::fprintf(
-          stderr,
-          "usage: quad_linear_bench [--quick] [--profile] [--gemv-variants] [--json FILE]\n");
+      std::fprintf(stderr,
+                   "usage: quad_linear_bench [--quick] [--profile] [--gemv-variants] "
+                   "[--m M1,M2,...] [--json FILE]\n");
       return 2;
     }
   }
@@ -423,6 +443,7 @@ int main(int argc, char** argv) {
   std::vector<int> Ms =
       quick ? std::vector<int>{1, 16, 4096} : std::vector<int>{1, 4, 16, 2048, 4096, 8192};
   if (profile) Ms = {1, 4096};
+  if (!m_list.empty()) Ms = m_list;
   std::vector<Row> rows;
   std::printf("\n%-20s %6s %10s %10s %9s %9s %9s %8s %9s %9s\n", "shape (N x K)", "M", "cuBLAS_us",
               "QUAD_us", "quant_us", "gemm_us", "other_us", "speedup", "TOP/s", "GB/s");

@@ -498,7 +498,8 @@ TEST(QuadGemm, RejectsBadArguments) {
 
 // The kernel benchmark refuses unknown or incomplete flags before touching the GPU (runs in CI).
 TEST(QuadLinearBench, RejectsBadFlags) {
-  for (const char* args : {"--bogus", "--json", "--quick extra"}) {
+  for (const char* args :
+       {"--bogus", "--json", "--quick extra", "--m", "--m 0", "--m 4,x", "--m 1,,2"}) {
     auto r = test::run_program(QUAD_LINEAR_BENCH, args);
     EXPECT_EQ(r.exit_code, 2) << args;
     EXPECT_NE(r.err.find("usage: quad_linear_bench"), std::string::npos) << args << ": " << r.err;
