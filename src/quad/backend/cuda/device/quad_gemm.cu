@@ -542,7 +542,13 @@ cudaError_t quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, O
 }  // namespace
 
 bool quad_gemm_natural(int M, const QuadWeights& w) {
-  return M > 16 && quad_wgmma_available(w);
+  if (M <= 16 || !quad_wgmma_available(w)) return false;
+  // Measured on H100 (docs/cuda_kernels.md, M = 64 .. 8192): with 8-bit activations the wgmma
+  // kernel won everywhere; with 4-bit ones the 128 x 128 mma.sync tiles won while the wgmma grid
+  // (256-token x 128-channel tiles) filled less than about 3/4 of the GPU or M < 128.
+  if (w.act_bits == 8) return true;
+  const long blocks = long((M + 255) / 256) * ((w.N + 127) / 128);
+  return M >= 128 && blocks * 4 >= 3L * quad_sm_count();
 }
 
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,

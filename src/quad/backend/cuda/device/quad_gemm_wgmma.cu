@@ -338,6 +338,21 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 #endif
 }
 
+}  // namespace
+
+int quad_sm_count() {
+  static const int count = [] {
+    int dev = 0, n = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+      return 1;
+    return n;
+  }();
+  return count;
+}
+
+namespace {
+
 bool device_is_sm90() {
   static const bool yes = [] {
     int dev = 0, major = 0, minor = 0;

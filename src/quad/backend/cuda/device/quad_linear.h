@@ -140,9 +140,12 @@ cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeight
 // The same with fp32 output.
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, float* y,
                              cudaStream_t stream);
-// Whether launch_quad_gemm at this M reads activations in natural order (the wgmma kernel);
-// the quantization kernels write what QuadActivations::natural says.
+// Whether launch_quad_gemm at this M takes the wgmma kernel, whose activations are in natural
+// order; the quantization kernels write what QuadActivations::natural says.
 bool quad_gemm_natural(int M, const QuadWeights& w);
+
+// Multiprocessors of the current device (1 when there is none), read once.
+int quad_sm_count();
 
 // Whether the wgmma prefill kernel can run these weights here: built for sm_90a, running on a
 // compute-capability 9.0 GPU, r ≤ 64, and not disabled by QUAD_CUDA_WGMMA=0.
