@@ -430,7 +430,7 @@ int main(int argc, char** argv) {
       c.copy_gbs, c.bf16_tflops, c.int8_tops, c.mma_sync_tops);
   std::printf(
       "gemm_us: the kernel launch_quad_gemm picks (M <= 16: weight streaming; larger: wgmma\n"
-      "where available); other_us: the other prefill kernel on the same shape (mma.sync)\n");
+      "or mma.sync by grid size); other_us: the other prefill kernel on the same shape\n");
 
   const int d = 4096, r = 64;
   const std::vector<Shape> shapes = {{"q 4096x4096", 4096, 4096, true, 4, 0},
