@@ -1,6 +1,12 @@
 // Without a GPU (CI), asking for the CUDA backend gives one clear "[cuda]" error, from the
-// library and from the CLI. With a GPU these tests skip (the op harness covers that case).
+// library and from the CLI (with a GPU those tests skip: the op harness covers that case); the
+// default device follows the GPU.
 #include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "cuda_test_util.h"
 #include "quad/core/error.h"
@@ -14,6 +20,26 @@ TEST(CudaAvailability, BackendIsListedWhenCompiledIn) {
   EXPECT_NE(std::find(names.begin(), names.end(), "cuda"), names.end());
   EXPECT_TRUE(cuda_compiled());
   EXPECT_EQ(backend_available("cuda"), cuda_device_count() > 0);
+}
+
+// Without --device, commands run on the GPU where there is one (here: bench's JSON names the
+// backend it used), else on the CPU; --device cpu still picks the CPU.
+TEST(CudaAvailability, DefaultDeviceFollowsTheGpu) {
+  // The backend named by every JSON line bench printed.
+  auto backends = [](const std::string& out) {
+    std::vector<std::string> names;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);)
+      if (!line.empty()) names.push_back(nlohmann::json::parse(line).at("backend"));
+    return names;
+  };
+  const std::string want = cuda_device_count() > 0 ? "cuda" : "cpu";
+  auto r = test::run_quad("bench --random tiny-llama3-30m -p 4 -n 2 -r 1 -t 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(backends(r.out), std::vector<std::string>(2, want)) << r.out;
+  r = test::run_quad("bench --random tiny-llama3-30m -p 4 -n 0 -r 1 -t 1 --json --device cpu");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(backends(r.out), std::vector<std::string>{"cpu"}) << r.out;
 }
 
 TEST(CudaAvailability, NoGpuGivesClearError) {

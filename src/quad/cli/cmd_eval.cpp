@@ -77,7 +77,7 @@ Runner add_eval(CLI::App& app) {
       tasks.push_back(eval::load_task(name, data));
     Tokenizer tokenizer = Tokenizer::load(o->run.model_dir);
     Model model = Model::load(o->run.model_dir);
-    auto backend = make_backend(o->run.backend);
+    auto backend = make_run_backend(o->run);
     eval::EvalOptions options;
     options.limit = o->limit;
     options.bos = o->bos == "on"    ? eval::BosMode::kOn

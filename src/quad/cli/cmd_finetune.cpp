@@ -56,7 +56,7 @@ Runner add_finetune(CLI::App& app) {
     check(std::filesystem::absolute(f.out_dir) != std::filesystem::absolute(f.model_dir),
           "finetune", "-o must differ from -m");
     set_num_threads(o->run.threads);
-    auto backend = make_backend(o->run.backend);
+    auto backend = make_run_backend(o->run, false);  // training ops: CPU
     const train::FinetuneReport r = train::finetune(f, *backend);
     fmt::print("steps {} (from {}), {} tokens in {:.1f} s: {:.0f} tokens/s\n", r.steps,
                r.first_step, r.train_tokens_seen, r.seconds, r.tokens_per_second);

@@ -34,7 +34,7 @@ Runner add_generate(CLI::App& app) {
     set_num_threads(o->run.threads);
     Tokenizer tokenizer = Tokenizer::load(o->run.model_dir);
     Model model = Model::load(o->run.model_dir);
-    auto backend = make_backend(o->run.backend);
+    auto backend = make_run_backend(o->run);
     Sampler sampler(o->sampling);
     std::vector<int32_t> prompt_ids = tokenizer.encode(o->prompt, true);
     check(!prompt_ids.empty(), "generate", "the prompt encodes to no tokens");

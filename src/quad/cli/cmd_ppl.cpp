@@ -34,7 +34,7 @@ Runner add_ppl(CLI::App& app) {
     const std::string text = read_text_file(o->text, "ppl");
     Tokenizer tokenizer = Tokenizer::load(o->run.model_dir);
     Model model = Model::load(o->run.model_dir);
-    auto backend = make_backend(o->run.backend);
+    auto backend = make_run_backend(o->run);
     const int ctx = o->ctx > 0 ? o->ctx : std::min(2048, model.config.max_position_embeddings);
     std::fprintf(stderr, "ppl: tokenizing %zu bytes...\n", text.size());
     std::vector<int32_t> ids = tokenizer.encode(text, true);

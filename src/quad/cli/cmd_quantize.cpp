@@ -81,7 +81,7 @@ Runner add_quantize(CLI::App& app) {
     Model model = Model::load(o->run.model_dir);
     check(model.residual_width == model.config.hidden_size, "quantize", "{} is already quantized",
           o->run.model_dir);
-    auto backend = make_backend(o->run.backend);
+    auto backend = make_run_backend(o->run);
     Progress total("quantize", 1, "", true);
     std::vector<LayerError> errors;
     quantize_model(model, tokenizer, r, *backend, true, &errors);

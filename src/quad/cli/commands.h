@@ -4,7 +4,10 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <memory>
 #include <string>
+
+#include "quad/backend/backend.h"
 
 namespace quad::cli {
 
@@ -21,10 +24,13 @@ Runner add_finetune(CLI::App& app);
 // Options shared by the commands that run a model.
 struct RunOptions {
   std::string model_dir;
-  int threads = 0;  // 0: all cores
-  std::string backend = "cpu";
+  int threads = 0;      // 0: all cores
+  std::string backend;  // empty: the command's default (make_run_backend)
 };
 // Adds -m (required unless model_required is false), -t, --backend/--device; returns -m.
 CLI::Option* add_run_options(CLI::App& cmd, RunOptions& options, bool model_required = true);
+// The backend the options name; without --device/--backend, cuda where quad was built with CUDA
+// and a GPU is present (when gpu_by_default), else cpu.
+std::unique_ptr<Backend> make_run_backend(const RunOptions& options, bool gpu_by_default = true);
 
 }  // namespace quad::cli

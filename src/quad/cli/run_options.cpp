@@ -13,14 +13,19 @@ CLI::Option* add_run_options(CLI::App& cmd, RunOptions& o, bool model_required) 
   auto* backend = cmd.add_option("--backend", o.backend,
                                  "compute backend: cpu, cuda (NVIDIA GPU) or ref (slow reference)")
                       ->check(CLI::IsMember({"cpu", "cuda", "ref"}));
-  // --device is the user-facing alias. The default stays cpu even where a GPU is present: the
-  // phase-1 CUDA backend copies activations to the GPU and back for every op.
+  // --device is the user-facing alias.
   cmd.add_option_function<std::string>(
          "--device", [&o](const std::string& device) { o.backend = device; },
-         "where to run: cpu (default) or cuda (same as --backend)")
+         "where to run: cpu or cuda (same as --backend; default: cuda when quad was built with "
+         "CUDA and a GPU is present, else cpu; fine-tuning: cpu)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->excludes(backend);
   return model;
+}
+
+std::unique_ptr<Backend> make_run_backend(const RunOptions& o, bool gpu_by_default) {
+  if (!o.backend.empty()) return make_backend(o.backend);
+  return make_backend(gpu_by_default && backend_available("cuda") ? "cuda" : "cpu");
 }
 
 }  // namespace quad::cli
