@@ -124,7 +124,7 @@ TEST_P(CudaPpl, MatchesCpuFpAndQuantized) {
   const int rank = GetParam() == "stories260K" ? 8 : 32;
   auto r = test::run_quad("quantize -m '" + model.string() + "' -o '" + q.string() + "' --calib '" +
                           text.string() + "' --rank " + std::to_string(rank) +
-                          " --nsamples 4 --seqlen 128 --p-nsamples 4 --p-seqlen 128");
+                          " --nsamples 4 --seqlen 128 --p-nsamples 4 --p-seqlen 128 --device cpu");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   expect_ops_match(q, GetParam() + " QUAD W4A4/A8");
   expect_same_ppl(q, text, GetParam() + " QUAD W4A4/A8", kQuantPplRelTol);
