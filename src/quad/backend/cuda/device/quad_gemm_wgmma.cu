@@ -10,9 +10,9 @@
 //    rows; the tile-major layout of quad_linear.h) straight into registers two stages ahead,
 //    and widens them to the u8 A fragments (low nibbles = k 4t..4t+3, high = k 16+4t..);
 //  - activations are stored in natural k order for this kernel (QuadActivations::natural);
-//    8-bit ones are copied by cp.async into a 4-slot ring in the canonical layout, two stages
-//    ahead; 4-bit ones into a 4-slot staging ring (packed), and widened one stage ahead into a
-//    3-slot ring of u8 tiles: the 16 packed bytes of a k32 step give their low nibbles to wgmma
+//    8-bit ones are copied by cp.async into a 4-slot ring of tiles (128-byte rows, 128-byte
+//    swizzle), two stages ahead; 4-bit ones into a 4-slot staging ring (packed), and widened one
+//    stage ahead into a 3-slot ring of such u8 tiles: the 16 packed bytes of a k32 step give their low nibbles to wgmma
 //    k 0..15 and their high nibbles to k 16..31; word t of the step (codes 8t..8t+7) thus lands
 //    at k 4t..4t+3 and 16+4t..16+4t+3, where the weights' register fragments put the same codes.
 // One barrier per stage; wgmma groups are committed per stage and at most two are in flight.
