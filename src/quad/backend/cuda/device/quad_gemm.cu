@@ -22,7 +22,6 @@ constexpr int kThreads = 256;
 
 template <int ABITS, int NJ>
 struct Tiled {
-  // 3 stages, 2 for the largest tile (8-bit activations, 256 wide) to fit shared memory.
   static constexpr int BM = 128, BN = 32 * NJ, BK = 256, STAGES = 3;
   static constexpr int A_ROW = BK * ABITS / 8;  // bytes per tile row per stage
   static constexpr int B_ROW = BK / 2;
@@ -133,56 +132,54 @@ __global__ void __launch_bounds__(kThreads, 1)
         bq[nj] =
             *reinterpret_cast<const uint4*>(sB + row * T::B_ROW + T::swz_b(4 * bb + t, row) * 16);
       }
-      {
-        // k32 steps in pairs (sp, sp+1): one mma over their low nibbles, one over their high.
-        constexpr unsigned kHi = 0xF0F0F0F0u;
-        uint4 aq[4][2][ABITS == 4 ? 1 : 2];  // [mi][row g / g+8][16-byte run]
+      // k32 steps in pairs (sp, sp+1): one mma over their low nibbles, one over their high.
+      constexpr unsigned kHi = 0xF0F0F0F0u;
+      uint4 aq[4][2][ABITS == 4 ? 1 : 2];  // [mi][row g / g+8][16-byte run]
 #pragma unroll
-        for (int mi = 0; mi < 4; ++mi)
+      for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
-          for (int h = 0; h < 2; ++h)
+        for (int h = 0; h < 2; ++h)
 #pragma unroll
-            for (int p = 0; p < (ABITS == 4 ? 1 : 2); ++p) {
-              const int row = wm + mi * 16 + g + 8 * h;
-              const int c = ABITS == 4 ? 4 * bb + t : 8 * bb + 2 * t + p;
-              aq[mi][h][p] =
-                  *reinterpret_cast<const uint4*>(sA + row * T::A_ROW + T::swz_a(c, row) * 16);
-            }
-#pragma unroll
-        for (int sp = 0; sp < 4; sp += 2) {
-          unsigned bl0[NJ], bl1[NJ], bh0[NJ], bh1[NJ];
-#pragma unroll
-          for (int nj = 0; nj < NJ; ++nj) {
-            const unsigned w0 = word_of(bq[nj], sp), w1 = word_of(bq[nj], sp + 1);
-            bl0[nj] = lo_nibbles(w0), bl1[nj] = lo_nibbles(w1);
-            bh0[nj] = w0 & kHi, bh1[nj] = w1 & kHi;
+          for (int p = 0; p < (ABITS == 4 ? 1 : 2); ++p) {
+            const int row = wm + mi * 16 + g + 8 * h;
+            const int c = ABITS == 4 ? 4 * bb + t : 8 * bb + 2 * t + p;
+            aq[mi][h][p] =
+                *reinterpret_cast<const uint4*>(sA + row * T::A_ROW + T::swz_a(c, row) * 16);
           }
 #pragma unroll
-          for (int mi = 0; mi < 4; ++mi) {
-            unsigned l[4], hh[4];  // operand words a0..a3 of the low and the high mma
-            if constexpr (ABITS == 4) {
-              const unsigned g0 = word_of(aq[mi][0][0], sp), g1 = word_of(aq[mi][0][0], sp + 1);
-              const unsigned e0 = word_of(aq[mi][1][0], sp), e1 = word_of(aq[mi][1][0], sp + 1);
-              l[0] = lo_nibbles(g0), l[1] = lo_nibbles(e0), l[2] = lo_nibbles(g1),
-              l[3] = lo_nibbles(e1);
-              hh[0] = g0 & kHi, hh[1] = e0 & kHi, hh[2] = g1 & kHi, hh[3] = e1 & kHi;
-            } else {
-              // Step s of row h: words (s·b0, s·b1) = run s / 2, words 2(s % 2) and +1.
-              const int p = sp / 2;
-              l[0] = word_of(aq[mi][0][p], 0), l[1] = word_of(aq[mi][1][p], 0);
-              l[2] = word_of(aq[mi][0][p], 2), l[3] = word_of(aq[mi][1][p], 2);
-              hh[0] = word_of(aq[mi][0][p], 1), hh[1] = word_of(aq[mi][1][p], 1);
-              hh[2] = word_of(aq[mi][0][p], 3), hh[3] = word_of(aq[mi][1][p], 3);
-            }
+      for (int sp = 0; sp < 4; sp += 2) {
+        unsigned bl0[NJ], bl1[NJ], bh0[NJ], bh1[NJ];
 #pragma unroll
-            for (int nj = 0; nj < NJ; ++nj) {
-              if constexpr (ABITS == 4) {
-                mma_u8u8(acc[mi][nj], l[0], l[1], l[2], l[3], bl0[nj], bl1[nj]);
-                mma_u8u8(acc_hi[mi][nj], hh[0], hh[1], hh[2], hh[3], bh0[nj], bh1[nj]);
-              } else {
-                mma_s8u8(acc[mi][nj], l[0], l[1], l[2], l[3], bl0[nj], bl1[nj]);
-                mma_s8u8(acc_hi[mi][nj], hh[0], hh[1], hh[2], hh[3], bh0[nj], bh1[nj]);
-              }
+        for (int nj = 0; nj < NJ; ++nj) {
+          const unsigned w0 = word_of(bq[nj], sp), w1 = word_of(bq[nj], sp + 1);
+          bl0[nj] = lo_nibbles(w0), bl1[nj] = lo_nibbles(w1);
+          bh0[nj] = w0 & kHi, bh1[nj] = w1 & kHi;
+        }
+#pragma unroll
+        for (int mi = 0; mi < 4; ++mi) {
+          unsigned l[4], hh[4];  // operand words a0..a3 of the low and the high mma
+          if constexpr (ABITS == 4) {
+            const unsigned g0 = word_of(aq[mi][0][0], sp), g1 = word_of(aq[mi][0][0], sp + 1);
+            const unsigned e0 = word_of(aq[mi][1][0], sp), e1 = word_of(aq[mi][1][0], sp + 1);
+            l[0] = lo_nibbles(g0), l[1] = lo_nibbles(e0), l[2] = lo_nibbles(g1),
+            l[3] = lo_nibbles(e1);
+            hh[0] = g0 & kHi, hh[1] = e0 & kHi, hh[2] = g1 & kHi, hh[3] = e1 & kHi;
+          } else {
+            // Step s of row h: words (s·b0, s·b1) = run s / 2, words 2(s % 2) and +1.
+            const int p = sp / 2;
+            l[0] = word_of(aq[mi][0][p], 0), l[1] = word_of(aq[mi][1][p], 0);
+            l[2] = word_of(aq[mi][0][p], 2), l[3] = word_of(aq[mi][1][p], 2);
+            hh[0] = word_of(aq[mi][0][p], 1), hh[1] = word_of(aq[mi][1][p], 1);
+            hh[2] = word_of(aq[mi][0][p], 3), hh[3] = word_of(aq[mi][1][p], 3);
+          }
+#pragma unroll
+          for (int nj = 0; nj < NJ; ++nj) {
+            if constexpr (ABITS == 4) {
+              mma_u8u8(acc[mi][nj], l[0], l[1], l[2], l[3], bl0[nj], bl1[nj]);
+              mma_u8u8(acc_hi[mi][nj], hh[0], hh[1], hh[2], hh[3], bh0[nj], bh1[nj]);
+            } else {
+              mma_s8u8(acc[mi][nj], l[0], l[1], l[2], l[3], bl0[nj], bl1[nj]);
+              mma_s8u8(acc_hi[mi][nj], hh[0], hh[1], hh[2], hh[3], bh0[nj], bh1[nj]);
             }
           }
         }
@@ -530,8 +527,9 @@ cudaError_t quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, O
                       cudaStream_t stream) {
   if (cudaError_t e = check_args(act, M, w)) return e;
   if (M == 0) return cudaSuccess;
-  if (quad_gemm_natural(M, w) != act.natural) return cudaErrorInvalidValue;
-  if (quad_gemm_natural(M, w)) return launch_quad_gemm_wgmma(act, M, w, y, stream);
+  const bool wgmma = quad_gemm_natural(M, w);
+  if (wgmma != act.natural) return cudaErrorInvalidValue;
+  if (wgmma) return launch_quad_gemm_wgmma(act, M, w, y, stream);
   return by_act_bits(w.act_bits, [&](auto bits) {
     constexpr int B = decltype(bits)::value;
     return M <= 16 ? launch_gemv<B, 4, 1, false, OutT>(act, M, w, y, stream)

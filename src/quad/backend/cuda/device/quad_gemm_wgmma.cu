@@ -12,9 +12,10 @@
 //  - activations are stored in natural k order for this kernel (QuadActivations::natural);
 //    8-bit ones are copied by cp.async into a 4-slot ring of tiles (128-byte rows, 128-byte
 //    swizzle), two stages ahead; 4-bit ones into a 4-slot staging ring (packed), and widened one
-//    stage ahead into a 3-slot ring of such u8 tiles: the 16 packed bytes of a k32 step give their low nibbles to wgmma
-//    k 0..15 and their high nibbles to k 16..31; word t of the step (codes 8t..8t+7) thus lands
-//    at k 4t..4t+3 and 16+4t..16+4t+3, where the weights' register fragments put the same codes.
+//    stage ahead into a 3-slot ring of such u8 tiles: the 16 packed bytes of a k32 step give their
+//    low nibbles to wgmma k 0..15 and their high nibbles to k 16..31; word t of the step (codes
+//    8t..8t+7) thus lands at k 4t..4t+3 and 16+4t..16+4t+3, where the weights' register fragments
+//    put the same codes.
 // One barrier per stage; wgmma groups are committed per stage and at most two are in flight.
 // The epilogue is the one of the tiled kernel (quad_gemm.cu): exact integer correction, scales,
 // then the fp16 outlier product as one more wgmma (weights' outlier columns from registers,
@@ -338,29 +339,27 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 #endif
 }
 
+// An attribute of the current device, or `fallback` when there is none.
+int device_attribute(cudaDeviceAttr attr, int fallback) {
+  int dev = 0, value = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&value, attr, dev) != cudaSuccess)
+    return fallback;
+  return value;
+}
+
 }  // namespace
 
 int quad_sm_count() {
-  static const int count = [] {
-    int dev = 0, n = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-      return 1;
-    return n;
-  }();
+  static const int count = device_attribute(cudaDevAttrMultiProcessorCount, 1);
   return count;
 }
 
 namespace {
 
 bool device_is_sm90() {
-  static const bool yes = [] {
-    int dev = 0, major = 0, minor = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) return false;
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-    return major == 9 && minor == 0;
-  }();
+  static const bool yes = device_attribute(cudaDevAttrComputeCapabilityMajor, 0) == 9 &&
+                          device_attribute(cudaDevAttrComputeCapabilityMinor, -1) == 0;
   return yes;
 }
 

@@ -133,8 +133,7 @@ struct QuadWeights {
 
 // y (M, N) bf16 = the QUAD linear of `act` (same K, r and act_bits as w). M ≤ 16 runs the
 // weight-streaming kernel, larger M the wgmma kernel where available, else the tiled mma.sync
-// kernel. r must be a multiple of 16
-// and at most 128; K ≥ 1.
+// kernel. r must be a multiple of 16 and at most 128; K ≥ 1.
 cudaError_t launch_quad_gemm(const QuadActivations& act, int M, const QuadWeights& w,
                              __nv_bfloat16* y, cudaStream_t stream);
 // The same with fp32 output.
