@@ -52,24 +52,42 @@ TEST_P(BackendOps, Linear) {
   }
 }
 
-// fp16 weights: every backend against the reference's fp32 linear on the widened weights (the
-// same products, so the fp32-GEMM tolerance), at the GEMV (n = 1) and blocked-GEMM paths,
-// widths that leave 8- and 32-wide tails, and more rows than one 64-row tile.
-TEST_P(BackendOps, LinearF16) {
+// 16-bit weights (fp16, bf16): every backend against the reference's fp32 linear on the widened
+// weights (the same products, so the fp32-GEMM tolerance), at the GEMV (n = 1) and blocked-GEMM
+// paths, widths that leave 8- and 32-wide tails, and more rows than one 64-row tile. The cuda
+// backend runs these on tensor cores with x rounded to the weights' type: its reference gets
+// the same rounded x.
+void expect_half_linear_matches(Backend& ref, Backend& be, bool bf16) {
+  auto to16 = [bf16](float v) { return bf16 ? f32_to_bf16(v) : f32_to_f16(v); };
+  auto from16 = [bf16](uint16_t h) { return bf16 ? bf16_to_f32(h) : f16_to_f32(h); };
   for (auto [n, in, out, bias] : {std::tuple{1, 37, 19, false}, {1, 576, 300, true},
                                   {3, 64, 129, true}, {130, 45, 70, false}}) {
     auto x = test::random_normal(size_t(n) * in, 11), w = test::random_normal(size_t(out) * in, 12);
     const auto b = test::random_normal(out, 13);
     std::vector<uint16_t> w16(w.size());
     for (size_t i = 0; i < w.size(); ++i) {
-      w16[i] = f32_to_f16(w[i]);
-      w[i] = f16_to_f32(w16[i]);
+      w16[i] = to16(w[i]);
+      w[i] = from16(w16[i]);
     }
+    std::vector<float> x_ref = x;
+    if (be.name() == "cuda")
+      for (float& v : x_ref) v = from16(to16(v));
     std::vector<float> y0(size_t(n) * out), y1(size_t(n) * out, 7.0f);
-    ref->linear(x.data(), n, in, w.data(), out, bias ? b.data() : nullptr, y0.data());
-    be->linear_f16(x.data(), n, in, w16.data(), out, bias ? b.data() : nullptr, y1.data());
+    ref.linear(x_ref.data(), n, in, w.data(), out, bias ? b.data() : nullptr, y0.data());
+    if (bf16)
+      be.linear_bf16(x.data(), n, in, w16.data(), out, bias ? b.data() : nullptr, y1.data());
+    else
+      be.linear_f16(x.data(), n, in, w16.data(), out, bias ? b.data() : nullptr, y1.data());
     EXPECT_LT(nmse(y1, y0), kTol) << n << "x" << in << "->" << out;
   }
+}
+
+TEST_P(BackendOps, LinearF16) {
+  expect_half_linear_matches(*ref, *be, false);
+}
+
+TEST_P(BackendOps, LinearBf16) {
+  expect_half_linear_matches(*ref, *be, true);
 }
 
 TEST_P(BackendOps, RmsNorm) {

@@ -111,4 +111,30 @@ TEST(Forward, PrefillEqualsDecodeAndBackendsAgree) {
 }
 
 }  // namespace
+// --dtype bf16 keeps the fp linears as bf16: lossless for a bf16 checkpoint (the same logits
+// bit for bit on the cpu backend, which widens them back), a small change for an fp32 one.
+TEST(ModelDtype, Bf16StorageIsExactForBf16Checkpoints) {
+  QUAD_REQUIRE_ASSET(bf16_dir, "models/tiny-llama3-30m");
+  QUAD_REQUIRE_ASSET(f32_dir, "models/stories260K");
+  auto backend = make_cpu_backend();
+  const std::vector<int32_t> ids = {1, 403, 407, 261, 378};
+  for (const auto& [dir, exact] : {std::pair{bf16_dir, true}, {f32_dir, false}}) {
+    SCOPED_TRACE(dir);
+    const Model m = Model::load(dir);
+    Model half = Model::load(dir);
+    store_fp_linears_in_bf16(half);
+    EXPECT_TRUE(half.layers[0].q.weight.empty());
+    EXPECT_EQ(half.layers[0].q.weight_bf16.size(), m.layers[0].q.weight.size());
+    EXPECT_LT(half.weight_bytes(), m.weight_bytes());
+    const auto a = last_logits(m, *backend, ids), b = last_logits(half, *backend, ids);
+    double diff = 0;
+    for (size_t i = 0; i < a.size(); ++i) diff = std::max(diff, double(std::fabs(a[i] - b[i])));
+    if (exact)
+      EXPECT_EQ(diff, 0.0);
+    else
+      EXPECT_GT(diff, 0.0);  // stories260K is fp32: rounding its weights changes the logits
+    EXPECT_LT(diff, 0.5);
+  }
+}
+
 }  // namespace quad

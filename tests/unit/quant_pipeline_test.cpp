@@ -215,7 +215,9 @@ TEST(QuantizedModel, SaveLoadRoundTripAndDeterminism) {
   Model loaded = Model::load((out / "run0").string());
   EXPECT_EQ(loaded.residual_width, 64 + 8);
   const auto again = logits_of(loaded, probe_tokens(loaded.config.vocab_size));
-  EXPECT_LT(max_rel(again, first_logits), 1e-6);
+  // Same values, different kernels (the loaded head is fp16, run by the fp16 GEMV/GEMM; the
+  // in-memory one holds the same values in fp32, run by sgemm): only summation order differs.
+  EXPECT_LT(max_rel(again, first_logits), 1e-5);
   // refuses to overwrite
   Model m = Model::load(dir);
   Recipe r = small_w4_recipe();

@@ -1,7 +1,8 @@
 // The op interface the model calls. One implementation per backend folder: ref/ (plain loops,
-// the oracle for tests), cpu/ (OpenBLAS + OpenMP) and cuda/ (cuBLAS + own kernels; host
-// pointers in and out). Buffers are row-major fp32; shapes are written as (rows, cols) in the
-// comments.
+// the oracle for tests), cpu/ (OpenBLAS + OpenMP) and cuda/ (cuBLAS + own kernels). Activation
+// buffers live in the backend's memory (memory()); the cuda backend's ops also take host
+// pointers, staged per op. Weights are always host pointers (a GPU backend caches its copies).
+// Buffers are row-major fp32; shapes are written as (rows, cols) in the comments.
 #pragma once
 
 #include <cstddef>
@@ -9,6 +10,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "quad/backend/memory.h"
 
 namespace quad {
 
@@ -38,6 +41,20 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
 
+  // ---- Memory (memory.h). Where the forward pass should keep activations and KV caches.
+  virtual MemoryKind memory() const { return MemoryKind::host; }
+  // Whether host code may read and write p directly.
+  virtual bool host_accessible(const void* p) const {
+    (void)p;
+    return true;
+  }
+  // dst ← src, each in host memory or this backend's memory; returns once dst holds the data,
+  // ordered after every op issued before it.
+  virtual void copy(void* dst, const void* src, size_t bytes);
+  // Bytes of device memory in use on the backend's GPU (0 for host backends). Allocations only
+  // grow during a run, so at its end this is the run's peak (plus the driver's context).
+  virtual size_t device_memory_used() const { return 0; }
+
   // y (n, out) = x (n, in) · w (out, in)ᵀ + bias (out) (bias may be null).
   virtual void linear(const float* x, int n, int in, const float* w, int out, const float* bias,
                       float* y) = 0;
@@ -54,9 +71,13 @@ class Backend {
   virtual void attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
                          const float* k_cache, const float* v_cache, int pos0, float* out) = 0;
   // linear with fp16 weights w16 (out, in) (bit patterns). The default converts w16 to fp32 and
-  // calls linear (backend/linear_f16.cpp); backends override it with a direct kernel.
+  // calls linear (backend/backend_defaults.cpp); backends override it with a direct kernel. The
+  // cuda backend rounds x to the weights' 16-bit type (tensor-core GEMM, fp32 accumulation).
   virtual void linear_f16(const float* x, int n, int in, const uint16_t* w16, int out,
                           const float* bias, float* y);
+  // The same with bf16 weights w16 (bit patterns): the FP path of models stored in bf16.
+  virtual void linear_bf16(const float* x, int n, int in, const uint16_t* w16, int out,
+                           const float* bias, float* y);
   // out (n) = silu(gate) ⊙ up.
   virtual void silu_mul(const float* gate, const float* up, size_t n, float* out) = 0;
   // x (n) += y (n).

@@ -1,4 +1,5 @@
-// quad bench -m DIR | --random SHAPE [--quant fp32|w4a4|w4a8] [-p 512] [-n 128] [-r 3] [-t T]
+// quad bench -m DIR | --random SHAPE [--quant fp32|w4a4|w4a8] [--dtype fp32|bf16] [-p 512]
+// [-n 128] [-r 3] [-t T]
 // [--json]: llama-bench-style speed table.
 #include <fmt/format.h>
 
@@ -43,6 +44,7 @@ Runner add_bench(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   auto* model_opt = add_run_options(*cmd, o->run, false);
+  add_dtype_option(*cmd, o->run);
   auto* random_opt = cmd->add_option(
                             "--random", o->random,
                             "a random-weight model of a named shape instead of -m (" +
@@ -72,7 +74,7 @@ Runner add_bench(CLI::App& app) {
     Model model;
     std::string name;
     if (o->random.empty()) {
-      model = Model::load(o->run.model_dir);
+      model = load_run_model(o->run);
       name = std::filesystem::path(o->run.model_dir).filename().string();
     } else {
       RandomQuant rq;
@@ -82,15 +84,16 @@ Runner add_bench(CLI::App& app) {
       std::fprintf(stderr, "bench: building a random-weight %s model (%s)...\n", o->random.c_str(),
                    o->quant.c_str());
       model = make_random_model(config, rq);
+      apply_dtype(model, o->run);
       name = fmt::format("random {} {}", o->random,
-                         o->quant == "fp32"   ? "FP32"
+                         o->quant == "fp32"   ? (o->run.dtype == "bf16" ? "BF16" : "FP32")
                          : o->quant == "w4a4" ? "QUAD W4A4"
                                               : "QUAD W4A4/A8");
     }
     auto backend = make_run_backend(o->run);
     const int capacity = std::max(o->prompt, o->gen);
     model.ensure_positions(capacity);
-    KVCache cache(model.config, std::max(capacity, 1));
+    KVCache cache(model.config, std::max(capacity, 1), backend->memory());
     ForwardScratch scratch;
     std::vector<float> logits(model.config.vocab_size);
     std::mt19937 rng(0);
@@ -121,6 +124,8 @@ Runner add_bench(CLI::App& app) {
                             {"tps_mean", s.mean},
                             {"tps_sd", s.sd},
                             {"reps", rates.size()}};
+        if (const size_t gpu = backend->device_memory_used(); gpu > 0)
+          j["gpu_memory_mib"] = double(gpu) / 1048576.0;
         fmt::print("{}\n", j.dump());
       } else {
         fmt::print("| {} | {:.2f} MiB | {:.2f} M | {} | {} | {} | {:.2f} ± {:.2f} |\n", name,
@@ -150,6 +155,11 @@ Runner add_bench(CLI::App& app) {
                         }));
       report(fmt::format("tg{}", o->gen), rates);
     }
+    // Device allocations only grow during the run, so what is in use now is its peak.
+    if (const size_t gpu = backend->device_memory_used(); gpu > 0 && !o->json)
+      fmt::print("\nGPU memory in use after the runs (their peak, incl. the CUDA context): {:.0f} "
+                 "MiB\n",
+                 double(gpu) / 1048576.0);
     return 0;
   };
 }

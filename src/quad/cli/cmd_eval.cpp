@@ -58,6 +58,7 @@ Runner add_eval(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   add_run_options(*cmd, o->run);
+  add_dtype_option(*cmd, o->run);
   cmd->add_option("--tasks", o->tasks,
                   "comma-separated: piqa, hellaswag, arc_easy, arc_challenge, winogrande, "
                   "lambada_openai, openbookqa, boolq, social_iqa, all, or FILE.jsonl")
@@ -76,7 +77,7 @@ Runner add_eval(CLI::App& app) {
     for (const std::string& name : split_tasks(o->tasks))
       tasks.push_back(eval::load_task(name, data));
     Tokenizer tokenizer = Tokenizer::load(o->run.model_dir);
-    Model model = Model::load(o->run.model_dir);
+    Model model = load_run_model(o->run);
     auto backend = make_run_backend(o->run);
     eval::EvalOptions options;
     options.limit = o->limit;

@@ -22,6 +22,7 @@ Runner add_generate(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   add_run_options(*cmd, o->run);
+  add_dtype_option(*cmd, o->run);
   cmd->add_option("-p,--prompt", o->prompt, "prompt text")->required();
   cmd->add_option("-n,--n-predict", o->n, "tokens to generate")->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--temp", o->sampling.temperature, "temperature (0: greedy)")
@@ -33,14 +34,14 @@ Runner add_generate(CLI::App& app) {
   return [o] {
     set_num_threads(o->run.threads);
     Tokenizer tokenizer = Tokenizer::load(o->run.model_dir);
-    Model model = Model::load(o->run.model_dir);
+    Model model = load_run_model(o->run);
     auto backend = make_run_backend(o->run);
     Sampler sampler(o->sampling);
     std::vector<int32_t> prompt_ids = tokenizer.encode(o->prompt, true);
     check(!prompt_ids.empty(), "generate", "the prompt encodes to no tokens");
     const int capacity = int(prompt_ids.size()) + o->n;
     model.ensure_positions(capacity);
-    KVCache cache(model.config, capacity);
+    KVCache cache(model.config, capacity, backend->memory());
     ForwardScratch scratch;
     const int vocab = model.config.vocab_size;
     std::vector<float> logits(vocab);

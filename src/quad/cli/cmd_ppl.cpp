@@ -23,6 +23,7 @@ Runner add_ppl(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   add_run_options(*cmd, o->run);
+  add_dtype_option(*cmd, o->run);
   cmd->add_option("--text", o->text, "UTF-8 text file (e.g. wiki.test.raw)")->required();
   cmd->add_option("--ctx", o->ctx, "chunk length in tokens (default: min(2048, model context))")
       ->check(CLI::Range(2, 1 << 20));
@@ -33,7 +34,7 @@ Runner add_ppl(CLI::App& app) {
     set_num_threads(o->run.threads);
     const std::string text = read_text_file(o->text, "ppl");
     Tokenizer tokenizer = Tokenizer::load(o->run.model_dir);
-    Model model = Model::load(o->run.model_dir);
+    Model model = load_run_model(o->run);
     auto backend = make_run_backend(o->run);
     const int ctx = o->ctx > 0 ? o->ctx : std::min(2048, model.config.max_position_embeddings);
     std::fprintf(stderr, "ppl: tokenizing %zu bytes...\n", text.size());

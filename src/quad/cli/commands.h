@@ -8,6 +8,7 @@
 #include <string>
 
 #include "quad/backend/backend.h"
+#include "quad/model/model.h"
 
 namespace quad::cli {
 
@@ -26,11 +27,18 @@ struct RunOptions {
   std::string model_dir;
   int threads = 0;      // 0: all cores
   std::string backend;  // empty: the command's default (make_run_backend)
+  std::string dtype = "fp32";  // fp32 | bf16: how fp linear weights are held (add_dtype_option)
 };
 // Adds -m (required unless model_required is false), -t, --backend/--device; returns -m.
 CLI::Option* add_run_options(CLI::App& cmd, RunOptions& options, bool model_required = true);
 // The backend the options name; without --device/--backend, cuda where quad was built with CUDA
 // and a GPU is present (when gpu_by_default), else cpu.
 std::unique_ptr<Backend> make_run_backend(const RunOptions& options, bool gpu_by_default = true);
+// Adds --dtype (fp32 | bf16) for commands that run a model.
+void add_dtype_option(CLI::App& cmd, RunOptions& options);
+// Model::load(-m) with the fp linears stored as --dtype says.
+Model load_run_model(const RunOptions& options);
+// Applies --dtype to a model built in memory.
+void apply_dtype(Model& model, const RunOptions& options);
 
 }  // namespace quad::cli

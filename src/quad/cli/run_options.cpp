@@ -28,4 +28,21 @@ std::unique_ptr<Backend> make_run_backend(const RunOptions& o, bool gpu_by_defau
   return make_backend(gpu_by_default && backend_available("cuda") ? "cuda" : "cpu");
 }
 
+void add_dtype_option(CLI::App& cmd, RunOptions& o) {
+  cmd.add_option("--dtype", o.dtype,
+                 "how fp linear weights are held: fp32 (default, exact) or bf16 (half the memory; "
+                 "exact for bf16 checkpoints; bf16 tensor cores on cuda)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+}
+
+void apply_dtype(Model& model, const RunOptions& o) {
+  if (o.dtype == "bf16") store_fp_linears_in_bf16(model);
+}
+
+Model load_run_model(const RunOptions& o) {
+  Model model = Model::load(o.model_dir);
+  apply_dtype(model, o);
+  return model;
+}
+
 }  // namespace quad::cli

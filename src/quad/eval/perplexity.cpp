@@ -36,7 +36,7 @@ PerplexityResult perplexity(Model& model, Backend& backend, const std::vector<in
   model.ensure_positions(ctx);
 
   const int vocab = model.config.vocab_size;
-  KVCache cache(model.config, ctx);
+  KVCache cache(model.config, ctx, backend.memory());
   ForwardScratch scratch;
   std::vector<float> logits(size_t(ctx) * vocab);  // (ctx, vocab)
   Progress progress("ppl", r.chunks, "chunks", show_progress);

@@ -49,6 +49,18 @@ void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, fl
                   ForwardScratch& s, int layer, ForwardObserver* observer) {
   // Calibration observes the transformed input, so it takes the op-by-op path.
   if (!observer && lin.integer_path() && backend.fused_linear(lin, x, n, y)) return;
+  // Everything but a plain GEMM has host-side steps: stage x and y through host memory when
+  // the backend keeps them elsewhere.
+  const bool plain =
+      !lin.input_transform && !observer && !lin.integer_path() && !lin.input_quant.enabled();
+  if (!plain && !(backend.host_accessible(x) && backend.host_accessible(y))) {
+    s.host_in.resize(size_t(n) * lin.in);
+    s.host_out.resize(size_t(n) * lin.out);
+    backend.copy(s.host_in.data(), x, sizeof(float) * s.host_in.size());
+    apply_linear(backend, lin, s.host_in.data(), n, s.host_out.data(), s, layer, observer);
+    backend.copy(y, s.host_out.data(), sizeof(float) * s.host_out.size());
+    return;
+  }
   const float* input = x;
   if (lin.input_transform) {
     s.normed.assign(x, x + size_t(n) * lin.in);
@@ -62,13 +74,14 @@ void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, fl
     backend.act_quant(s.normed.data(), n, lin.in, lin.input_quant);
     input = s.normed.data();
   }
+  const float* bias = lin.has_bias() ? lin.bias.data() : nullptr;
   if (lin.weight.empty() && !lin.weight_f16.empty())
-    return backend.linear_f16(input, n, lin.in, lin.weight_f16.data(), lin.out,
-                              lin.has_bias() ? lin.bias.data() : nullptr, y);
+    return backend.linear_f16(input, n, lin.in, lin.weight_f16.data(), lin.out, bias, y);
+  if (lin.weight.empty() && !lin.weight_bf16.empty())
+    return backend.linear_bf16(input, n, lin.in, lin.weight_bf16.data(), lin.out, bias, y);
   check(!lin.weight.empty(), "model", "{}: no fp weights for a layer with unquantized inputs",
         lin.name);
-  backend.linear(input, n, lin.in, lin.weight.data(), lin.out,
-                 lin.has_bias() ? lin.bias.data() : nullptr, y);
+  backend.linear(input, n, lin.in, lin.weight.data(), lin.out, bias, y);
 }
 
 namespace {
@@ -76,6 +89,26 @@ namespace {
 void norm(Backend& backend, const RmsNorm& nrm, const float* x, int n, int width, float* y) {
   backend.rmsnorm(x, n, width, nrm.weight.empty() ? nullptr : nrm.weight.data(), nrm.divisor,
                   nrm.eps, y);
+}
+
+// A host view of x (count floats): x itself, or a copy in `host` when the backend keeps it
+// elsewhere.
+const float* host_view(Backend& backend, const float* x, size_t count, std::vector<float>& host) {
+  if (backend.host_accessible(x)) return x;
+  host.resize(count);
+  backend.copy(host.data(), x, sizeof(float) * count);
+  return host.data();
+}
+
+// A host-side transform (the simulated KV quantizer) in place on x (rows, width), wherever x is.
+void apply_on_host(Backend& backend, const InputTransform& t, float* x, int rows, int width,
+                   std::vector<float>& host) {
+  if (backend.host_accessible(x)) return t.apply(x, rows, width);
+  const size_t count = size_t(rows) * width;
+  host.resize(count);
+  backend.copy(host.data(), x, sizeof(float) * count);
+  t.apply(host.data(), rows, width);
+  backend.copy(x, host.data(), sizeof(float) * count);
 }
 
 }  // namespace
@@ -95,12 +128,13 @@ void forward_layer(const Model& model, Backend& backend, int l, float* x, int n,
   const int D = model.residual_width, hd = c.head_dim;
   const int H = c.num_heads, Hkv = c.num_kv_heads, ff = c.intermediate_size;
   const DecoderLayer& L = model.layers[l];
-  s.xn.resize(size_t(n) * D);         // (n, D) normalized
-  s.q.resize(size_t(n) * H * hd);     // (n, H, hd)
-  s.attn.resize(size_t(n) * H * hd);  // (n, H, hd)
-  s.proj.resize(size_t(n) * D);       // (n, D) output of o_proj / down_proj
-  s.gate.resize(size_t(n) * ff);      // (n, ff)
-  s.up.resize(size_t(n) * ff);        // (n, ff)
+  const MemoryKind mem = backend.memory();
+  float* xn = s.xn.ensure(mem, size_t(n) * D);           // (n, D) normalized
+  float* q = s.q.ensure(mem, size_t(n) * H * hd);        // (n, H, hd)
+  float* attn = s.attn.ensure(mem, size_t(n) * H * hd);  // (n, H, hd)
+  float* proj = s.proj.ensure(mem, size_t(n) * D);       // (n, D) output of o_proj / down_proj
+  float* gate = s.gate.ensure(mem, size_t(n) * ff);      // (n, ff)
+  float* up = s.up.ensure(mem, size_t(n) * ff);          // (n, ff)
   s.positions.resize(n);
   for (int i = 0; i < n; ++i) s.positions[i] = pos0 + i;
   const size_t kv_row = size_t(Hkv) * hd;
@@ -108,37 +142,41 @@ void forward_layer(const Model& model, Backend& backend, int l, float* x, int n,
   float* v_new = v_cache + size_t(pos0) * kv_row;
 
   // Attention block.
-  if (obs) obs->norm_input(l, 0, x, n, D);
-  norm(backend, L.attn_norm, x, n, D, s.xn.data());
-  apply_linear(backend, L.q, s.xn.data(), n, s.q.data(), s, l, obs);
-  apply_linear(backend, L.k, s.xn.data(), n, k_new, s, l, obs);
-  apply_linear(backend, L.v, s.xn.data(), n, v_new, s, l, obs);
-  backend.rope(s.q.data(), n, H, hd, s.positions.data(), model.rope);
+  if (obs) obs->norm_input(l, 0, host_view(backend, x, size_t(n) * D, s.host_in), n, D);
+  norm(backend, L.attn_norm, x, n, D, xn);
+  apply_linear(backend, L.q, xn, n, q, s, l, obs);
+  apply_linear(backend, L.k, xn, n, k_new, s, l, obs);
+  apply_linear(backend, L.v, xn, n, v_new, s, l, obs);
+  backend.rope(q, n, H, hd, s.positions.data(), model.rope);
   backend.rope(k_new, n, Hkv, hd, s.positions.data(), model.rope);
   if (model.kv_quant) {
-    model.kv_quant->apply(k_new, n * Hkv, hd);
-    model.kv_quant->apply(v_new, n * Hkv, hd);
+    apply_on_host(backend, *model.kv_quant, k_new, n * Hkv, hd, s.host_in);
+    apply_on_host(backend, *model.kv_quant, v_new, n * Hkv, hd, s.host_in);
   }
-  backend.attention(s.q.data(), n, H, Hkv, hd, k_cache, v_cache, pos0, s.attn.data());
-  apply_linear(backend, L.o, s.attn.data(), n, s.proj.data(), s, l, obs);
-  backend.add(x, s.proj.data(), size_t(n) * D);
+  backend.attention(q, n, H, Hkv, hd, k_cache, v_cache, pos0, attn);
+  apply_linear(backend, L.o, attn, n, proj, s, l, obs);
+  backend.add(x, proj, size_t(n) * D);
   // MLP block (SwiGLU).
-  if (obs) obs->norm_input(l, 1, x, n, D);
-  norm(backend, L.mlp_norm, x, n, D, s.xn.data());
-  apply_linear(backend, L.gate, s.xn.data(), n, s.gate.data(), s, l, obs);
-  apply_linear(backend, L.up, s.xn.data(), n, s.up.data(), s, l, obs);
-  backend.silu_mul(s.gate.data(), s.up.data(), s.gate.size(), s.gate.data());
-  apply_linear(backend, L.down, s.gate.data(), n, s.proj.data(), s, l, obs);
-  backend.add(x, s.proj.data(), size_t(n) * D);
+  if (obs) obs->norm_input(l, 1, host_view(backend, x, size_t(n) * D, s.host_in), n, D);
+  norm(backend, L.mlp_norm, x, n, D, xn);
+  apply_linear(backend, L.gate, xn, n, gate, s, l, obs);
+  apply_linear(backend, L.up, xn, n, up, s, l, obs);
+  backend.silu_mul(gate, up, size_t(n) * ff, gate);
+  apply_linear(backend, L.down, gate, n, proj, s, l, obs);
+  backend.add(x, proj, size_t(n) * D);
 }
 
 void forward_head(const Model& model, Backend& backend, const float* x, int n, int n_logits,
                   ForwardScratch& s, float* logits) {
-  const int D = model.residual_width;
-  s.xn.resize(size_t(n_logits) * D);
+  const int D = model.residual_width, V = model.lm_head.out;
+  float* xn = s.xn.ensure(backend.memory(), size_t(n_logits) * D);
   const float* last = x + size_t(n - n_logits) * D;
-  norm(backend, model.final_norm, last, n_logits, D, s.xn.data());
-  apply_linear(backend, model.lm_head, s.xn.data(), n_logits, logits, s, -1, nullptr);
+  norm(backend, model.final_norm, last, n_logits, D, xn);
+  if (backend.host_accessible(xn))
+    return apply_linear(backend, model.lm_head, xn, n_logits, logits, s, -1, nullptr);
+  float* out = s.logits.ensure(backend.memory(), size_t(n_logits) * V);
+  apply_linear(backend, model.lm_head, xn, n_logits, out, s, -1, nullptr);
+  backend.copy(logits, out, sizeof(float) * size_t(n_logits) * V);
 }
 
 void forward(const Model& model, Backend& backend, const int32_t* tokens, int n, int pos0,
@@ -151,12 +189,22 @@ void forward(const Model& model, Backend& backend, const int32_t* tokens, int n,
   check(pos0 + n <= model.rope.max_positions, "model",
         "position {} is beyond the RoPE table ({} positions)", pos0 + n, model.rope.max_positions);
   check(n_logits >= 0 && n_logits <= n, "model", "n_logits {} out of range", n_logits);
-  s.x.resize(size_t(n) * model.residual_width);  // (n, D) residual stream
-  embed(model, tokens, n, s.x.data());
-  for (int l = 0; l < model.config.num_layers; ++l)
-    forward_layer(model, backend, l, s.x.data(), n, pos0, cache.k[l].data(), cache.v[l].data(), s,
+  const size_t count = size_t(n) * model.residual_width;
+  float* x = s.x.ensure(backend.memory(), count);  // (n, D) residual stream
+  if (backend.host_accessible(x)) {
+    embed(model, tokens, n, x);
+  } else {
+    s.host_in.resize(count);
+    embed(model, tokens, n, s.host_in.data());
+    backend.copy(x, s.host_in.data(), sizeof(float) * count);
+  }
+  for (int l = 0; l < model.config.num_layers; ++l) {
+    check(cache.k[l].kind() == backend.memory(), "model",
+          "the KV cache is not in the memory of the {} backend", backend.name());
+    forward_layer(model, backend, l, x, n, pos0, cache.k[l].data(), cache.v[l].data(), s,
                   observer);
-  if (n_logits > 0) forward_head(model, backend, s.x.data(), n, n_logits, s, logits);
+  }
+  if (n_logits > 0) forward_head(model, backend, x, n, n_logits, s, logits);
 }
 
 }  // namespace quad

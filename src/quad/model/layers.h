@@ -57,6 +57,9 @@ struct Linear {
   // (out, in) fp16 bit patterns: fp weights held in half precision (a QUAD folder's LM head,
   // stored F16), used when `weight` is empty. Halves the bytes decode streams per token.
   std::vector<uint16_t> weight_f16;
+  // (out, in) bf16 bit patterns: fp weights kept in bf16 (FP models run with --dtype bf16), used
+  // when `weight` and `weight_f16` are empty.
+  std::vector<uint16_t> weight_bf16;
   std::vector<float> bias;    // (out) or empty
   std::shared_ptr<const QuantizedWeight> qweight;  // integer path, used when input_quant is on
   std::shared_ptr<const InputTransform> input_transform;  // null: none
@@ -67,7 +70,7 @@ struct Linear {
   bool integer_path() const { return qweight && input_quant.enabled(); }
   size_t num_params() const {
     return qweight ? size_t(out) * in + bias.size()
-                   : weight.size() + weight_f16.size() + bias.size();
+                   : weight.size() + weight_f16.size() + weight_bf16.size() + bias.size();
   }
 };
 

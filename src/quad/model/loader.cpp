@@ -86,7 +86,7 @@ size_t Model::num_params() const {
 size_t Model::weight_bytes() const {
   auto linear_bytes = [](const Linear& l) {
     size_t b = 4 * (l.bias.size() + (l.integer_path() ? 0 : l.weight.size())) +
-               2 * l.weight_f16.size();
+               2 * (l.weight_f16.size() + l.weight_bf16.size());
     if (l.integer_path()) {
       const QuantizedWeight& q = *l.qweight;
       b += q.packed.size() + q.codes.size() + 4 * (q.scales.size() + q.w_outlier.size());

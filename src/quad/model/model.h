@@ -35,9 +35,18 @@ struct Model {
   void ensure_positions(int n);
 };
 
+// Rounds the fp32 weights of every linear layer (not the embeddings, not quantized layers) to
+// bf16 and keeps only those (Linear::weight_bf16): exact for checkpoints stored in bf16, half
+// the memory, and the GPU runs them on bf16 tensor cores.
+void store_fp_linears_in_bf16(Model& model);
+
 // Scratch buffers of one forward pass, reused across calls.
 struct ForwardScratch {
-  std::vector<float> x, xn, normed, q, attn, proj, gate, up, outlier_in, outlier_out;
+  // Activations, in the memory of the backend that runs the pass.
+  BackendArray<float> x, xn, q, attn, proj, gate, up, logits;
+  // Host-side work: online transforms and the op-by-op integer path, and staging of
+  // activations for them when the backend keeps activations elsewhere.
+  std::vector<float> normed, outlier_in, outlier_out, host_in, host_out;
   std::vector<int8_t> codes;
   std::vector<float> token_scales;
   std::vector<int32_t> positions;
@@ -61,17 +70,18 @@ class ForwardObserver {
 void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, float* y,
                   ForwardScratch& scratch, int layer = -1, ForwardObserver* observer = nullptr);
 
-// Writes the embeddings of tokens[0..n) into x (n, D).
+// Writes the embeddings of tokens[0..n) into x (n, D) (host memory).
 void embed(const Model& model, const int32_t* tokens, int n, float* x);
 
 // Runs decoder layer `layer` in place on the residual stream x (n, D) at positions
 // pos0..pos0+n-1; k_cache / v_cache (capacity, n_kv_heads, head_dim) must hold positions
-// [0, pos0) and receive the new ones.
+// [0, pos0) and receive the new ones. x and the caches may be host memory or the backend's.
 void forward_layer(const Model& model, Backend& backend, int layer, float* x, int n, int pos0,
                    float* k_cache, float* v_cache, ForwardScratch& scratch,
                    ForwardObserver* observer = nullptr);
 
-// Final norm and LM head on the last n_logits rows of x (n, D): logits (n_logits, vocab).
+// Final norm and LM head on the last n_logits rows of x (n, D, the backend's memory): logits
+// (n_logits, vocab) in host memory.
 void forward_head(const Model& model, Backend& backend, const float* x, int n, int n_logits,
                   ForwardScratch& scratch, float* logits);
 

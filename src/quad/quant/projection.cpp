@@ -45,7 +45,7 @@ std::vector<double> residual_gram(const Model& model, Backend& backend,
   ForwardScratch scratch;
   for (size_t i = 0; i < windows.size(); ++i) {
     const auto& w = windows[i];
-    KVCache cache(model.config, int(w.size()));
+    KVCache cache(model.config, int(w.size()), backend.memory());
     forward(model, backend, w.data(), int(w.size()), 0, cache, scratch, nullptr, 0, &observer);
     progress.update(int64_t(i + 1));
   }

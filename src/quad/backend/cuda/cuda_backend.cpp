@@ -1,9 +1,11 @@
-// The CUDA backend, phase 1: the Backend interface over host fp32 buffers. Each op copies its
-// activations to the GPU, runs there (cuBLAS for the fp32 GEMMs, the kernels of device/ for
-// everything else) and copies the result back; weights are uploaded once and kept on the GPU
-// (weight_cache.h says when a weight counts as unchanged). One stream, one cuBLAS handle; ops
-// are serialized by a mutex, so an instance may be shared between threads but does not run ops
-// concurrently.
+// The CUDA backend: cuBLAS for the GEMMs (fp32 weights in full fp32; fp16/bf16 weights on the
+// tensor cores with fp32 accumulation), the kernels of device/ for everything else, and the
+// fused QUAD linears. Activations live in GPU memory (memory() = cuda), so a forward pass runs
+// without host round trips and ops are asynchronous on one stream; any op also accepts host
+// pointers, which it stages (and then waits for its result). Weights are host pointers: each is
+// uploaded once and cached (weight_cache.h says when a weight counts as unchanged). One cuBLAS
+// handle; ops are serialized by a mutex, so an instance may be shared between threads but does
+// not run ops concurrently.
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
@@ -69,14 +71,32 @@ class CudaBackend final : public Backend {
 
   std::string name() const override { return "cuda"; }
 
+  MemoryKind memory() const override { return MemoryKind::cuda; }
+  bool host_accessible(const void* p) const override { return !on_device(p); }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    Op op(*this);
+    if (bytes == 0) return;
+    QUAD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_));
+    QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  size_t device_memory_used() const override {
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 0;
+    }
+    return total_b - free_b;
+  }
+
   void linear(const float* x, int n, int in, const float* w, int out, const float* bias,
               float* y) override {
     Op op(*this);
     if (n <= 0 || out <= 0) return;
-    float* dy = scratch<float>(kOut, size_t(n) * out);
+    float* dy = output(kOut, y, size_t(n) * out);
     const float* db = weights_.get(bias, bias ? size_t(out) : 0, stream_);
     if (in > 0) {
-      const float* dx = stage(kIn0, x, size_t(n) * in);
+      const float* dx = input(kIn0, x, size_t(n) * in);
       const float* dw = weights_.get(w, size_t(out) * in, stream_);
       // Row-major y (n, out) = x (n, in) · w (out, in)ᵀ is column-major yᵀ (out, n) =
       // w (in, out)ᵀ · xᵀ (in, n).
@@ -87,7 +107,16 @@ class CudaBackend final : public Backend {
       QUAD_CUDA_CHECK(cudaMemsetAsync(dy, 0, sizeof(float) * size_t(n) * out, stream_));
     }
     if (db) check_launch(cuda::launch_add_bias(dy, db, n, out, stream_), "add_bias");
-    download(y, dy, size_t(n) * out);
+    finish(y, dy, size_t(n) * out);
+  }
+
+  void linear_f16(const float* x, int n, int in, const uint16_t* w16, int out, const float* bias,
+                  float* y) override {
+    half_linear(x, n, in, w16, out, bias, y, /*bf16=*/false);
+  }
+  void linear_bf16(const float* x, int n, int in, const uint16_t* w16, int out,
+                   const float* bias, float* y) override {
+    half_linear(x, n, in, w16, out, bias, y, /*bf16=*/true);
   }
 
   void rmsnorm(const float* x, int n, int width, const float* weight, int divisor, float eps,
@@ -96,11 +125,11 @@ class CudaBackend final : public Backend {
     check(divisor > 0, "cuda", "rmsnorm: divisor {} must be positive", divisor);
     if (n <= 0 || width <= 0) return;
     const size_t count = size_t(n) * width;
-    const float* dx = stage(kIn0, x, count);
+    const float* dx = input(kIn0, x, count);
     const float* dw = weights_.get(weight, weight ? size_t(width) : 0, stream_);
-    float* dy = scratch<float>(kOut, count);
+    float* dy = output(kOut, y, count);
     check_launch(cuda::launch_rmsnorm(dx, n, width, dw, divisor, eps, dy, stream_), "rmsnorm");
-    download(y, dy, count);
+    finish(y, dy, count);
   }
 
   void rope(float* x, int n, int heads, int head_dim, const int32_t* pos,
@@ -114,12 +143,12 @@ class CudaBackend final : public Backend {
             "position {} outside the table of {} positions", pos[i], table.max_positions);
     const size_t count = size_t(n) * heads * head_dim;
     const size_t table_len = size_t(table.max_positions) * (head_dim / 2);
-    float* dx = stage(kIn0, x, count);
-    const int32_t* dpos = stage(kIn1, pos, size_t(n));
+    float* dx = in_place(kIn0, x, count);
+    const int32_t* dpos = input(kIn1, pos, size_t(n));
     const float* dcos = weights_.get(table.cos.data(), table_len, stream_);
     const float* dsin = weights_.get(table.sin.data(), table_len, stream_);
     check_launch(cuda::launch_rope(dx, n, heads, head_dim, dpos, dcos, dsin, stream_), "rope");
-    download(x, dx, count);
+    finish(x, dx, count);
   }
 
   void attention(const float* q, int n, int n_heads, int n_kv_heads, int hd, const float* k_cache,
@@ -133,33 +162,34 @@ class CudaBackend final : public Backend {
     check(pos0 >= 0, "cuda", "attention: negative start position {}", pos0);
     const size_t q_count = size_t(n) * n_heads * hd;
     const size_t kv_count = size_t(pos0 + n) * n_kv_heads * hd;  // the keys the last token sees
-    const float* dq = stage(kIn0, q, q_count);
-    const float* dk = stage(kIn1, k_cache, kv_count);
-    const float* dv = stage(kIn2, v_cache, kv_count);
-    float* dout = scratch<float>(kOut, q_count);
+    const float* dq = input(kIn0, q, q_count);
+    const float* dk = input(kIn1, k_cache, kv_count);
+    const float* dv = input(kIn2, v_cache, kv_count);
+    float* dout = output(kOut, out, q_count);
     const float scale = 1.0f / std::sqrt(float(hd));
     check_launch(
         cuda::launch_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout, stream_),
         "attention");
-    download(out, dout, q_count);
+    finish(out, dout, q_count);
   }
 
   void silu_mul(const float* gate, const float* up, size_t n, float* out) override {
     Op op(*this);
     if (n == 0) return;
-    float* dg = stage(kIn0, gate, n);
-    const float* du = stage(kIn1, up, n);
-    check_launch(cuda::launch_silu_mul(dg, du, n, dg, stream_), "silu_mul");
-    download(out, dg, n);
+    const float* dg = input(kIn0, gate, n);
+    const float* du = input(kIn1, up, n);
+    float* dout = output(kOut, out, n);
+    check_launch(cuda::launch_silu_mul(dg, du, n, dout, stream_), "silu_mul");
+    finish(out, dout, n);
   }
 
   void add(float* x, const float* y, size_t n) override {
     Op op(*this);
     if (n == 0) return;
-    float* dx = stage(kIn0, x, n);
-    const float* dy = stage(kIn1, y, n);
+    float* dx = in_place(kIn0, x, n);
+    const float* dy = input(kIn1, y, n);
     check_launch(cuda::launch_add(dx, dy, n, stream_), "add");
-    download(x, dx, n);
+    finish(x, dx, n);
   }
 
   void act_quant(float* x, int n, int width, const ActQuantSpec& spec) override {
@@ -169,11 +199,11 @@ class CudaBackend final : public Backend {
     check(spec.skip_first >= 0 && spec.skip_first <= width, "cuda",
           "act_quant: skip_first {} outside 0..{}", spec.skip_first, width);
     const size_t count = size_t(n) * width;
-    float* dx = stage(kIn0, x, count);
+    float* dx = in_place(kIn0, x, count);
     check_launch(
         cuda::launch_act_quant(dx, n, width, spec.bits, spec.skip_first, spec.clip, stream_),
         "act_quant");
-    download(x, dx, count);
+    finish(x, dx, count);
   }
 
   void quantize_rows(const float* x, int n, int width, int ld, int bits, float clip, int8_t* codes,
@@ -184,14 +214,13 @@ class CudaBackend final : public Backend {
     check(width >= 0 && ld >= width, "cuda", "quantize_rows: width {} with row stride {}", width,
           ld);
     const size_t span = size_t(n - 1) * ld + width;  // x's rows with their stride
-    const float* dx = stage(kIn0, x, span);
-    int8_t* dcodes = scratch<int8_t>(kOut, size_t(n) * width);
-    float* dscales = scratch<float>(kOut2, size_t(n));
+    const float* dx = input(kIn0, x, span);
+    int8_t* dcodes = output(kOut, codes, size_t(n) * width);
+    float* dscales = output(kOut2, scales, size_t(n));
     check_launch(cuda::launch_quantize_rows(dx, n, width, ld, bits, clip, dcodes, dscales, stream_),
                  "quantize_rows");
-    QUAD_CUDA_CHECK(
-        cudaMemcpyAsync(scales, dscales, sizeof(float) * n, cudaMemcpyDeviceToHost, stream_));
-    download(codes, dcodes, size_t(n) * width);
+    finish(scales, dscales, size_t(n));
+    finish(codes, dcodes, size_t(n) * width);
   }
 
   void int_gemm(const int8_t* xq, const float* sx, int n, int k, const int8_t* wq, const float* sw,
@@ -199,13 +228,13 @@ class CudaBackend final : public Backend {
     Op op(*this);
     if (n <= 0 || out <= 0) return;
     check(k >= 0, "cuda", "int_gemm: negative k {}", k);
-    const int8_t* dx = stage(kIn0, xq, size_t(n) * k);
-    const float* dsx = stage(kIn1, sx, size_t(n));
+    const int8_t* dx = input(kIn0, xq, size_t(n) * k);
+    const float* dsx = input(kIn1, sx, size_t(n));
     const int8_t* dw = weights_.get(wq, size_t(out) * k, stream_);
     const float* dsw = weights_.get(sw, size_t(out), stream_);
-    float* dy = scratch<float>(kOut, size_t(n) * out);
+    float* dy = output(kOut, y, size_t(n) * out);
     check_launch(cuda::launch_int_gemm(dx, dsx, n, k, dw, dsw, out, dy, stream_), "int_gemm");
-    download(y, dy, size_t(n) * out);
+    finish(y, dy, size_t(n) * out);
   }
 
   void int4_gemm(const int8_t* xq, const float* sx, int n, int k, const uint8_t* w4,
@@ -213,33 +242,58 @@ class CudaBackend final : public Backend {
     Op op(*this);
     if (n <= 0 || out <= 0) return;
     check(k >= 0 && k % 2 == 0, "cuda", "int4_gemm: k = {} must be even", k);
-    const int8_t* dx = stage(kIn0, xq, size_t(n) * k);
-    const float* dsx = stage(kIn1, sx, size_t(n));
+    const int8_t* dx = input(kIn0, xq, size_t(n) * k);
+    const float* dsx = input(kIn1, sx, size_t(n));
     const uint8_t* dw = weights_.get(w4, size_t(out) * (k / 2), stream_);
     const float* dsw = weights_.get(sw, size_t(out), stream_);
-    float* dy = scratch<float>(kOut, size_t(n) * out);
+    float* dy = output(kOut, y, size_t(n) * out);
     check_launch(cuda::launch_int4_gemm(dx, dsx, n, k, dw, dsw, out, dy, stream_), "int4_gemm");
-    download(y, dy, size_t(n) * out);
+    finish(y, dy, size_t(n) * out);
   }
 
   // Quantized linears through the fused QUAD kernels (device/quad_linear.h): the layer uploaded
   // once into the kernels' form (cached per Linear, re-uploaded when its weights change), the
-  // input staged as fp32, quantized and multiplied on the GPU, fp32 out.
+  // fp32 input quantized and multiplied on the GPU, fp32 out.
   bool fused_linear(const Linear& lin, const float* x, int n, float* y) override {
     if (!fused_enabled_ || !cuda::DeviceQuadLinear::supports(lin)) return false;
     Op op(*this);
     if (n <= 0) return true;
     cuda::DeviceQuadLinear& d = fused_layer(lin);
-    const float* dx = stage(kIn0, x, size_t(n) * lin.in);
-    float* dy = scratch<float>(kOut, size_t(n) * lin.out);
+    const float* dx = input(kIn0, x, size_t(n) * lin.in);
+    float* dy = output(kOut, y, size_t(n) * lin.out);
     d.forward(dx, n, dy, stream_);
-    download(y, dy, size_t(n) * lin.out);
+    finish(y, dy, size_t(n) * lin.out);
     return true;
   }
 
  private:
-  // What identifies a layer's weights: the buffers' addresses and sizes, and a hash of the
-  // scales and of sampled code bytes (fine-tuning rewrites both in place).
+  // y = x · wᵀ (+ bias) with 16-bit weights: x rounded to the same type, tensor-core GEMM with
+  // fp32 accumulation and fp32 out.
+  void half_linear(const float* x, int n, int in, const uint16_t* w16, int out, const float* bias,
+                   float* y, bool bf16) {
+    Op op(*this);
+    if (n <= 0 || out <= 0) return;
+    float* dy = output(kOut, y, size_t(n) * out);
+    const float* db = weights_.get(bias, bias ? size_t(out) : 0, stream_);
+    if (in > 0) {
+      const float* dx = input(kIn0, x, size_t(n) * in);
+      uint16_t* dx16 = scratch<uint16_t>(kIn1, size_t(n) * in);
+      check_launch(cuda::launch_to_half(dx, size_t(n) * in, dx16, bf16, stream_), "to_half");
+      const uint16_t* dw = weights_.get(w16, size_t(out) * in, stream_);
+      const cudaDataType type = bf16 ? CUDA_R_16BF : CUDA_R_16F;
+      const float one = 1.0f, zero = 0.0f;
+      QUAD_CUBLAS_CHECK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, dw, type,
+                                     in, dx16, type, in, &zero, dy, CUDA_R_32F, out,
+                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    } else {
+      QUAD_CUDA_CHECK(cudaMemsetAsync(dy, 0, sizeof(float) * size_t(n) * out, stream_));
+    }
+    if (db) check_launch(cuda::launch_add_bias(dy, db, n, out, stream_), "add_bias");
+    finish(y, dy, size_t(n) * out);
+  }
+
+  // What identifies a layer's weights: the buffers' addresses, and a hash of sampled scales and
+  // code bytes (fine-tuning rewrites both in place, every scale changes).
   static uint64_t fused_fingerprint(const Linear& lin) {
     const QuantizedWeight& q = *lin.qweight;
     uint64_t h = 1469598103934665603ull;
@@ -249,7 +303,9 @@ class CudaBackend final : public Backend {
     };
     const void* ptrs[3] = {lin.qweight.get(), q.packed.data(), q.scales.data()};
     mix(ptrs, sizeof(ptrs));
-    mix(q.scales.data(), q.scales.size() * sizeof(float));
+    // Sampled, so the check costs well under a microsecond on every call.
+    const size_t scale_step = std::max<size_t>(1, q.scales.size() / 64);
+    for (size_t i = 0; i < q.scales.size(); i += scale_step) mix(&q.scales[i], sizeof(float));
     const size_t step = std::max<size_t>(1, q.packed.size() / 256);
     for (size_t i = 0; i < q.packed.size(); i += step) mix(&q.packed[i], 1);
     if (!q.w_outlier.empty()) mix(q.w_outlier.data(), std::min<size_t>(q.w_outlier.size(), 64) * 4);
@@ -276,17 +332,39 @@ class CudaBackend final : public Backend {
   T* scratch(Slot slot, size_t count) {
     return static_cast<T*>(slots_[slot].ensure(sizeof(T) * count));
   }
-  // Copies host [src, src + count) into a scratch slot.
+  // Whether p is GPU memory (host, pinned and managed memory count as host).
+  static bool on_device(const void* p) {
+    cudaPointerAttributes a{};
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    return a.type == cudaMemoryTypeDevice;
+  }
+  // An op's input [src, src + count): src itself in GPU memory, else a staged copy in `slot`.
   template <typename T>
-  T* stage(Slot slot, const T* src, size_t count) {
+  const T* input(Slot slot, const T* src, size_t count) {
+    if (on_device(src)) return src;
     T* d = scratch<T>(slot, count);
     QUAD_CUDA_CHECK(cudaMemcpyAsync(d, src, sizeof(T) * count, cudaMemcpyHostToDevice, stream_));
     return d;
   }
-  // Copies a device result back to the host and waits for the op to finish.
   template <typename T>
-  void download(T* dst, const T* src, size_t count) {
-    QUAD_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(T) * count, cudaMemcpyDeviceToHost, stream_));
+  T* in_place(Slot slot, T* x, size_t count) {
+    return const_cast<T*>(input(slot, static_cast<const T*>(x), count));
+  }
+  // Where an op writes its output dst: dst itself in GPU memory, else a scratch slot.
+  template <typename T>
+  T* output(Slot slot, T* dst, size_t count) {
+    return on_device(dst) ? dst : scratch<T>(slot, count);
+  }
+  // Ends an op: a result computed in scratch is copied to its host destination (waiting for the
+  // op); one written in place stays on the stream, asynchronous.
+  template <typename T>
+  void finish(T* dst, const T* result, size_t count) {
+    if (dst == result) return;
+    QUAD_CUDA_CHECK(
+        cudaMemcpyAsync(dst, result, sizeof(T) * count, cudaMemcpyDeviceToHost, stream_));
     QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 

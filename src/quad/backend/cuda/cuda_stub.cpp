@@ -18,4 +18,10 @@ int cuda_device_count() {
   return 0;
 }
 
+void* cuda_memory_allocate(size_t, const char*) {
+  fail("cuda", "quad was built without CUDA: no GPU memory to allocate");
+}
+
+void cuda_memory_free(void*) noexcept {}
+
 }  // namespace quad

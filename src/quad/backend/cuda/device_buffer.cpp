@@ -56,3 +56,16 @@ void DeviceBuffer::reset() {
 }
 
 }  // namespace quad::cuda
+
+namespace quad {
+
+// memory.h's cuda kind.
+void* cuda_memory_allocate(size_t bytes, const char* what) {
+  return cuda::device_alloc(bytes, what);
+}
+
+void cuda_memory_free(void* p) noexcept {
+  (void)cudaFree(p);  // a destructor path: nothing useful to do on failure
+}
+
+}  // namespace quad

@@ -1,4 +1,7 @@
-// Element-wise kernels: bias add, residual add, SwiGLU's silu(gate) ⊙ up.
+// Element-wise kernels: bias add, residual add, SwiGLU's silu(gate) ⊙ up, fp32 → fp16/bf16.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include "kernels.h"
 
 namespace quad::cuda {
@@ -36,7 +39,22 @@ __global__ void silu_mul_kernel(const float* gate, const float* up, size_t n, fl
   }
 }
 
+// Round to nearest even.
+__global__ void to_half_kernel(const float* x, size_t n, uint16_t* out, bool bf16) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    out[i] = bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(x[i]))
+                  : __half_as_ushort(__float2half_rn(x[i]));
+}
+
 }  // namespace
+
+cudaError_t launch_to_half(const float* x, size_t n, uint16_t* out, bool bf16,
+                           cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  to_half_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n, out, bf16);
+  return cudaGetLastError();
+}
 
 cudaError_t launch_add_bias(float* y, const float* bias, int n, int out, cudaStream_t stream) {
   if (n <= 0 || out <= 0) return cudaSuccess;
