@@ -54,12 +54,22 @@ for model in "$QUAD_ASSETS"/models/*/; do
       --device "$dev" 2> "$LOG/ppl_${name}_$dev.err" | tail -1 > "$LOG/ppl_${name}_$dev.json" ||
       { status=1; tail -3 "$LOG/ppl_${name}_$dev.err"; }
   done
-  python3 - "$LOG/ppl_${name}_cpu.json" "$LOG/ppl_${name}_cuda.json" "$name" >> "$table" <<'PY' || status=1
-import json, sys
+  # bf16 storage on the GPU (FP folders only): reported beside the fp32 figures, not checked.
+  if ! grep -q quantization_config "$model/config.json"; then
+    build-gpu/quad ppl -m "$model" --text "$text" --chunks "${QUAD_GPU_CHUNKS:-8}" --json \
+      --device cuda --dtype bf16 2> "$LOG/ppl_${name}_bf16.err" | tail -1 > "$LOG/ppl_${name}_bf16.json" ||
+      { status=1; tail -3 "$LOG/ppl_${name}_bf16.err"; }
+  fi
+  python3 - "$LOG/ppl_${name}_cpu.json" "$LOG/ppl_${name}_cuda.json" "$name" "$LOG/ppl_${name}_bf16.json" >> "$table" <<'PY' || status=1
+import json, os, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 rel = abs(b["ppl"] - a["ppl"]) / a["ppl"]
+bf = ""
+if os.path.exists(sys.argv[4]) and os.path.getsize(sys.argv[4]):
+    c = json.load(open(sys.argv[4]))
+    bf = f'   cuda --dtype bf16 {c["ppl"]:.4f} ({(c["ppl"] - a["ppl"]) / a["ppl"]:+.2e}, {c["seconds"]:.2f} s)'
 print(f'{sys.argv[3]:<18} {a["ctx"]:6d} {a["ppl"]:12.4f} {b["ppl"]:12.4f} {rel:10.2e} '
-      f'{a["seconds"]:8.2f} {b["seconds"]:8.2f}{"" if rel <= 2e-3 else "  OVER 0.2%"}')
+      f'{a["seconds"]:8.2f} {b["seconds"]:8.2f}{"" if rel <= 2e-3 else "  OVER 0.2%"}{bf}')
 sys.exit(0 if rel <= 2e-3 else 1)
 PY
 done
