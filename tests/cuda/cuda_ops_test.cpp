@@ -145,7 +145,12 @@ TEST_F(CudaOps, AttentionPrefillAndDecode) {
                                      {17, 150, 4, 2, 64},
                                      {1, 300, 4, 2, 64},
                                      {130, 0, 4, 4, 16},
-                                     {3, 5, 6, 2, 64}}) {
+                                     {3, 5, 6, 2, 64},
+                                     // the batched-GEMM prefill path: continuing a cache,
+                                     // Llama-3's head_dim, more rows than one chunk (512)
+                                     {32, 0, 4, 2, 16},
+                                     {77, 40, 8, 2, 128},
+                                     {600, 3, 4, 1, 64}}) {
     const int len = pos0 + n;
     auto q = random_normal(size_t(n) * H * hd, seed++),
          k = random_normal(size_t(len) * Hkv * hd, seed++),

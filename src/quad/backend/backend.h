@@ -51,6 +51,9 @@ class Backend {
   // dst ← src, each in host memory or this backend's memory; returns once dst holds the data,
   // ordered after every op issued before it.
   virtual void copy(void* dst, const void* src, size_t bytes);
+  // The caller's promise that the weights it passes from now on do not change in place
+  // (inference commands): backends that cache weights may skip their change checks.
+  virtual void assume_weights_frozen() {}
   // Bytes of device memory in use on the backend's GPU (0 for host backends). Allocations only
   // grow during a run, so at its end this is the run's peak (plus the driver's context).
   virtual size_t device_memory_used() const { return 0; }

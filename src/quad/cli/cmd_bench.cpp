@@ -91,6 +91,7 @@ Runner add_bench(CLI::App& app) {
                                               : "QUAD W4A4/A8");
     }
     auto backend = make_run_backend(o->run);
+    backend->assume_weights_frozen();  // inference only
     const int capacity = std::max(o->prompt, o->gen);
     model.ensure_positions(capacity);
     KVCache cache(model.config, std::max(capacity, 1), backend->memory());

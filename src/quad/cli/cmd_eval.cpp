@@ -79,6 +79,7 @@ Runner add_eval(CLI::App& app) {
     Tokenizer tokenizer = Tokenizer::load(o->run.model_dir);
     Model model = load_run_model(o->run);
     auto backend = make_run_backend(o->run);
+    backend->assume_weights_frozen();  // inference only
     eval::EvalOptions options;
     options.limit = o->limit;
     options.bos = o->bos == "on"    ? eval::BosMode::kOn

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "quad/backend/backend.h"
 #include "quad/backend/cuda/cuda_check.h"
@@ -78,6 +79,12 @@ class CudaBackend final : public Backend {
     if (bytes == 0) return;
     QUAD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_));
     QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  void assume_weights_frozen() override {
+    Op op(*this);
+    weights_.freeze();
+    fused_frozen_ = true;
   }
 
   size_t device_memory_used() const override {
@@ -167,9 +174,12 @@ class CudaBackend final : public Backend {
     const float* dv = input(kIn2, v_cache, kv_count);
     float* dout = output(kOut, out, q_count);
     const float scale = 1.0f / std::sqrt(float(hd));
-    check_launch(
-        cuda::launch_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout, stream_),
-        "attention");
+    if (n >= kGemmAttentionMinTokens)
+      gemm_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout);
+    else
+      check_launch(cuda::launch_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale,
+                                          dout, stream_),
+                   "attention");
     finish(out, dout, q_count);
   }
 
@@ -267,6 +277,54 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // Prefills of at least this many tokens run attention as GEMMs (the per-token kernel is for
+  // decode).
+  static constexpr int kGemmAttentionMinTokens = 32;
+  // Causal GQA attention as two batched fp32 GEMMs per chunk of query rows, S = scale · Q Kᵀ
+  // (one matrix per head, keys up to the chunk's last position), softmax in place (masked keys
+  // get 0), O = S V. Chunks keep S within kScoreBytes. Full fp32 like the reference; the masked
+  // upper triangle is computed and discarded (a fused flash-attention kernel would skip it).
+  void gemm_attention(const float* q, int n, int H, int Hkv, int hd, const float* k,
+                      const float* v, int pos0, float scale, float* out) {
+    constexpr size_t kScoreBytes = size_t(512) << 20;
+    constexpr int kMaxChunk = 512;
+    const int group = H / Hkv;
+    const size_t q_row = size_t(H) * hd, kv_row = size_t(Hkv) * hd;
+    for (int i0 = 0; i0 < n;) {
+      const int L_max = pos0 + n;
+      int rows = int(std::min<size_t>(kMaxChunk, kScoreBytes / (sizeof(float) * H * L_max)));
+      rows = std::max(1, std::min(rows, n - i0));
+      const int L = pos0 + i0 + rows;  // keys the chunk's last row sees
+      float* S = scratch<float>(kScores, size_t(H) * rows * L);
+      std::vector<const void*> ptrs(size_t(5) * H);  // Kh, Qh, Sh (scores), Vh, Oh
+      for (int h = 0; h < H; ++h) {
+        const int g = h / group;
+        ptrs[h] = k + size_t(g) * hd;
+        ptrs[H + h] = q + size_t(i0) * q_row + size_t(h) * hd;
+        ptrs[2 * H + h] = S + size_t(h) * rows * L;
+        ptrs[3 * H + h] = v + size_t(g) * hd;
+        ptrs[4 * H + h] = out + size_t(i0) * q_row + size_t(h) * hd;
+      }
+      void** dptrs = scratch<void*>(kPointers, ptrs.size());
+      QUAD_CUDA_CHECK(cudaMemcpyAsync(dptrs, ptrs.data(), sizeof(void*) * ptrs.size(),
+                                      cudaMemcpyHostToDevice, stream_));
+      const float one = 1.0f, zero = 0.0f;
+      auto F = [&](int slot) { return reinterpret_cast<const float* const*>(dptrs + slot * H); };
+      auto W = [&](int slot) { return reinterpret_cast<float* const*>(dptrs + slot * H); };
+      // Column-major: S_hᵀ (L × rows, ld L) = K_h (hd × L, ld kv_row)ᵀ · Q_h (hd × rows).
+      QUAD_CUBLAS_CHECK(cublasSgemmBatched(blas_, CUBLAS_OP_T, CUBLAS_OP_N, L, rows, hd, &scale,
+                                           F(0), int(kv_row), F(1), int(q_row), &zero, W(2), L,
+                                           H));
+      check_launch(cuda::launch_causal_softmax(S, H, rows, L, pos0 + i0 + 1, stream_),
+                   "causal_softmax");
+      // O_hᵀ (hd × rows, ld q_row) = V_h (hd × L, ld kv_row) · S_hᵀ (L × rows, ld L).
+      QUAD_CUBLAS_CHECK(cublasSgemmBatched(blas_, CUBLAS_OP_N, CUBLAS_OP_N, hd, rows, L, &one,
+                                           F(3), int(kv_row), F(2), L, &zero, W(4), int(q_row),
+                                           H));
+      i0 += rows;
+    }
+  }
+
   // y = x · wᵀ (+ bias) with 16-bit weights: x rounded to the same type, tensor-core GEMM with
   // fp32 accumulation and fp32 out.
   void half_linear(const float* x, int n, int in, const uint16_t* w16, int out, const float* bias,
@@ -312,15 +370,16 @@ class CudaBackend final : public Backend {
     return h;
   }
   cuda::DeviceQuadLinear& fused_layer(const Linear& lin) {
-    const uint64_t fp = fused_fingerprint(lin);
     auto& entry = fused_[&lin];
+    if (fused_frozen_ && entry.second) return *entry.second;
+    const uint64_t fp = fused_fingerprint(lin);
     if (!entry.second || entry.first != fp)
       entry = {fp, std::make_unique<cuda::DeviceQuadLinear>(lin)};
     return *entry.second;
   }
 
   // Scratch slots for staged activations, reused by every op.
-  enum Slot { kIn0, kIn1, kIn2, kOut, kOut2, kSlots };
+  enum Slot { kIn0, kIn1, kIn2, kOut, kOut2, kScores, kPointers, kSlots };
 
   // Serializes ops and marks their start for the weight cache.
   struct Op {
@@ -334,6 +393,7 @@ class CudaBackend final : public Backend {
   }
   // Whether p is GPU memory (host, pinned and managed memory count as host).
   static bool on_device(const void* p) {
+    if (cuda::owns_device_memory(p)) return true;  // activations: no driver call
     cudaPointerAttributes a{};
     if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
       (void)cudaGetLastError();
@@ -376,6 +436,7 @@ class CudaBackend final : public Backend {
   std::map<const Linear*, std::pair<uint64_t, std::unique_ptr<cuda::DeviceQuadLinear>>> fused_;
   // QUAD_CUDA_FUSED=0 turns the fused QUAD linears off (op-by-op integer path, bit-identical to
   // the CPU backend's integer ops).
+  bool fused_frozen_ = false;  // assume_weights_frozen: no fingerprint checks
   bool fused_enabled_ = [] {
     const char* v = std::getenv("QUAD_CUDA_FUSED");
     return !(v && std::string(v) == "0");

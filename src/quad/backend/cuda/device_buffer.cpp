@@ -1,5 +1,8 @@
 #include "quad/backend/cuda/device_buffer.h"
 
+#include <cstdint>
+#include <map>
+#include <mutex>
 #include <utility>
 
 #include "quad/backend/cuda/cuda_check.h"
@@ -57,14 +60,45 @@ void DeviceBuffer::reset() {
 
 }  // namespace quad::cuda
 
+namespace {
+
+// Live allocations of memory.h's cuda kind: start address → size.
+std::mutex registry_mutex;
+std::map<uintptr_t, size_t>& registry() {
+  static std::map<uintptr_t, size_t> r;
+  return r;
+}
+
+}  // namespace
+
+namespace quad::cuda {
+
+bool owns_device_memory(const void* p) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  auto it = registry().upper_bound(a);
+  if (it == registry().begin()) return false;
+  --it;
+  return a < it->first + it->second;
+}
+
+}  // namespace quad::cuda
+
 namespace quad {
 
 // memory.h's cuda kind.
 void* cuda_memory_allocate(size_t bytes, const char* what) {
-  return cuda::device_alloc(bytes, what);
+  void* p = cuda::device_alloc(bytes, what);
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  registry()[reinterpret_cast<uintptr_t>(p)] = bytes;
+  return p;
 }
 
 void cuda_memory_free(void* p) noexcept {
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    registry().erase(reinterpret_cast<uintptr_t>(p));
+  }
   (void)cudaFree(p);  // a destructor path: nothing useful to do on failure
 }
 

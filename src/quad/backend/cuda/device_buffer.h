@@ -25,6 +25,10 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
+// Whether p lies in an allocation made through memory.h's cuda kind (a lookup in a registry of
+// those allocations, much cheaper than asking the driver).
+bool owns_device_memory(const void* p);
+
 // cudaMalloc with a clear error: "[cuda] out of GPU memory allocating N MiB for WHAT (free F MiB
 // of T MiB)".
 void* device_alloc(size_t bytes, const char* what);

@@ -55,9 +55,13 @@ bool WeightCache::evict_unused() {
 
 const void* WeightCache::get(const void* host, size_t bytes, cudaStream_t stream) {
   if (!host || bytes == 0) return nullptr;
-  const uint64_t fp = weight_fingerprint(host, bytes);
   auto [it, inserted] = entries_.try_emplace({host, bytes});
   Entry& e = it->second;
+  if (!inserted && frozen_) {
+    e.last_op = op_;
+    return e.device;
+  }
+  const uint64_t fp = weight_fingerprint(host, bytes);
   if (inserted) {
     e.last_op = op_;  // never evicted by its own allocation
     void* p = nullptr;

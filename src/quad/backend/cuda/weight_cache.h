@@ -38,6 +38,10 @@ class WeightCache {
   const T* get(const T* host, size_t count, cudaStream_t stream) {
     return static_cast<const T*>(get(static_cast<const void*>(host), count * sizeof(T), stream));
   }
+  // From now on a cached buffer is trusted unchanged without its fingerprint (the caller
+  // promised frozen weights: Backend::assume_weights_frozen). The sampled fingerprint costs a
+  // few hundred cache misses per weight per op, which a decode step cannot afford.
+  void freeze() { frozen_ = true; }
   void clear();
   size_t bytes() const { return total_bytes_; }
 
@@ -54,6 +58,7 @@ class WeightCache {
   std::map<std::pair<const void*, size_t>, Entry> entries_;
   size_t total_bytes_ = 0;
   uint64_t op_ = 0;
+  bool frozen_ = false;
 };
 
 // The content fingerprint described above (exposed for tests).

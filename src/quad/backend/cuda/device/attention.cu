@@ -71,7 +71,36 @@ __global__ void attention_kernel(const float* q, int n_heads, int n_kv_heads, in
   }
 }
 
+// One block per score row (head h, query i of the chunk): softmax over the visible keys
+// [0, len), zeros after them, in place. exp in fp32 like the reference's float expf.
+__global__ void causal_softmax_kernel(float* s, int rows, int L, int first_len) {
+  __shared__ float scratch[32];
+  const int h = blockIdx.y, i = blockIdx.x, tid = threadIdx.x;
+  float* row = s + (size_t(h) * rows + i) * L;
+  const int len = min(L, first_len + i);
+  float m = -INFINITY;
+  for (int j = tid; j < len; j += blockDim.x) m = fmaxf(m, row[j]);
+  m = block_reduce(m, MaxOp{}, -INFINITY, scratch);
+  float sum = 0.0f;
+  for (int j = tid; j < len; j += blockDim.x) {
+    const float e = expf(row[j] - m);
+    row[j] = e;
+    sum += e;
+  }
+  sum = block_reduce(sum, SumOp{}, 0.0f, scratch);
+  const float inv = 1.0f / sum;
+  for (int j = tid; j < L; j += blockDim.x) row[j] = j < len ? row[j] * inv : 0.0f;
+}
+
 }  // namespace
+
+cudaError_t launch_causal_softmax(float* scores, int heads, int rows, int L, int first_len,
+                                  cudaStream_t stream) {
+  if (heads <= 0 || rows <= 0 || L <= 0) return cudaSuccess;
+  if (heads > 65535 || first_len < 1) return cudaErrorInvalidValue;
+  causal_softmax_kernel<<<dim3(rows, heads), 256, 0, stream>>>(scores, rows, L, first_len);
+  return cudaGetLastError();
+}
 
 cudaError_t launch_attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
                              const float* k, const float* v, int pos0, float scale, float* out,

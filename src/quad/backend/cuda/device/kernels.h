@@ -35,6 +35,10 @@ inline constexpr int kMaxAttentionHeadDim = 512;
 cudaError_t launch_attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
                              const float* k, const float* v, int pos0, float scale, float* out,
                              cudaStream_t stream);
+// Prefill attention through GEMMs: scores (heads, rows, L) row-major, row i of each head sees
+// keys [0, first_len + i) (causal); softmax over those in place, the rest set to 0.
+cudaError_t launch_causal_softmax(float* scores, int heads, int rows, int L, int first_len,
+                                  cudaStream_t stream);
 // In-place per-token fake quantization of x (n, width), the first skip_first columns untouched.
 cudaError_t launch_act_quant(float* x, int n, int width, int bits, int skip_first, float clip,
                              cudaStream_t stream);
