@@ -134,9 +134,10 @@ Runner add_bench(CLI::App& app) {
       }
       std::fflush(stdout);
     };
-    // Warm-up run (page in the weights, grow buffers).
-    forward(model, *backend, ids.data(), std::min(capacity, 16), 0, cache, scratch, logits.data(),
-            1);
+    // Warm-up run at the prompt's size (page in or upload the weights, grow every buffer to
+    // what the timed runs use).
+    forward(model, *backend, ids.data(), o->prompt > 0 ? o->prompt : std::min(capacity, 16), 0,
+            cache, scratch, logits.data(), 1);
     if (o->prompt > 0) {
       std::vector<double> rates;
       for (int r = 0; r < o->reps; ++r)
