@@ -6,14 +6,12 @@
 #include <random>
 
 #include "quad/backend/backend.h"
-#include "quad/tensor/dtype.h"
 #include "quad/quant/weight_quant.h"
-
+#include "quad/tensor/dtype.h"
 #include "test_support.h"
 
 namespace quad {
 namespace {
-
 
 // ‖a − b‖² / ‖b‖²
 double nmse(const std::vector<float>& a, const std::vector<float>& b) {
@@ -60,8 +58,10 @@ TEST_P(BackendOps, Linear) {
 void expect_half_linear_matches(Backend& ref, Backend& be, bool bf16) {
   auto to16 = [bf16](float v) { return bf16 ? f32_to_bf16(v) : f32_to_f16(v); };
   auto from16 = [bf16](uint16_t h) { return bf16 ? bf16_to_f32(h) : f16_to_f32(h); };
-  for (auto [n, in, out, bias] : {std::tuple{1, 37, 19, false}, {1, 576, 300, true},
-                                  {3, 64, 129, true}, {130, 45, 70, false}}) {
+  for (auto [n, in, out, bias] : {std::tuple{1, 37, 19, false},
+                                  {1, 576, 300, true},
+                                  {3, 64, 129, true},
+                                  {130, 45, 70, false}}) {
     auto x = test::random_normal(size_t(n) * in, 11), w = test::random_normal(size_t(out) * in, 12);
     const auto b = test::random_normal(out, 13);
     std::vector<uint16_t> w16(w.size());
@@ -121,7 +121,8 @@ TEST_P(BackendOps, AttentionPrefillAndDecode) {
   for (auto [n, pos0, H, Hkv, hd] :
        {std::tuple{1, 0, 4, 2, 8}, {13, 0, 6, 2, 16}, {1, 29, 8, 4, 8}, {5, 11, 3, 1, 12}}) {
     const int len = pos0 + n;
-    auto q = test::random_normal(size_t(n) * H * hd, 8), k = test::random_normal(size_t(len) * Hkv * hd, 9),
+    auto q = test::random_normal(size_t(n) * H * hd, 8),
+         k = test::random_normal(size_t(len) * Hkv * hd, 9),
          v = test::random_normal(size_t(len) * Hkv * hd, 10);
     std::vector<float> o0(q.size()), o1(q.size(), 3.0f);
     ref->attention(q.data(), n, H, Hkv, hd, k.data(), v.data(), pos0, o0.data());
@@ -165,7 +166,8 @@ std::vector<int8_t> random_codes(size_t n, int lo, int hi, uint32_t seed) {
 // results must be identical.
 TEST_P(BackendOps, IntGemmAndInt4Gemm) {
   for (auto [n, k, out] : {std::tuple{1, 30, 5}, {7, 64, 33}, {33, 130, 17}, {2, 1408, 3}}) {
-    auto xq = random_codes(size_t(n) * k, -128, 127, 20), w8 = random_codes(size_t(out) * k, -128, 127, 21);
+    auto xq = random_codes(size_t(n) * k, -128, 127, 20),
+         w8 = random_codes(size_t(out) * k, -128, 127, 21);
     auto w4 = random_codes(size_t(out) * k, -8, 7, 22);
     auto sx = test::random_normal(n, 23), sw = test::random_normal(out, 24);
     std::vector<float> y0(size_t(n) * out), y1(y0.size(), 5.0f);

@@ -140,7 +140,6 @@ TEST(Projection, ExpansionIsAnIsometry) {
     }
 }
 
-
 Recipe small_w4_recipe() {
   Recipe r;  // W4A4/A8 defaults, small calibration
   r.rank = 8;

@@ -24,7 +24,9 @@ class BackendArray {
   BackendArray(const BackendArray&) = delete;
   BackendArray& operator=(const BackendArray&) = delete;
   BackendArray(BackendArray&& o) noexcept
-      : kind_(o.kind_), ptr_(std::exchange(o.ptr_, nullptr)), size_(std::exchange(o.size_, 0)),
+      : kind_(o.kind_),
+        ptr_(std::exchange(o.ptr_, nullptr)),
+        size_(std::exchange(o.size_, 0)),
         capacity_(std::exchange(o.capacity_, 0)) {}
   BackendArray& operator=(BackendArray&& o) noexcept {
     if (this != &o) {

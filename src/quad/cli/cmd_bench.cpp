@@ -159,9 +159,10 @@ Runner add_bench(CLI::App& app) {
     }
     // Device allocations only grow during the run, so what is in use now is its peak.
     if (const size_t gpu = backend->device_memory_used(); gpu > 0 && !o->json)
-      fmt::print("\nGPU memory in use after the runs (their peak, incl. the CUDA context): {:.0f} "
-                 "MiB\n",
-                 double(gpu) / 1048576.0);
+      fmt::print(
+          "\nGPU memory in use after the runs (their peak, incl. the CUDA context): {:.0f} "
+          "MiB\n",
+          double(gpu) / 1048576.0);
     return 0;
   };
 }

@@ -25,8 +25,8 @@ Runner add_finetune(CLI::App& app);
 // Options shared by the commands that run a model.
 struct RunOptions {
   std::string model_dir;
-  int threads = 0;      // 0: all cores
-  std::string backend;  // empty: the command's default (make_run_backend)
+  int threads = 0;             // 0: all cores
+  std::string backend;         // empty: the command's default (make_run_backend)
   std::string dtype = "fp32";  // fp32 | bf16: how fp linear weights are held (add_dtype_option)
 };
 // Adds -m (required unless model_required is false), -t, --backend/--device; returns -m.

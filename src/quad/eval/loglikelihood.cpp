@@ -86,9 +86,8 @@ std::vector<Score> Scorer::score(const std::vector<TokenizedRequest>& requests) 
   size_t longest = 0;
   for (const auto& in : inputs) longest = std::max(longest, in.size());
   if (int(longest) > cache_.capacity)
-    cache_ =
-        KVCache(model_.config, std::min(max_len_, std::max(int(longest), 2 * cache_.capacity)),
-                backend_.memory());
+    cache_ = KVCache(model_.config, std::min(max_len_, std::max(int(longest), 2 * cache_.capacity)),
+                     backend_.memory());
   // Shared prefix: common to every input, and before every first scored position.
   int shared = *std::min_element(first.begin(), first.end());
   for (size_t i = 1; i < n; ++i) {

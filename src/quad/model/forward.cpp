@@ -20,11 +20,11 @@ void integer_linear(Backend& backend, const Linear& lin, const float* x, int n, 
   backend.quantize_rows(x + q.outlier, n, k, lin.in, lin.input_quant.bits, lin.input_quant.clip,
                         s.codes.data(), s.token_scales.data());
   if (q.bits == 4)
-    backend.int4_gemm(s.codes.data(), s.token_scales.data(), n, k, q.packed.data(),
-                      q.scales.data(), lin.out, y);
+    backend.int4_gemm(s.codes.data(), s.token_scales.data(), n, k, q.packed.data(), q.scales.data(),
+                      lin.out, y);
   else
-    backend.int_gemm(s.codes.data(), s.token_scales.data(), n, k, q.codes.data(),
-                     q.scales.data(), lin.out, y);
+    backend.int_gemm(s.codes.data(), s.token_scales.data(), n, k, q.codes.data(), q.scales.data(),
+                     lin.out, y);
   if (q.outlier > 0) {
     s.outlier_in.resize(size_t(n) * q.outlier);  // (n, r)
     for (int i = 0; i < n; ++i)
@@ -201,8 +201,7 @@ void forward(const Model& model, Backend& backend, const int32_t* tokens, int n,
   for (int l = 0; l < model.config.num_layers; ++l) {
     check(cache.k[l].kind() == backend.memory(), "model",
           "the KV cache is not in the memory of the {} backend", backend.name());
-    forward_layer(model, backend, l, x, n, pos0, cache.k[l].data(), cache.v[l].data(), s,
-                  observer);
+    forward_layer(model, backend, l, x, n, pos0, cache.k[l].data(), cache.v[l].data(), s, observer);
   }
   if (n_logits > 0) forward_head(model, backend, x, n, n_logits, s, logits);
 }

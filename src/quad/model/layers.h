@@ -42,8 +42,7 @@ struct QuantizedWeight {
 
   // From int8 codes (out, k) in [−2^(bits−1), 2^(bits−1)).
   static std::shared_ptr<QuantizedWeight> make(int bits, int outlier, int out, int k,
-                                               std::vector<int8_t> codes,
-                                               std::vector<float> scales,
+                                               std::vector<int8_t> codes, std::vector<float> scales,
                                                std::vector<float> w_outlier);
   std::vector<int8_t> unpacked() const;  // (out, k) codes for any bit width
   // The fp weights these stand for: (out, outlier + k) = [w_outlier | codes · scales].
@@ -60,7 +59,7 @@ struct Linear {
   // (out, in) bf16 bit patterns: fp weights kept in bf16 (FP models run with --dtype bf16), used
   // when `weight` and `weight_f16` are empty.
   std::vector<uint16_t> weight_bf16;
-  std::vector<float> bias;    // (out) or empty
+  std::vector<float> bias;                         // (out) or empty
   std::shared_ptr<const QuantizedWeight> qweight;  // integer path, used when input_quant is on
   std::shared_ptr<const InputTransform> input_transform;  // null: none
   ActQuantSpec input_quant;                               // bits 16: off

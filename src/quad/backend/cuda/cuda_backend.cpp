@@ -121,8 +121,8 @@ class CudaBackend final : public Backend {
                   float* y) override {
     half_linear(x, n, in, w16, out, bias, y, /*bf16=*/false);
   }
-  void linear_bf16(const float* x, int n, int in, const uint16_t* w16, int out,
-                   const float* bias, float* y) override {
+  void linear_bf16(const float* x, int n, int in, const uint16_t* w16, int out, const float* bias,
+                   float* y) override {
     half_linear(x, n, in, w16, out, bias, y, /*bf16=*/true);
   }
 
@@ -177,8 +177,8 @@ class CudaBackend final : public Backend {
     if (n >= kGemmAttentionMinTokens)
       gemm_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout);
     else
-      check_launch(cuda::launch_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale,
-                                          dout, stream_),
+      check_launch(cuda::launch_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout,
+                                          stream_),
                    "attention");
     finish(out, dout, q_count);
   }
@@ -284,8 +284,8 @@ class CudaBackend final : public Backend {
   // (one matrix per head, keys up to the chunk's last position), softmax in place (masked keys
   // get 0), O = S V. Chunks keep S within kScoreBytes. Full fp32 like the reference; the masked
   // upper triangle is computed and discarded (a fused flash-attention kernel would skip it).
-  void gemm_attention(const float* q, int n, int H, int Hkv, int hd, const float* k,
-                      const float* v, int pos0, float scale, float* out) {
+  void gemm_attention(const float* q, int n, int H, int Hkv, int hd, const float* k, const float* v,
+                      int pos0, float scale, float* out) {
     constexpr size_t kScoreBytes = size_t(512) << 20;
     constexpr int kMaxChunk = 512;
     const int group = H / Hkv;
@@ -313,14 +313,12 @@ class CudaBackend final : public Backend {
       auto W = [&](int slot) { return reinterpret_cast<float* const*>(dptrs + slot * H); };
       // Column-major: S_hᵀ (L × rows, ld L) = K_h (hd × L, ld kv_row)ᵀ · Q_h (hd × rows).
       QUAD_CUBLAS_CHECK(cublasSgemmBatched(blas_, CUBLAS_OP_T, CUBLAS_OP_N, L, rows, hd, &scale,
-                                           F(0), int(kv_row), F(1), int(q_row), &zero, W(2), L,
-                                           H));
+                                           F(0), int(kv_row), F(1), int(q_row), &zero, W(2), L, H));
       check_launch(cuda::launch_causal_softmax(S, H, rows, L, pos0 + i0 + 1, stream_),
                    "causal_softmax");
       // O_hᵀ (hd × rows, ld q_row) = V_h (hd × L, ld kv_row) · S_hᵀ (L × rows, ld L).
-      QUAD_CUBLAS_CHECK(cublasSgemmBatched(blas_, CUBLAS_OP_N, CUBLAS_OP_N, hd, rows, L, &one,
-                                           F(3), int(kv_row), F(2), L, &zero, W(4), int(q_row),
-                                           H));
+      QUAD_CUBLAS_CHECK(cublasSgemmBatched(blas_, CUBLAS_OP_N, CUBLAS_OP_N, hd, rows, L, &one, F(3),
+                                           int(kv_row), F(2), L, &zero, W(4), int(q_row), H));
       i0 += rows;
     }
   }

@@ -12,8 +12,7 @@
 namespace quad::cuda {
 
 // out (n) = x (n) rounded to nearest even fp16 (bf16 = false) or bf16 (true), as bit patterns.
-cudaError_t launch_to_half(const float* x, size_t n, uint16_t* out, bool bf16,
-                           cudaStream_t stream);
+cudaError_t launch_to_half(const float* x, size_t n, uint16_t* out, bool bf16, cudaStream_t stream);
 // y (n, out) += bias (out), broadcast over rows.
 cudaError_t launch_add_bias(float* y, const float* bias, int n, int out, cudaStream_t stream);
 // x (n) += y (n).
