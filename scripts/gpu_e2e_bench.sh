@@ -28,7 +28,7 @@ echo "built in $((SECONDS - start)) s"
 
 status=0
 echo "== quad bench --random $SHAPE --device cuda -p $P -n $N -r $R"
-for variant in "--dtype bf16" "--quant w4a4" "--quant w4a8"; do
+for variant in "--dtype bf16" "--quant w4a4 --dtype bf16" "--quant w4a8 --dtype bf16"; do
   start=$SECONDS
   timeout 300 build-gpu/quad bench --random "$SHAPE" $variant --device cuda -p "$P" -n "$N" \
     -r "$R" --json 2> "$LOG/bench_${variant// /_}.err" | tee -a "$LOG/e2e.jsonl" ||

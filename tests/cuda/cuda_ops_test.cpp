@@ -165,6 +165,36 @@ TEST_F(CudaOps, AttentionPrefillAndDecode) {
   EXPECT_THROW(cuda->attention(q.data(), 1, 3, 2, 16, k.data(), k.data(), 0, out.data()), Error);
 }
 
+// With reduced precision allowed, prefill attention runs the fp16 flash-attention kernel: q, k,
+// v and the probabilities rounded to fp16 (relative error ~1e-3 per element, NMSE ~1e-7), fp32
+// accumulation. Cases: both head sizes, GQA and MHA, continuing a cache, a partial last block
+// and key tile, the diagonal inside a tile, many keys for few rows, large scores.
+TEST_F(CudaOps, FlashAttentionPrefill) {
+  auto fast = make_backend("cuda");
+  fast->allow_reduced_precision();
+  uint32_t seed = 900;
+  for (auto [n, pos0, H, Hkv, hd, amp] : {std::tuple{2, 0, 4, 2, 64, 1.0f},
+                                          {77, 40, 8, 2, 128, 1.0f},
+                                          {130, 0, 4, 4, 64, 1.0f},
+                                          {64, 64, 2, 1, 128, 1.0f},
+                                          {5, 300, 4, 2, 128, 1.0f},
+                                          {600, 3, 4, 1, 64, 1.0f},
+                                          {100, 0, 4, 2, 128, 2.0f}}) {
+    const int len = pos0 + n;
+    auto q = random_normal(size_t(n) * H * hd, seed++, amp),
+         k = random_normal(size_t(len) * Hkv * hd, seed++, amp),
+         v = random_normal(size_t(len) * Hkv * hd, seed++);
+    std::vector<float> o0(q.size()), o1(q.size(), kPoison);
+    ref->attention(q.data(), n, H, Hkv, hd, k.data(), v.data(), pos0, o0.data());
+    fast->attention(q.data(), n, H, Hkv, hd, k.data(), v.data(), pos0, o1.data());
+    // The scores' rounding error grows with |q|·|k|, so the bound with amp⁴.
+    EXPECT_LT(nmse(o1, o0), 2e-6 * std::pow(amp, 4))
+        << "n=" << n << " pos0=" << pos0 << " " << H << "/" << Hkv << " hd=" << hd
+        << " amp=" << amp;
+    EXPECT_GT(nmse(o1, o0), 0.0) << "the fp16 kernel ran";  // not the exact fp32 path
+  }
+}
+
 TEST_F(CudaOps, SiluMulAndAdd) {
   for (size_t n : {size_t(1), size_t(17), size_t(200 * 17 + 3)}) {
     auto g = random_normal(n, 500, 4.0f), u = random_normal(n, 501);

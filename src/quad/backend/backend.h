@@ -54,6 +54,9 @@ class Backend {
   // The caller's promise that the weights it passes from now on do not change in place
   // (inference commands): backends that cache weights may skip their change checks.
   virtual void assume_weights_frozen() {}
+  // Lets fp ops that have faster reduced-precision versions use them (--dtype bf16): on cuda,
+  // prefill attention on fp16 tensor cores (q, k, v and probabilities rounded to fp16).
+  virtual void allow_reduced_precision() {}
   // Bytes of device memory in use on the backend's GPU (0 for host backends). Allocations only
   // grow during a run, so at its end this is the run's peak (plus the driver's context).
   virtual size_t device_memory_used() const { return 0; }

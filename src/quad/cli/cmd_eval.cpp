@@ -80,6 +80,7 @@ Runner add_eval(CLI::App& app) {
     Model model = load_run_model(o->run);
     auto backend = make_run_backend(o->run);
     backend->assume_weights_frozen();  // inference only
+    apply_dtype(*backend, o->run);
     eval::EvalOptions options;
     options.limit = o->limit;
     options.bos = o->bos == "on"    ? eval::BosMode::kOn

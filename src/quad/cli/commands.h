@@ -38,7 +38,8 @@ std::unique_ptr<Backend> make_run_backend(const RunOptions& options, bool gpu_by
 void add_dtype_option(CLI::App& cmd, RunOptions& options);
 // Model::load(-m) with the fp linears stored as --dtype says.
 Model load_run_model(const RunOptions& options);
-// Applies --dtype to a model built in memory.
+// Applies --dtype to a model built in memory, and to the backend that runs it.
 void apply_dtype(Model& model, const RunOptions& options);
+void apply_dtype(Backend& backend, const RunOptions& options);
 
 }  // namespace quad::cli

@@ -30,13 +30,18 @@ std::unique_ptr<Backend> make_run_backend(const RunOptions& o, bool gpu_by_defau
 
 void add_dtype_option(CLI::App& cmd, RunOptions& o) {
   cmd.add_option("--dtype", o.dtype,
-                 "how fp linear weights are held: fp32 (default, exact) or bf16 (half the memory; "
-                 "exact for bf16 checkpoints; bf16 tensor cores on cuda)")
+                 "fp32 (default, exact) or bf16: fp linear weights held in bf16 (half the memory; "
+                 "exact for bf16 checkpoints; bf16 tensor cores on cuda) and reduced-precision "
+                 "ops allowed (cuda: fp16 flash attention)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
 }
 
 void apply_dtype(Model& model, const RunOptions& o) {
   if (o.dtype == "bf16") store_fp_linears_in_bf16(model);
+}
+
+void apply_dtype(Backend& backend, const RunOptions& o) {
+  if (o.dtype == "bf16") backend.allow_reduced_precision();
 }
 
 Model load_run_model(const RunOptions& o) {

@@ -81,6 +81,8 @@ class CudaBackend final : public Backend {
     QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
+  void allow_reduced_precision() override { reduced_precision_ = true; }
+
   void assume_weights_frozen() override {
     Op op(*this);
     weights_.freeze();
@@ -174,7 +176,11 @@ class CudaBackend final : public Backend {
     const float* dv = input(kIn2, v_cache, kv_count);
     float* dout = output(kOut, out, q_count);
     const float scale = 1.0f / std::sqrt(float(hd));
-    if (n >= kGemmAttentionMinTokens)
+    if (n > 1 && reduced_precision_ && cuda::flash_attention_supported(hd))
+      check_launch(cuda::launch_flash_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale,
+                                                dout, stream_),
+                   "flash_attention");
+    else if (n >= kGemmAttentionMinTokens)
       gemm_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout);
     else
       check_launch(cuda::launch_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout,
@@ -434,7 +440,8 @@ class CudaBackend final : public Backend {
   std::map<const Linear*, std::pair<uint64_t, std::unique_ptr<cuda::DeviceQuadLinear>>> fused_;
   // QUAD_CUDA_FUSED=0 turns the fused QUAD linears off (op-by-op integer path, bit-identical to
   // the CPU backend's integer ops).
-  bool fused_frozen_ = false;  // assume_weights_frozen: no fingerprint checks
+  bool fused_frozen_ = false;       // assume_weights_frozen: no fingerprint checks
+  bool reduced_precision_ = false;  // allow_reduced_precision: fp16 flash attention
   bool fused_enabled_ = [] {
     const char* v = std::getenv("QUAD_CUDA_FUSED");
     return !(v && std::string(v) == "0");

@@ -34,6 +34,13 @@ inline constexpr int kMaxAttentionHeadDim = 512;
 cudaError_t launch_attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
                              const float* k, const float* v, int pos0, float scale, float* out,
                              cudaStream_t stream);
+// Causal GQA attention on fp16 tensor cores (flash_attention.cu), same arguments as
+// launch_attention; q, k, v and the probabilities are rounded to fp16, accumulation in fp32.
+// For head_dim 64 and 128 (flash_attention_supported); rows are independent, so any n works.
+bool flash_attention_supported(int hd);
+cudaError_t launch_flash_attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
+                                   const float* k, const float* v, int pos0, float scale,
+                                   float* out, cudaStream_t stream);
 // Prefill attention through GEMMs: scores (heads, rows, L) row-major, row i of each head sees
 // keys [0, first_len + i) (causal); softmax over those in place, the rest set to 0.
 cudaError_t launch_causal_softmax(float* scores, int heads, int rows, int L, int first_len,
