@@ -153,10 +153,15 @@ class CudaBackend final : public Backend {
     const size_t count = size_t(n) * heads * head_dim;
     const size_t table_len = size_t(table.max_positions) * (head_dim / 2);
     float* dx = in_place(kIn0, x, count);
-    const int32_t* dpos = input(kIn1, pos, size_t(n));
+    // Consecutive positions (every forward pass) go as their start: no copy, and no stream
+    // synchronization, which a copy from pageable host memory would cost.
+    bool consecutive = true;
+    for (int i = 1; i < n && consecutive; ++i) consecutive = pos[i] == pos[0] + i;
+    const int32_t* dpos = consecutive ? nullptr : input(kIn1, pos, size_t(n));
     const float* dcos = weights_.get(table.cos.data(), table_len, stream_);
     const float* dsin = weights_.get(table.sin.data(), table_len, stream_);
-    check_launch(cuda::launch_rope(dx, n, heads, head_dim, dpos, dcos, dsin, stream_), "rope");
+    check_launch(cuda::launch_rope(dx, n, heads, head_dim, dpos, pos[0], dcos, dsin, stream_),
+                 "rope");
     finish(x, dx, count);
   }
 

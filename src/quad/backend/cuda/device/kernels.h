@@ -24,8 +24,9 @@ cudaError_t launch_silu_mul(const float* gate, const float* up, size_t n, float*
 cudaError_t launch_rmsnorm(const float* x, int n, int width, const float* weight, int divisor,
                            float eps, float* y, cudaStream_t stream);
 // In-place half-split RoPE on x (n, heads, head_dim); cos/sin tables (positions, head_dim/2);
-// positions already checked against the table.
-cudaError_t launch_rope(float* x, int n, int heads, int head_dim, const int32_t* pos,
+// token i at position pos[i], or pos0 + i when pos is null; positions already checked against
+// the table.
+cudaError_t launch_rope(float* x, int n, int heads, int head_dim, const int32_t* pos, int pos0,
                         const float* cos, const float* sin, cudaStream_t stream);
 // Largest head_dim launch_attention supports.
 inline constexpr int kMaxAttentionHeadDim = 512;

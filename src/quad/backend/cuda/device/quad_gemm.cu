@@ -8,6 +8,7 @@
 //    loads in flight per thread, 8 warps splitting K and reducing through shared memory.
 // Epilogue: Σ a·q from the offset sums (exact in int32), · s_x · s_w in fp32, plus the fp16
 // outlier product (tensor cores, fp32 accumulation) and the bias, stored as bf16.
+#include "dynamic_smem.cuh"
 #include "quad_epilogue.cuh"
 #include "quad_linear.h"
 #include "quad_mma.cuh"
@@ -454,8 +455,8 @@ cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w
                          cudaStream_t stream) {
   using T = Tiled<ABITS, NJ>;
   const size_t smem = T::smem_bytes(w.r);
-  if (cudaError_t e = cudaFuncSetAttribute(quad_tiled_kernel<ABITS, NJ, OutT>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)))
+  if (cudaError_t e = allow_dynamic_smem(
+          reinterpret_cast<const void*>(quad_tiled_kernel<ABITS, NJ, OutT>), smem))
     return e;
   const dim3 grid((w.N + T::BN - 1) / T::BN, (M + T::BM - 1) / T::BM);
   quad_tiled_kernel<ABITS, NJ, OutT><<<grid, kThreads, smem, stream>>>(act, M, w, y);
@@ -476,9 +477,7 @@ cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
     for (const void* k :
          {reinterpret_cast<const void*>(quad_gemv_kernel<ABITS, 1, BATCH, MINB, true, OutT>),
           reinterpret_cast<const void*>(quad_gemv_kernel<ABITS, 2, BATCH, MINB, true, OutT>)})
-      if (cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                               int(cfg.dynamicSmemBytes)))
-        return e;
+      if (cudaError_t e = allow_dynamic_smem(k, cfg.dynamicSmemBytes)) return e;
   }
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;

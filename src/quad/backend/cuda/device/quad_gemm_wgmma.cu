@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "dynamic_smem.cuh"
 #include "quad_epilogue.cuh"
 #include "quad_linear.h"
 #include "quad_mma.cuh"
@@ -367,8 +368,8 @@ template <int ABITS, typename OutT>
 cudaError_t launch_wgmma(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
                          cudaStream_t stream) {
   const size_t smem = WgLayout<ABITS>::smem_bytes(w.r, sizeof(OutT));
-  if (cudaError_t e = cudaFuncSetAttribute(quad_wgmma_kernel<ABITS, OutT>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)))
+  if (cudaError_t e =
+          allow_dynamic_smem(reinterpret_cast<const void*>(quad_wgmma_kernel<ABITS, OutT>), smem))
     return e;
   const dim3 grid((M + kTileM - 1) / kTileM, (w.N + kTileN - 1) / kTileN);
   quad_wgmma_kernel<ABITS, OutT><<<grid, kWgThreads, smem, stream>>>(act, M, w, y);

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "dynamic_smem.cuh"
 #include "quad_linear.h"
 #include "reduce.cuh"
 
@@ -425,18 +426,13 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
   cluster.sync();  // no block leaves while another may still read its shared memory
 }
 
-cudaError_t raise_smem(const void* kernel, size_t bytes) {
-  if (bytes <= 48 * 1024) return cudaSuccess;
-  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
-}
-
 template <typename T, int E>
 cudaError_t launch_d_cluster(int M, const T* x, int K, const float* mix, int K_o, bool inner,
                              int bits, float clip, const QuadActivations& out,
                              cudaStream_t stream) {
   const size_t smem = (size_t(K_o) * ((K_o + 3) / 4 * 4) + K) * sizeof(float);
   const void* kernel = reinterpret_cast<const void*>(quant_d_cluster_kernel<T, E>);
-  if (cudaError_t e = raise_smem(kernel, smem)) return e;
+  if (cudaError_t e = allow_dynamic_smem(kernel, smem)) return e;
   quant_d_cluster_kernel<T, E>
       <<<M * kCluster, 256, smem, stream>>>(x, K, mix, K_o, inner, bits, clip, out);
   return cudaGetLastError();
@@ -469,7 +465,7 @@ cudaError_t launch_d(int M, int threads, const T* x, int K, const float* mix, in
                      int bits, float clip, const QuadActivations& out, cudaStream_t stream) {
   const size_t smem = (size_t(K_o) * ((K_o + 3) / 4 * 4) + K) * sizeof(float);
   const void* kernel = reinterpret_cast<const void*>(quant_d_kernel<T, PER, E, COLS>);
-  if (cudaError_t e = raise_smem(kernel, smem)) return e;
+  if (cudaError_t e = allow_dynamic_smem(kernel, smem)) return e;
   quant_d_kernel<T, PER, E, COLS>
       <<<M, threads, smem, stream>>>(x, K, mix, K_o, inner, bits, clip, out);
   return cudaGetLastError();

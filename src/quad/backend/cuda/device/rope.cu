@@ -7,12 +7,13 @@ namespace quad::cuda {
 
 namespace {
 
-__global__ void rope_kernel(float* x, int heads, int head_dim, const int32_t* pos, const float* cos,
-                            const float* sin) {
+__global__ void rope_kernel(float* x, int heads, int head_dim, const int32_t* pos, int pos0,
+                            const float* cos, const float* sin) {
   const int half = head_dim / 2;
   const int i = blockIdx.x;
-  const float* c = cos + size_t(pos[i]) * half;
-  const float* s = sin + size_t(pos[i]) * half;
+  const int p = pos ? pos[i] : pos0 + i;
+  const float* c = cos + size_t(p) * half;
+  const float* s = sin + size_t(p) * half;
   for (int j = threadIdx.x; j < heads * half; j += blockDim.x) {
     const int h = j / half, k = j % half;
     float* v = x + (size_t(i) * heads + h) * head_dim;
@@ -24,10 +25,10 @@ __global__ void rope_kernel(float* x, int heads, int head_dim, const int32_t* po
 
 }  // namespace
 
-cudaError_t launch_rope(float* x, int n, int heads, int head_dim, const int32_t* pos,
+cudaError_t launch_rope(float* x, int n, int heads, int head_dim, const int32_t* pos, int pos0,
                         const float* cos, const float* sin, cudaStream_t stream) {
   if (n <= 0 || heads <= 0 || head_dim < 2) return cudaSuccess;
-  rope_kernel<<<n, 128, 0, stream>>>(x, heads, head_dim, pos, cos, sin);
+  rope_kernel<<<n, 128, 0, stream>>>(x, heads, head_dim, pos, pos0, cos, sin);
   return cudaGetLastError();
 }
 
