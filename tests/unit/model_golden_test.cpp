@@ -39,10 +39,13 @@ std::vector<int32_t> greedy(const Model& m, Backend& b, std::vector<int32_t> ids
 
 class PromptGoldens : public ::testing::TestWithParam<std::string> {};
 
-// Logits to max-abs 3e-3 (the issue asks 1e-3). Measured: our fp32 (OpenBLAS) and fp64-accumulating
-// reference backends agree with each other to 1e-6 on these prompts, but both differ from the
-// golden by up to 2.5e-3 (errors spread ±, ~2e-4 relative, the size TF32 GEMMs on the GPU that
-// produced the golden would leave). Argmax and all greedy tokens must match exactly.
+// Logits to max-abs 3e-3 against the goldens (the issue asks 1e-3): the goldens themselves are
+// that far from transformers in float32. scripts/hf_golden_precision.py ran transformers 5.17.0
+// (the version hf_reference.json names) on these prompts on the GPU machine: strict fp32 on the
+// CPU and on the GPU both differ from the goldens by 2.46e-3 (tiny-llama3-30m) and 1.45e-3
+// (tiny-qwen2-27m), TF32 by 3.05e-3 / 1.75e-3. Our forward pass matches those strict-fp32
+// transformers logits to 1e-4 (MatchStrictFp32Transformers below; measured 2.8e-6 on
+// tiny-llama3-30m). Argmax and all greedy tokens must match the goldens exactly.
 constexpr double kLogitTol = 3e-3;
 TEST_P(PromptGoldens, LogitsArgmaxAndGreedyMatchTransformers) {
   const std::string model_name = GetParam();
@@ -62,6 +65,28 @@ TEST_P(PromptGoldens, LogitsArgmaxAndGreedyMatchTransformers) {
     EXPECT_EQ(argmax(logits.data(), m.config.vocab_size), g["argmax_last"].get<int32_t>());
     auto want = g["greedy_ids"].get<std::vector<int32_t>>();
     EXPECT_EQ(greedy(m, *backend, ids, int(want.size() - ids.size())), want);
+  }
+}
+
+// The same prompts against transformers 5.17.0 in strict fp32 (TF32 off), logits recorded by
+// scripts/hf_golden_precision.py into tests/data/hf_fp32_last_logits.json (provenance inside).
+TEST_P(PromptGoldens, MatchStrictFp32Transformers) {
+  const std::string model_name = GetParam();
+  QUAD_REQUIRE_ASSET(dir, "models/" + model_name);
+  QUAD_REQUIRE_ASSET(golden_path, "goldens/" + model_name + ".prompts.json");
+  const nlohmann::json golden = nlohmann::json::parse(std::ifstream(golden_path));
+  const nlohmann::json hf = nlohmann::json::parse(
+      std::ifstream(std::string(QUAD_SOURCE_DIR) + "/tests/data/hf_fp32_last_logits.json"));
+  ASSERT_TRUE(hf.contains(model_name));
+  Model m = Model::load(dir);
+  auto backend = make_cpu_backend();
+  ASSERT_EQ(hf[model_name].size(), golden.size());
+  for (auto& [prompt, want] : hf[model_name].items()) {
+    SCOPED_TRACE(prompt);
+    std::vector<float> logits =
+        last_logits(m, *backend, golden[prompt]["ids"].get<std::vector<int32_t>>());
+    for (size_t i = 0; i < want.size(); ++i)
+      EXPECT_NEAR(logits[i], want[i].get<double>(), 1e-4) << i;
   }
 }
 
