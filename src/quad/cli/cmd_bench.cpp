@@ -75,7 +75,9 @@ Runner add_bench(CLI::App& app) {
     std::string name;
     if (o->random.empty()) {
       model = load_run_model(o->run);
-      name = std::filesystem::path(o->run.model_dir).filename().string();
+      std::filesystem::path dir(o->run.model_dir);
+      if (!dir.has_filename()) dir = dir.parent_path();  // "models/x/" names x
+      name = dir.filename().string();
     } else {
       RandomQuant rq;
       rq.quantized = o->quant != "fp32";
