@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -62,10 +64,19 @@ class CudaBackend final : public Backend {
     QUAD_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
     // fp32 in, fp32 accumulate, no TF32 (CUBLAS_DEFAULT_MATH keeps sgemm in full fp32).
     QUAD_CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
+    if (profile_) {
+      QUAD_CUDA_CHECK(cudaEventCreate(&event_start_));
+      QUAD_CUDA_CHECK(cudaEventCreate(&event_end_));
+    }
   }
 
   ~CudaBackend() override {
     (void)cudaStreamSynchronize(stream_);
+    if (profile_) {
+      print_profile();
+      (void)cudaEventDestroy(event_start_);
+      (void)cudaEventDestroy(event_end_);
+    }
     (void)cublasDestroy(blas_);
     (void)cudaStreamDestroy(stream_);
   }
@@ -75,7 +86,7 @@ class CudaBackend final : public Backend {
   MemoryKind memory() const override { return MemoryKind::cuda; }
   bool host_accessible(const void* p) const override { return !on_device(p); }
   void copy(void* dst, const void* src, size_t bytes) override {
-    Op op(*this);
+    Op op(*this, "copy");
     if (bytes == 0) return;
     QUAD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_));
     QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -84,7 +95,7 @@ class CudaBackend final : public Backend {
   void allow_reduced_precision() override { reduced_precision_ = true; }
 
   void assume_weights_frozen() override {
-    Op op(*this);
+    Op op(*this, "assume_weights_frozen");
     weights_.freeze();
     fused_frozen_ = true;
   }
@@ -100,7 +111,7 @@ class CudaBackend final : public Backend {
 
   void linear(const float* x, int n, int in, const float* w, int out, const float* bias,
               float* y) override {
-    Op op(*this);
+    Op op(*this, "linear");
     if (n <= 0 || out <= 0) return;
     float* dy = output(kOut, y, size_t(n) * out);
     const float* db = weights_.get(bias, bias ? size_t(out) : 0, stream_);
@@ -130,7 +141,7 @@ class CudaBackend final : public Backend {
 
   void rmsnorm(const float* x, int n, int width, const float* weight, int divisor, float eps,
                float* y) override {
-    Op op(*this);
+    Op op(*this, "rmsnorm");
     check(divisor > 0, "cuda", "rmsnorm: divisor {} must be positive", divisor);
     if (n <= 0 || width <= 0) return;
     const size_t count = size_t(n) * width;
@@ -143,7 +154,7 @@ class CudaBackend final : public Backend {
 
   void rope(float* x, int n, int heads, int head_dim, const int32_t* pos,
             const RopeTable& table) override {
-    Op op(*this);
+    Op op(*this, "rope");
     if (n <= 0 || heads <= 0) return;
     check(head_dim == table.head_dim, "cuda", "rope: head_dim {} but the table has {}", head_dim,
           table.head_dim);
@@ -167,7 +178,7 @@ class CudaBackend final : public Backend {
 
   void attention(const float* q, int n, int n_heads, int n_kv_heads, int hd, const float* k_cache,
                  const float* v_cache, int pos0, float* out) override {
-    Op op(*this);
+    Op op(*this, "attention");
     if (n <= 0 || n_heads <= 0) return;
     check(n_kv_heads > 0 && n_heads % n_kv_heads == 0, "cuda",
           "attention: {} heads are not a multiple of {} kv heads", n_heads, n_kv_heads);
@@ -195,7 +206,7 @@ class CudaBackend final : public Backend {
   }
 
   void silu_mul(const float* gate, const float* up, size_t n, float* out) override {
-    Op op(*this);
+    Op op(*this, "silu_mul");
     if (n == 0) return;
     const float* dg = input(kIn0, gate, n);
     const float* du = input(kIn1, up, n);
@@ -205,7 +216,7 @@ class CudaBackend final : public Backend {
   }
 
   void add(float* x, const float* y, size_t n) override {
-    Op op(*this);
+    Op op(*this, "add");
     if (n == 0) return;
     float* dx = in_place(kIn0, x, n);
     const float* dy = input(kIn1, y, n);
@@ -214,7 +225,7 @@ class CudaBackend final : public Backend {
   }
 
   void act_quant(float* x, int n, int width, const ActQuantSpec& spec) override {
-    Op op(*this);
+    Op op(*this, "act_quant");
     if (!spec.enabled() || n <= 0) return;
     check(spec.bits >= 2, "cuda", "act_quant: {} bits (need 2..15)", spec.bits);
     check(spec.skip_first >= 0 && spec.skip_first <= width, "cuda",
@@ -229,7 +240,7 @@ class CudaBackend final : public Backend {
 
   void quantize_rows(const float* x, int n, int width, int ld, int bits, float clip, int8_t* codes,
                      float* scales) override {
-    Op op(*this);
+    Op op(*this, "quantize_rows");
     if (n <= 0) return;
     check(bits >= 2 && bits <= 8, "cuda", "quantize_rows: {} bits (need 2..8)", bits);
     check(width >= 0 && ld >= width, "cuda", "quantize_rows: width {} with row stride {}", width,
@@ -246,7 +257,7 @@ class CudaBackend final : public Backend {
 
   void int_gemm(const int8_t* xq, const float* sx, int n, int k, const int8_t* wq, const float* sw,
                 int out, float* y) override {
-    Op op(*this);
+    Op op(*this, "int_gemm");
     if (n <= 0 || out <= 0) return;
     check(k >= 0, "cuda", "int_gemm: negative k {}", k);
     const int8_t* dx = input(kIn0, xq, size_t(n) * k);
@@ -260,7 +271,7 @@ class CudaBackend final : public Backend {
 
   void int4_gemm(const int8_t* xq, const float* sx, int n, int k, const uint8_t* w4,
                  const float* sw, int out, float* y) override {
-    Op op(*this);
+    Op op(*this, "int4_gemm");
     if (n <= 0 || out <= 0) return;
     check(k >= 0 && k % 2 == 0, "cuda", "int4_gemm: k = {} must be even", k);
     const int8_t* dx = input(kIn0, xq, size_t(n) * k);
@@ -277,7 +288,7 @@ class CudaBackend final : public Backend {
   // fp32 input quantized and multiplied on the GPU, fp32 out.
   bool fused_linear(const Linear& lin, const float* x, int n, float* y) override {
     if (!fused_enabled_ || !cuda::DeviceQuadLinear::supports(lin)) return false;
-    Op op(*this);
+    Op op(*this, "fused_linear");
     if (n <= 0) return true;
     cuda::DeviceQuadLinear& d = fused_layer(lin);
     const float* dx = input(kIn0, x, size_t(n) * lin.in);
@@ -338,7 +349,7 @@ class CudaBackend final : public Backend {
   // fp32 accumulation and fp32 out.
   void half_linear(const float* x, int n, int in, const uint16_t* w16, int out, const float* bias,
                    float* y, bool bf16) {
-    Op op(*this);
+    Op op(*this, "half_linear");
     if (n <= 0 || out <= 0) return;
     float* dy = output(kOut, y, size_t(n) * out);
     const float* db = weights_.get(bias, bias ? size_t(out) : 0, stream_);
@@ -391,10 +402,46 @@ class CudaBackend final : public Backend {
   enum Slot { kIn0, kIn1, kIn2, kOut, kOut2, kScores, kPointers, kSlots };
 
   // Serializes ops and marks their start for the weight cache.
+  // With QUAD_CUDA_PROFILE=1, each op's host time (its whole call) and GPU time (events around
+  // the work it enqueued) are summed per op name and printed when the backend is destroyed.
   struct Op {
-    explicit Op(CudaBackend& b) : lock(b.mu_) { b.weights_.begin_op(); }
+    Op(CudaBackend& b, const char* name) : lock(b.mu_), backend(b), name(name) {
+      b.weights_.begin_op();
+      if (b.profile_) {
+        start = std::chrono::steady_clock::now();
+        QUAD_CUDA_CHECK(cudaEventRecord(b.event_start_, b.stream_));
+      }
+    }
+    ~Op() {
+      if (!backend.profile_) return;
+      float gpu_ms = 0;
+      if (cudaEventRecord(backend.event_end_, backend.stream_) == cudaSuccess &&
+          cudaEventSynchronize(backend.event_end_) == cudaSuccess)
+        (void)cudaEventElapsedTime(&gpu_ms, backend.event_start_, backend.event_end_);
+      OpStats& st = backend.stats_[name];
+      st.calls += 1;
+      st.gpu_us += 1e3 * gpu_ms;
+      st.host_us +=
+          1e6 * std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
     std::lock_guard<std::mutex> lock;
+    CudaBackend& backend;
+    const char* name;
+    std::chrono::steady_clock::time_point start;
   };
+  struct OpStats {
+    int64_t calls = 0;
+    double host_us = 0, gpu_us = 0;
+  };
+  void print_profile() const {
+    std::fprintf(stderr,
+                 "cuda op profile (QUAD_CUDA_PROFILE=1; host = whole call incl. the "
+                 "event wait, gpu = enqueued work):\n%-16s %10s %12s %12s\n",
+                 "op", "calls", "host us/call", "gpu us/call");
+    for (const auto& [name, st] : stats_)
+      std::fprintf(stderr, "%-16s %10lld %12.2f %12.2f\n", name.c_str(), (long long)st.calls,
+                   st.host_us / st.calls, st.gpu_us / st.calls);
+  }
 
   template <typename T>
   T* scratch(Slot slot, size_t count) {
@@ -438,6 +485,12 @@ class CudaBackend final : public Backend {
   }
 
   std::mutex mu_;
+  bool profile_ = [] {
+    const char* v = std::getenv("QUAD_CUDA_PROFILE");
+    return v && std::string(v) == "1";
+  }();
+  cudaEvent_t event_start_ = nullptr, event_end_ = nullptr;
+  std::map<std::string, OpStats> stats_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   cuda::WeightCache weights_;
