@@ -419,10 +419,9 @@ class CudaBackend final : public Backend {
           cudaEventSynchronize(backend.event_end_) == cudaSuccess)
         (void)cudaEventElapsedTime(&gpu_ms, backend.event_start_, backend.event_end_);
       OpStats& st = backend.stats_[name];
-      st.calls += 1;
-      st.gpu_us += 1e3 * gpu_ms;
-      st.host_us +=
-          1e6 * std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      st.gpu_us.push_back(1e3 * gpu_ms);
+      st.host_us.push_back(
+          1e6 * std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     std::lock_guard<std::mutex> lock;
     CudaBackend& backend;
@@ -430,17 +429,22 @@ class CudaBackend final : public Backend {
     std::chrono::steady_clock::time_point start;
   };
   struct OpStats {
-    int64_t calls = 0;
-    double host_us = 0, gpu_us = 0;
+    std::vector<double> host_us, gpu_us;
   };
+  static double median(std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  }
+  // Medians, so that the first calls (weight uploads, buffer growth) do not dominate.
   void print_profile() const {
     std::fprintf(stderr,
-                 "cuda op profile (QUAD_CUDA_PROFILE=1; host = whole call incl. the "
-                 "event wait, gpu = enqueued work):\n%-16s %10s %12s %12s\n",
+                 "cuda op profile (QUAD_CUDA_PROFILE=1; medians; host = whole call incl. the "
+                 "event wait, gpu = between events around the enqueued work):\n%-22s %8s %14s "
+                 "%14s\n",
                  "op", "calls", "host us/call", "gpu us/call");
     for (const auto& [name, st] : stats_)
-      std::fprintf(stderr, "%-16s %10lld %12.2f %12.2f\n", name.c_str(), (long long)st.calls,
-                   st.host_us / st.calls, st.gpu_us / st.calls);
+      std::fprintf(stderr, "%-22s %8zu %14.2f %14.2f\n", name.c_str(), st.host_us.size(),
+                   median(st.host_us), median(st.gpu_us));
   }
 
   template <typename T>
