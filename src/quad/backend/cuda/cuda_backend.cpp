@@ -293,7 +293,17 @@ class CudaBackend final : public Backend {
     cuda::DeviceQuadLinear& d = fused_layer(lin);
     const float* dx = input(kIn0, x, size_t(n) * lin.in);
     float* dy = output(kOut, y, size_t(n) * lin.out);
-    d.forward(dx, n, dy, stream_);
+    // q/k/v (and gate/up) read the same normalized rows: the first quantizes them, the next
+    // ones reuse that while no other op has run in between and x is device memory (which only
+    // ops write) that the previous layer's output did not overlap.
+    const cuda::DeviceQuadLinear* shared = nullptr;
+    const SharedQuant& last = last_quant_;
+    if (share_quant_ && last.layer && last.op + 1 == op_count_ && last.x == x && last.n == n &&
+        dx == x && !overlaps(last.y, last.y_bytes, x, sizeof(float) * size_t(n) * lin.in) &&
+        last.layer->quantizes_like(d, n))
+      shared = last.layer;
+    d.forward(dx, n, dy, stream_, shared);
+    last_quant_ = {shared ? shared : &d, op_count_, x, n, y, sizeof(float) * size_t(n) * lin.out};
     finish(y, dy, size_t(n) * lin.out);
     return true;
   }
@@ -393,9 +403,24 @@ class CudaBackend final : public Backend {
     auto& entry = fused_[&lin];
     if (fused_frozen_ && entry.second) return *entry.second;
     const uint64_t fp = fused_fingerprint(lin);
-    if (!entry.second || entry.first != fp)
+    if (!entry.second || entry.first != fp) {
+      last_quant_ = {};  // it may point at the layer being replaced
       entry = {fp, std::make_unique<cuda::DeviceQuadLinear>(lin)};
+    }
     return *entry.second;
+  }
+  // The last fused linear's quantized input, for the next one (fused_linear).
+  struct SharedQuant {
+    const cuda::DeviceQuadLinear* layer = nullptr;
+    uint64_t op = 0;
+    const float* x = nullptr;
+    int n = 0;
+    const void* y = nullptr;
+    size_t y_bytes = 0;
+  };
+  static bool overlaps(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
+    const auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
+    return pa < pb + b_bytes && pb < pa + a_bytes;
   }
 
   // Scratch slots for staged activations, reused by every op.
@@ -407,6 +432,7 @@ class CudaBackend final : public Backend {
   struct Op {
     Op(CudaBackend& b, const char* name) : lock(b.mu_), backend(b), name(name) {
       b.weights_.begin_op();
+      ++b.op_count_;
       if (b.profile_) {
         start = std::chrono::steady_clock::now();
         QUAD_CUDA_CHECK(cudaEventRecord(b.event_start_, b.stream_));
@@ -502,6 +528,13 @@ class CudaBackend final : public Backend {
   std::map<const Linear*, std::pair<uint64_t, std::unique_ptr<cuda::DeviceQuadLinear>>> fused_;
   // QUAD_CUDA_FUSED=0 turns the fused QUAD linears off (op-by-op integer path, bit-identical to
   // the CPU backend's integer ops).
+  uint64_t op_count_ = 0;  // ops started so far
+  SharedQuant last_quant_;
+  // QUAD_CUDA_SHARE_QUANT=0 quantizes every fused linear's input itself.
+  bool share_quant_ = [] {
+    const char* v = std::getenv("QUAD_CUDA_SHARE_QUANT");
+    return !(v && std::string(v) == "0");
+  }();
   bool fused_frozen_ = false;       // assume_weights_frozen: no fingerprint checks
   bool reduced_precision_ = false;  // allow_reduced_precision: fp16 flash attention
   bool fused_enabled_ = [] {

@@ -108,8 +108,20 @@ void DeviceQuadLinear::grow(int M) {
   act_.natural = quad_gemm_natural(M, w_);  // the layout the GEMM at this M reads
 }
 
-void DeviceQuadLinear::forward(const float* x, int M, float* y, cudaStream_t stream) {
+bool DeviceQuadLinear::quantizes_like(const DeviceQuadLinear& o, int M) const {
+  return u_type() && o.u_type() && w_.K == o.w_.K && w_.r == o.w_.r && act_bits_ == o.act_bits_ &&
+         clip_ == o.clip_ && quad_gemm_natural(M, w_) == quad_gemm_natural(M, o.w_);
+}
+
+void DeviceQuadLinear::forward(const float* x, int M, float* y, cudaStream_t stream,
+                               const DeviceQuadLinear* quantized) {
   if (M <= 0) return;
+  if (quantized) {
+    check(quantized->quantizes_like(*this, M), "cuda",
+          "shared activations of a layer that quantizes differently");
+    QUAD_CUDA_CHECK(launch_quad_gemm(quantized->act_, M, w_, y, stream));
+    return;
+  }
   grow(M);
   if (u_type())
     QUAD_CUDA_CHECK(launch_quad_quant_u(x, M, w_.r, w_.K, 0, 0.0f, act_bits_, clip_, act_, stream));

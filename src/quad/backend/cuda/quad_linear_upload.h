@@ -1,8 +1,7 @@
 // A quantized model Linear (model/layers.h) on the GPU in the form of the fused QUAD kernels
 // (device/quad_linear.h, issue 8): the weight codes prepared once into the kernels' layout, the
 // scales, fp16 outlier columns and bf16 bias uploaded, and the online input transform as the
-// quantization kernel's outer mix. First step towards running whole models through these
-// kernels (the backend still computes linears op by op on host buffers).
+// quantization kernel's outer mix.
 #pragma once
 
 #include <memory>
@@ -34,7 +33,13 @@ class DeviceQuadLinear {
                cudaStream_t stream);
   // fp32 rows in and out (device pointers), as the model's apply_linear sees the layer: U-type
   // input already normalized, D-type input before its transform.
-  void forward(const float* x, int M, float* y, cudaStream_t stream);
+  // With `quantized` (another layer's forward on the same x, just before, for which
+  // quantizes_like holds), its quantized activations are reused and only the GEMM runs.
+  void forward(const float* x, int M, float* y, cudaStream_t stream,
+               const DeviceQuadLinear* quantized = nullptr);
+  // Whether this layer quantizes an M-row input exactly as `other` does (U-type both, same
+  // width, outlier count, bits, clip and activation layout), so one quantization serves both.
+  bool quantizes_like(const DeviceQuadLinear& other, int M) const;
   bool u_type() const { return K_o_ == 0; }
   const QuadWeights& weights() const { return w_; }
 

@@ -1,0 +1,87 @@
+// The device-resident forward pass on cuda: activations and KV cache in GPU memory, and the
+// fused linears sharing one quantization of a common input (q/k/v, gate/up).
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "cuda_test_util.h"
+#include "host_memory_backend.h"
+#include "quad/backend/memory.h"
+#include "quad/model/model.h"
+#include "quad/quant/random_model.h"
+#include "test_support.h"
+
+namespace quad {
+namespace {
+
+std::vector<float> run_linear(Backend& b, const Linear& lin, const BackendArray<float>& x, int n) {
+  BackendArray<float> y;
+  y.ensure(MemoryKind::cuda, size_t(n) * lin.out);
+  EXPECT_TRUE(b.fused_linear(lin, x.data(), n, y.data()));
+  std::vector<float> host(y.size());
+  b.copy(host.data(), y.data(), sizeof(float) * host.size());
+  return host;
+}
+
+// q then k on the same device rows: k reuses q's quantized input and gives what k computes
+// alone (bit for bit: same codes, same kernels); an op writing x in between stops the reuse.
+TEST(CudaResident, FusedLinearsShareTheQuantizedInputOnlyWhileItIsUnchanged) {
+  QUAD_REQUIRE_GPU();
+  RandomQuant rq;
+  rq.quantized = true;
+  rq.od_bits = 8;
+  const Model m = make_random_model(random_shape_config("tiny-llama3-30m"), rq, 5);
+  const Linear &q = m.layers[0].q, &k = m.layers[0].k;
+  for (int n : {1, 7, 300}) {
+    SCOPED_TRACE(n);
+    const std::vector<float> x0 = test::random_normal(size_t(n) * q.in, 11 + n),
+                             bump = test::random_normal(size_t(n) * q.in, 12 + n);
+    auto shared = make_backend("cuda"), alone = make_backend("cuda");
+    BackendArray<float> x, bump_d;
+    x.ensure(MemoryKind::cuda, x0.size());
+    bump_d.ensure(MemoryKind::cuda, bump.size());
+    shared->copy(x.data(), x0.data(), sizeof(float) * x0.size());
+    shared->copy(bump_d.data(), bump.data(), sizeof(float) * bump.size());
+    run_linear(*shared, q, x, n);
+    const std::vector<float> k_shared = run_linear(*shared, k, x, n);
+    EXPECT_EQ(k_shared, run_linear(*alone, k, x, n));
+    // x changes between q and k: k must quantize it again.
+    run_linear(*shared, q, x, n);
+    shared->add(x.data(), bump_d.data(), x0.size());
+    const std::vector<float> k_after = run_linear(*shared, k, x, n);
+    EXPECT_EQ(k_after, run_linear(*alone, k, x, n));
+    EXPECT_NE(k_after, k_shared);
+  }
+}
+
+// A whole forward pass with activations and the KV cache in GPU memory gives the logits of the
+// same pass through host buffers (every op staged), on an FP and a random QUAD model.
+TEST(CudaResident, DeviceMemoryForwardMatchesStagedForward) {
+  QUAD_REQUIRE_GPU();
+  RandomQuant rq;
+  rq.quantized = true;
+  for (bool quantized : {false, true}) {
+    SCOPED_TRACE(quantized);
+    rq.quantized = quantized;
+    Model m = make_random_model(random_shape_config("tiny-llama3-30m"), rq, 6);
+    m.ensure_positions(64);
+    auto cuda = make_backend("cuda");
+    const int n = 40, V = m.config.vocab_size;
+    std::vector<int32_t> ids(n + 2);
+    for (int i = 0; i < n + 2; ++i) ids[i] = (i * 131 + 7) % V;
+    std::vector<float> a(size_t(V) * 2), b(size_t(V) * 2);
+    for (bool resident : {true, false}) {
+      KVCache cache(m.config, n + 2, resident ? MemoryKind::cuda : MemoryKind::host);
+      ForwardScratch s;
+      std::vector<float>& out = resident ? a : b;
+      test::HostMemoryBackend host_view(*cuda);  // same ops, activations in host memory
+      Backend& be = resident ? *cuda : static_cast<Backend&>(host_view);
+      forward(m, be, ids.data(), n, 0, cache, s, out.data(), 1);
+      forward(m, be, &ids[n], 1, n, cache, s, out.data() + V, 1);
+    }
+    EXPECT_LT(test::nmse(a, b), quantized ? 1e-6 : 1e-12);
+  }
+}
+
+}  // namespace
+}  // namespace quad
