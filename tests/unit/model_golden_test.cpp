@@ -136,8 +136,9 @@ TEST(Forward, PrefillEqualsDecodeAndBackendsAgree) {
 }
 
 }  // namespace
-// --dtype bf16 keeps the fp linears as bf16: lossless for a bf16 checkpoint (the same logits
-// bit for bit on the cpu backend, which widens them back), a small change for an fp32 one.
+// --dtype bf16 keeps the fp linears as bf16: lossless for a bf16 checkpoint (the same weights,
+// so the logits differ only by the bf16 kernel's summation order), a real change for an fp32
+// one (stories260K: its weights get rounded).
 TEST(ModelDtype, Bf16StorageIsExactForBf16Checkpoints) {
   QUAD_REQUIRE_ASSET(bf16_dir, "models/tiny-llama3-30m");
   QUAD_REQUIRE_ASSET(f32_dir, "models/stories260K");
@@ -155,9 +156,9 @@ TEST(ModelDtype, Bf16StorageIsExactForBf16Checkpoints) {
     double diff = 0;
     for (size_t i = 0; i < a.size(); ++i) diff = std::max(diff, double(std::fabs(a[i] - b[i])));
     if (exact)
-      EXPECT_EQ(diff, 0.0);
+      EXPECT_LT(diff, 1e-4);
     else
-      EXPECT_GT(diff, 0.0);  // stories260K is fp32: rounding its weights changes the logits
+      EXPECT_GT(diff, 1e-3);
     EXPECT_LT(diff, 0.5);
   }
 }

@@ -39,6 +39,10 @@ class CpuBackend final : public Backend {
                   float* y) override {
     kernels::linear_f16(x, n, in, w16, out, bias, y);
   }
+  void linear_bf16(const float* x, int n, int in, const uint16_t* w16, int out, const float* bias,
+                   float* y) override {
+    kernels::linear_bf16(x, n, in, w16, out, bias, y);
+  }
 
   void rmsnorm(const float* x, int n, int width, const float* weight, int divisor, float eps,
                float* y) override {
