@@ -20,15 +20,13 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 source scripts/gpu_env.sh
 print_gpu_machine
 
-echo "== build"
 start=$SECONDS
-configure_gpu_build "$LOG" || exit 1
-ninja -C build-gpu quad quad_cuda_tests > "$LOG/build.log" 2>&1 || { grep -B2 -A12 -m3 'error' "$LOG/build.log" | head -60; exit 1; }
+build_gpu "$LOG" quad quad_cuda_tests || exit 1
 # The unit suite also holds the op harness over every backend; optional, so that another
 # feature's unfinished unit tests cannot stop the CUDA checks.
 unit=1
 ninja -C build-gpu quad_unit_tests >> "$LOG/build.log" 2>&1 || { unit=0; echo "(unit tests did not build; see build.log)"; }
-echo "built in $((SECONDS - start)) s"
+echo "built with the unit tests in $((SECONDS - start)) s"
 
 status=0
 echo "== CUDA tests (label cuda)"

@@ -22,11 +22,7 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 source scripts/gpu_env.sh
 print_gpu_machine
 
-echo "== build"
-start=$SECONDS
-configure_gpu_build "$LOG" || exit 1
-ninja -C build-gpu quad > "$LOG/build.log" 2>&1 || { grep -B2 -A12 -m3 'error' "$LOG/build.log" | head -60; exit 1; }
-echo "built in $((SECONDS - start)) s"
+build_gpu "$LOG" quad || exit 1
 
 status=0
 echo "== quad bench --random $SHAPE --device cuda -p $P -n $N -r $R"

@@ -29,6 +29,18 @@ configure_gpu_build() {
     { tail -30 "$1/configure.log"; return 1; }
 }
 
+# build_gpu LOG_DIR TARGET...: configures build-gpu/ and builds the targets (log in LOG_DIR),
+# printing the first errors on failure; returns non-zero then.
+build_gpu() {
+  local log="$1" start=$SECONDS
+  shift
+  echo "== build"
+  configure_gpu_build "$log" || return 1
+  ninja -C build-gpu "$@" > "$log/build.log" 2>&1 ||
+    { grep -B2 -A12 -m3 'error' "$log/build.log" | head -60; return 1; }
+  echo "built in $((SECONDS - start)) s"
+}
+
 # print_gpu_machine: GPU, driver, memory and clocks, nvcc, and the commit of this tree.
 print_gpu_machine() {
   echo "== machine"

@@ -17,12 +17,7 @@ mkdir -p "$LOG"
 source scripts/gpu_env.sh
 print_gpu_machine
 
-echo "== build"
-start=$SECONDS
-configure_gpu_build "$LOG" || exit 1
-ninja -C build-gpu quad_cuda_tests quad_linear_bench > "$LOG/build.log" 2>&1 ||
-  { grep -B2 -A12 -m3 'error' "$LOG/build.log" | head -60; exit 1; }
-echo "built in $((SECONDS - start)) s"
+build_gpu "$LOG" quad_cuda_tests quad_linear_bench || exit 1
 
 status=0
 echo "== kernel checks (quad_cuda_tests --gtest_filter='Quad*:*QuadLinearModel*')"
