@@ -23,6 +23,7 @@ SHAPES = {  # as in src/quad/quant/random_model.cpp (Hugging Face config.json va
     "llama3-8b": dict(d=4096, ff=14336, layers=32, heads=32, kv=8, vocab=128256, theta=500000.0),
     "llama3.2-1b": dict(d=2048, ff=8192, layers=16, heads=32, kv=8, vocab=128256, theta=500000.0),
     "llama2-7b": dict(d=4096, ff=11008, layers=32, heads=32, kv=32, vocab=32000, theta=10000.0),
+    "tiny-llama3-30m": dict(d=512, ff=1536, layers=7, heads=8, kv=2, vocab=8192, theta=500000.0),
 }
 
 
