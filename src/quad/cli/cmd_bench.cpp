@@ -92,9 +92,7 @@ Runner add_bench(CLI::App& app) {
                          : o->quant == "w4a4" ? "QUAD W4A4"
                                               : "QUAD W4A4/A8");
     }
-    auto backend = make_run_backend(o->run);
-    backend->assume_weights_frozen();  // inference only
-    apply_dtype(*backend, o->run);
+    auto backend = make_inference_backend(o->run);
     const int capacity = std::max(o->prompt, o->gen);
     model.ensure_positions(capacity);
     KVCache cache(model.config, std::max(capacity, 1), backend->memory());

@@ -78,9 +78,7 @@ Runner add_eval(CLI::App& app) {
       tasks.push_back(eval::load_task(name, data));
     Tokenizer tokenizer = Tokenizer::load(o->run.model_dir);
     Model model = load_run_model(o->run);
-    auto backend = make_run_backend(o->run);
-    backend->assume_weights_frozen();  // inference only
-    apply_dtype(*backend, o->run);
+    auto backend = make_inference_backend(o->run);
     eval::EvalOptions options;
     options.limit = o->limit;
     options.bos = o->bos == "on"    ? eval::BosMode::kOn

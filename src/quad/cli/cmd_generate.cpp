@@ -35,9 +35,7 @@ Runner add_generate(CLI::App& app) {
     set_num_threads(o->run.threads);
     Tokenizer tokenizer = Tokenizer::load(o->run.model_dir);
     Model model = load_run_model(o->run);
-    auto backend = make_run_backend(o->run);
-    backend->assume_weights_frozen();  // inference only
-    apply_dtype(*backend, o->run);
+    auto backend = make_inference_backend(o->run);
     Sampler sampler(o->sampling);
     std::vector<int32_t> prompt_ids = tokenizer.encode(o->prompt, true);
     check(!prompt_ids.empty(), "generate", "the prompt encodes to no tokens");

@@ -35,9 +35,7 @@ Runner add_ppl(CLI::App& app) {
     const std::string text = read_text_file(o->text, "ppl");
     Tokenizer tokenizer = Tokenizer::load(o->run.model_dir);
     Model model = load_run_model(o->run);
-    auto backend = make_run_backend(o->run);
-    backend->assume_weights_frozen();  // inference only
-    apply_dtype(*backend, o->run);
+    auto backend = make_inference_backend(o->run);
     const int ctx = o->ctx > 0 ? o->ctx : std::min(2048, model.config.max_position_embeddings);
     std::fprintf(stderr, "ppl: tokenizing %zu bytes...\n", text.size());
     std::vector<int32_t> ids = tokenizer.encode(text, true);

@@ -38,8 +38,10 @@ std::unique_ptr<Backend> make_run_backend(const RunOptions& options, bool gpu_by
 void add_dtype_option(CLI::App& cmd, RunOptions& options);
 // Model::load(-m) with the fp linears stored as --dtype says.
 Model load_run_model(const RunOptions& options);
-// Applies --dtype to a model built in memory, and to the backend that runs it.
+// Applies --dtype to a model built in memory.
 void apply_dtype(Model& model, const RunOptions& options);
-void apply_dtype(Backend& backend, const RunOptions& options);
+// make_run_backend for commands that only run a model (ppl, generate, eval, bench): weights
+// promised frozen, and reduced-precision ops allowed under --dtype bf16.
+std::unique_ptr<Backend> make_inference_backend(const RunOptions& options);
 
 }  // namespace quad::cli

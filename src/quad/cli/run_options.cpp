@@ -40,8 +40,11 @@ void apply_dtype(Model& model, const RunOptions& o) {
   if (o.dtype == "bf16") store_fp_linears_in_bf16(model);
 }
 
-void apply_dtype(Backend& backend, const RunOptions& o) {
-  if (o.dtype == "bf16") backend.allow_reduced_precision();
+std::unique_ptr<Backend> make_inference_backend(const RunOptions& o) {
+  auto backend = make_run_backend(o);
+  backend->assume_weights_frozen();  // nothing edits weights while running
+  if (o.dtype == "bf16") backend->allow_reduced_precision();
+  return backend;
 }
 
 Model load_run_model(const RunOptions& o) {

@@ -40,6 +40,15 @@ void integer_linear(Backend& backend, const Linear& lin, const float* x, int n, 
       for (int o = 0; o < lin.out; ++o) y[size_t(i) * lin.out + o] += lin.bias[o];
 }
 
+// A host view of x (count floats): x itself, or a copy in `host` when the backend keeps it
+// elsewhere.
+const float* host_view(Backend& backend, const float* x, size_t count, std::vector<float>& host) {
+  if (backend.host_accessible(x)) return x;
+  host.resize(count);
+  backend.copy(host.data(), x, sizeof(float) * count);
+  return host.data();
+}
+
 // y (n, out) = lin(x (n, in)): online input transform (on a copy, since x is shared by sibling
 // linears such as q/k/v), then either the integer path or activation fake quantization (when
 // the weights are fp) and the fp GEMM.
@@ -54,11 +63,14 @@ void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, fl
   const bool plain =
       !lin.input_transform && !observer && !lin.integer_path() && !lin.input_quant.enabled();
   if (!plain && !(backend.host_accessible(x) && backend.host_accessible(y))) {
-    s.host_in.resize(size_t(n) * lin.in);
-    s.host_out.resize(size_t(n) * lin.out);
-    backend.copy(s.host_in.data(), x, sizeof(float) * s.host_in.size());
-    apply_linear(backend, lin, s.host_in.data(), n, s.host_out.data(), s, layer, observer);
-    backend.copy(y, s.host_out.data(), sizeof(float) * s.host_out.size());
+    const float* host_x = host_view(backend, x, size_t(n) * lin.in, s.host_in);
+    float* host_y = y;
+    if (!backend.host_accessible(y)) {
+      s.host_out.resize(size_t(n) * lin.out);
+      host_y = s.host_out.data();
+    }
+    apply_linear(backend, lin, host_x, n, host_y, s, layer, observer);
+    if (host_y != y) backend.copy(y, host_y, sizeof(float) * s.host_out.size());
     return;
   }
   const float* input = x;
@@ -89,15 +101,6 @@ namespace {
 void norm(Backend& backend, const RmsNorm& nrm, const float* x, int n, int width, float* y) {
   backend.rmsnorm(x, n, width, nrm.weight.empty() ? nullptr : nrm.weight.data(), nrm.divisor,
                   nrm.eps, y);
-}
-
-// A host view of x (count floats): x itself, or a copy in `host` when the backend keeps it
-// elsewhere.
-const float* host_view(Backend& backend, const float* x, size_t count, std::vector<float>& host) {
-  if (backend.host_accessible(x)) return x;
-  host.resize(count);
-  backend.copy(host.data(), x, sizeof(float) * count);
-  return host.data();
 }
 
 // A host-side transform (the simulated KV quantizer) in place on x (rows, width), wherever x is.
