@@ -2,6 +2,7 @@
 // stderr and a non-zero exit, never a crash.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -117,6 +118,14 @@ TEST(CliErrors, NotAModelFolderAndAbsurdFlags) {
   EXPECT_NE(r.exit_code, 0);
   r = test::run_quad("generate -m /nonexistent -p hi --top-p 7");
   EXPECT_NE(r.exit_code, 0);
+  // --dtype takes fp32 or bf16 only, on every command that has it; one line naming the flag.
+  for (const char* cmd : {"ppl -m /nonexistent --text /dev/null", "generate -m /nonexistent -p hi",
+                          "eval -m /nonexistent --tasks piqa", "bench --random tiny-llama3-30m"}) {
+    r = test::run_quad(std::string(cmd) + " --dtype fp8");
+    EXPECT_EQ(r.exit_code, 2) << cmd;
+    EXPECT_EQ(r.err.rfind("quad: [cli] --dtype: fp8 not in", 0), 0u) << cmd << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
 }
 
 // `quad generate --json` at temperature 0 reproduces the transformers greedy continuation.
