@@ -15,6 +15,11 @@ if [ -d "$DEPS" ]; then
   export CPATH="$DEPS/usr/include${CPATH:+:$CPATH}"
   echo "deps: carried $(ls "$multiarch" | grep -c '\.so') libraries from .gpu-deps"
 fi
+# Packed assets (stage_gpu_assets.sh with PACK=1): unpacked once into .gpu-assets.
+if [ ! -d "$ROOT/.gpu-assets" ] && [ -f "$ROOT/.gpu-assets.tar.xz" ]; then
+  python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+    "$ROOT/.gpu-assets.tar.xz" "$ROOT"
+fi
 if [ -z "${QUAD_ASSETS:-}" ]; then
   if [ -d "$ROOT/.gpu-assets" ]; then export QUAD_ASSETS="$ROOT/.gpu-assets"
   else export QUAD_ASSETS="$ROOT/../shared/assets"; fi

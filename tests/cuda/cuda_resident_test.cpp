@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "branch_check.h"
 #include "cuda_test_util.h"
 #include "host_memory_backend.h"
 #include "quad/backend/memory.h"
@@ -80,6 +81,25 @@ TEST(CudaResident, DeviceMemoryForwardMatchesStagedForward) {
       forward(m, be, &ids[n], 1, n, cache, s, out.data() + V, 1);
     }
     EXPECT_LT(test::nmse(a, b), quantized ? 1e-6 : 1e-12);
+  }
+}
+
+// Batched eval continuations on the GPU: forward_branches with the cache in device memory
+// (branch keys/values moved by device copies) gives each branch its separate forward's logits.
+TEST(CudaResident, ForwardBranchesMatchSeparateForwards) {
+  QUAD_REQUIRE_GPU();
+  for (bool quantized : {false, true}) {
+    RandomQuant rq;
+    rq.quantized = quantized;
+    Model m = make_random_model(random_shape_config("tiny-llama3-30m"), rq, 7);
+    m.ensure_positions(128);
+    auto cuda = make_backend("cuda");
+    for (int prefix : {0, 40}) {
+      SCOPED_TRACE(::testing::Message() << "quantized " << quantized << " prefix " << prefix);
+      const double rel =
+          test::branches_vs_separate(m, *cuda, MemoryKind::cuda, prefix, {5, 1, 33, 2});
+      EXPECT_LT(rel, quantized ? 1e-3 : 1e-5);
+    }
   }
 }
 

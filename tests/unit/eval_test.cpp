@@ -427,6 +427,31 @@ TEST(EvalScoring, LoglikelihoodsMatchFullSequenceReference) {
   EXPECT_EQ(scorer.tokens_run(), expected);
 }
 
+// The requests after their shared prefix go through batched passes (forward_branches), split
+// when they pass the token budget; one request per pass gives the same scores.
+TEST(EvalScoring, BatchedPassesMatchOneRequestPerPass) {
+  QUAD_REQUIRE_ASSET(dir, "models/stories260K");
+  Stories s = load_stories(dir);
+  const std::string ctx = "Once upon a time, there was a little";
+  std::vector<eval::TokenizedRequest> reqs;
+  for (const char* c : {" girl", " girl named Lily who liked to play.", " dog", " big red ball"})
+    reqs.push_back(eval::encode_request(s.tokenizer, {ctx, c}, eval::BosMode::kAuto));
+  eval::Scorer one_by_one(s.model, *s.backend, 1);
+  const auto expected = one_by_one.score(reqs);
+  for (int budget : {6, eval::Scorer::kDefaultBatchTokens}) {
+    SCOPED_TRACE(budget);
+    eval::Scorer batched(s.model, *s.backend, budget);
+    const auto scores = batched.score(reqs);
+    ASSERT_EQ(scores.size(), expected.size());
+    for (size_t i = 0; i < scores.size(); ++i) {
+      EXPECT_NEAR(scores[i].loglik, expected[i].loglik, 1e-5 * std::fabs(expected[i].loglik));
+      EXPECT_EQ(scores[i].greedy, expected[i].greedy);
+      EXPECT_EQ(scores[i].tokens, expected[i].tokens);
+    }
+    EXPECT_EQ(batched.tokens_run(), one_by_one.tokens_run());
+  }
+}
+
 TEST(EvalScoring, AccAndAccNormDisagreeOnHandMadeTask) {
   QUAD_REQUIRE_ASSET(dir, "models/stories260K");
   Stories s = load_stories(dir);

@@ -60,8 +60,11 @@ double log_softmax_at(const float* row, int vocab, int target, bool* is_argmax) 
   return double(row[target]) - mx - std::log(sum);
 }
 
-Scorer::Scorer(Model& model, Backend& backend)
-    : model_(model), backend_(backend), max_len_(model.config.max_position_embeddings) {
+Scorer::Scorer(Model& model, Backend& backend, int batch_tokens)
+    : model_(model),
+      backend_(backend),
+      max_len_(model.config.max_position_embeddings),
+      batch_tokens_(batch_tokens) {
   model_.ensure_positions(max_len_);
 }
 
@@ -82,12 +85,6 @@ std::vector<Score> Scorer::score(const std::vector<TokenizedRequest>& requests) 
     inputs[i].assign(whole.begin() + cut, whole.end() - 1);
     first[i] = int(inputs[i].size()) - cont;
   }
-  // The KV cache grows to the longest input seen (a model's full context can be large).
-  size_t longest = 0;
-  for (const auto& in : inputs) longest = std::max(longest, in.size());
-  if (int(longest) > cache_.capacity)
-    cache_ = KVCache(model_.config, std::min(max_len_, std::max(int(longest), 2 * cache_.capacity)),
-                     backend_.memory());
   // Shared prefix: common to every input, and before every first scored position.
   int shared = *std::min_element(first.begin(), first.end());
   for (size_t i = 1; i < n; ++i) {
@@ -95,28 +92,66 @@ std::vector<Score> Scorer::score(const std::vector<TokenizedRequest>& requests) 
     while (k < shared && inputs[i][k] == inputs[0][k]) ++k;
     shared = k;
   }
+  // The remaining tokens of consecutive requests go through one batched pass (one branch
+  // each) as long as they fit the budget; a request over it runs alone.
   const int vocab = model_.config.vocab_size;
+  const int budget = std::max(1, std::min(batch_tokens_, int((size_t(1) << 26) / vocab)));
+  std::vector<size_t> batch_end;  // requests [previous end, batch_end[b]) form batch b
+  size_t needed = 0;              // KV-cache entries the largest pass needs
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    int total = 0;
+    while (j < n) {
+      const int rest = int(inputs[j].size()) - shared;
+      if (j > i && total + rest > budget) break;
+      total += rest;
+      ++j;
+    }
+    batch_end.push_back(j);
+    needed = std::max(needed, size_t(shared + total));
+    i = j;
+  }
+  // The KV cache grows to the largest pass seen (a model's full context can be large).
+  if (int(needed) > cache_.capacity)
+    cache_ = KVCache(model_.config, std::max(int(needed), std::min(max_len_, 2 * cache_.capacity)),
+                     backend_.memory());
   if (shared > 0) {
     forward(model_, backend_, inputs[0].data(), shared, 0, cache_, scratch_, nullptr, 0);
     tokens_run_ += shared;
   }
   std::vector<Score> scores(n);
-  for (size_t i = 0; i < n; ++i) {
-    const int rest = int(inputs[i].size()) - shared;
-    logits_.resize(size_t(rest) * vocab);
-    forward(model_, backend_, inputs[i].data() + shared, rest, shared, cache_, scratch_,
-            logits_.data(), rest);
-    tokens_run_ += rest;
-    const std::vector<int32_t>& cont = requests[i].continuation;
-    Score& s = scores[i];
-    s.tokens = int(cont.size());
-    s.greedy = true;
-    for (int j = 0; j < s.tokens; ++j) {
-      const float* row = logits_.data() + size_t(first[i] - shared + j) * vocab;
-      bool top = false;
-      s.loglik += log_softmax_at(row, vocab, cont[j], &top);
-      s.greedy = s.greedy && top;
+  size_t begin = 0;
+  for (size_t end : batch_end) {
+    tokens_.clear();
+    branches_.clear();
+    for (size_t i = begin; i < end; ++i) {
+      tokens_.insert(tokens_.end(), inputs[i].begin() + shared, inputs[i].end());
+      branches_.push_back(int(inputs[i].size()) - shared);
     }
+    const int total = int(tokens_.size());
+    logits_.resize(size_t(total) * vocab);
+    if (branches_.size() == 1)
+      forward(model_, backend_, tokens_.data(), total, shared, cache_, scratch_, logits_.data(),
+              total);
+    else
+      forward_branches(model_, backend_, tokens_.data(), branches_, shared, cache_, scratch_,
+                       logits_.data());
+    tokens_run_ += total;
+    int offset = 0;  // of request i's rows in logits_
+    for (size_t i = begin; i < end; ++i) {
+      const std::vector<int32_t>& cont = requests[i].continuation;
+      Score& s = scores[i];
+      s.tokens = int(cont.size());
+      s.greedy = true;
+      for (int j = 0; j < s.tokens; ++j) {
+        const float* row = logits_.data() + size_t(offset + first[i] - shared + j) * vocab;
+        bool top = false;
+        s.loglik += log_softmax_at(row, vocab, cont[j], &top);
+        s.greedy = s.greedy && top;
+      }
+      offset += int(inputs[i].size()) - shared;
+    }
+    begin = end;
   }
   return scores;
 }

@@ -36,10 +36,14 @@ struct Score {
 
 class Scorer {
  public:
-  // Sequences longer than the model's context are cut on the left, as lm-eval does.
-  Scorer(Model& model, Backend& backend);
+  // Sequences longer than the model's context are cut on the left, as lm-eval does. The
+  // requests' tokens after their shared prefix run batched, up to batch_tokens per pass (1 =
+  // one request per pass).
+  Scorer(Model& model, Backend& backend, int batch_tokens = kDefaultBatchTokens);
+  static constexpr int kDefaultBatchTokens = 1024;
   // Scores every request; the longest token prefix common to all of them (up to the last
-  // context token) is run once and its KV cache reused.
+  // context token) is run once and its KV cache reused; the rest of every request continues
+  // from it, as branches of batched passes (forward_branches).
   std::vector<Score> score(const std::vector<TokenizedRequest>& requests);
   int64_t tokens_run() const { return tokens_run_; }
 
@@ -47,9 +51,12 @@ class Scorer {
   Model& model_;
   Backend& backend_;
   int max_len_;
+  int batch_tokens_;
   KVCache cache_;  // grown on demand
   ForwardScratch scratch_;
   std::vector<float> logits_;
+  std::vector<int32_t> tokens_;
+  std::vector<int> branches_;
   int64_t tokens_run_ = 0;
 };
 

@@ -1,6 +1,7 @@
 // The forward pass shared by every model variant (see layers.h).
 #include <algorithm>
 #include <cstring>
+#include <span>
 
 #include "quad/core/error.h"
 #include "quad/model/model.h"
@@ -125,8 +126,39 @@ void embed(const Model& model, const int32_t* tokens, int n, float* x) {
   }
 }
 
-void forward_layer(const Model& model, Backend& backend, int l, float* x, int n, int pos0,
-                   float* k_cache, float* v_cache, ForwardScratch& s, ForwardObserver* obs) {
+namespace {
+
+// Attention of branches (forward_branches): their new keys/values sit one after another from
+// slot pos0. Each branch in turn moves its own to slot pos0, right after the prefix, and runs
+// the ordinary causal attention there, so every backend's attention serves unchanged.
+void branch_attention(Backend& backend, const float* q, std::span<const int> branches, int H,
+                      int Hkv, int hd, float* k_cache, float* v_cache, int pos0, float* out,
+                      ForwardScratch& s) {
+  int n = 0;
+  for (int len : branches) n += len;
+  const size_t kv_row = size_t(Hkv) * hd, q_row = size_t(H) * hd;
+  float* k_new = k_cache + size_t(pos0) * kv_row;
+  float* v_new = v_cache + size_t(pos0) * kv_row;
+  float* saved_k = s.branch_k.ensure(backend.memory(), size_t(n) * kv_row);
+  float* saved_v = s.branch_v.ensure(backend.memory(), size_t(n) * kv_row);
+  backend.copy(saved_k, k_new, sizeof(float) * size_t(n) * kv_row);
+  backend.copy(saved_v, v_new, sizeof(float) * size_t(n) * kv_row);
+  int first = 0;
+  for (int len : branches) {
+    if (first > 0) {
+      backend.copy(k_new, saved_k + size_t(first) * kv_row, sizeof(float) * size_t(len) * kv_row);
+      backend.copy(v_new, saved_v + size_t(first) * kv_row, sizeof(float) * size_t(len) * kv_row);
+    }
+    backend.attention(q + size_t(first) * q_row, len, H, Hkv, hd, k_cache, v_cache, pos0,
+                      out + size_t(first) * q_row);
+    first += len;
+  }
+}
+
+// One decoder layer; `branches` empty for a single sequence.
+void decoder_layer(const Model& model, Backend& backend, int l, float* x, int n, int pos0,
+                   std::span<const int> branches, float* k_cache, float* v_cache, ForwardScratch& s,
+                   ForwardObserver* obs) {
   const ModelConfig& c = model.config;
   const int D = model.residual_width, hd = c.head_dim;
   const int H = c.num_heads, Hkv = c.num_kv_heads, ff = c.intermediate_size;
@@ -139,7 +171,13 @@ void forward_layer(const Model& model, Backend& backend, int l, float* x, int n,
   float* gate = s.gate.ensure(mem, size_t(n) * ff);      // (n, ff)
   float* up = s.up.ensure(mem, size_t(n) * ff);          // (n, ff)
   s.positions.resize(n);
-  for (int i = 0; i < n; ++i) s.positions[i] = pos0 + i;
+  if (branches.empty()) {
+    for (int i = 0; i < n; ++i) s.positions[i] = pos0 + i;
+  } else {
+    int i = 0;
+    for (int len : branches)
+      for (int j = 0; j < len; ++j) s.positions[i++] = pos0 + j;
+  }
   const size_t kv_row = size_t(Hkv) * hd;
   float* k_new = k_cache + size_t(pos0) * kv_row;  // (n, Hkv, hd), written in place
   float* v_new = v_cache + size_t(pos0) * kv_row;
@@ -156,7 +194,10 @@ void forward_layer(const Model& model, Backend& backend, int l, float* x, int n,
     apply_on_host(backend, *model.kv_quant, k_new, n * Hkv, hd, s.host_in);
     apply_on_host(backend, *model.kv_quant, v_new, n * Hkv, hd, s.host_in);
   }
-  backend.attention(q, n, H, Hkv, hd, k_cache, v_cache, pos0, attn);
+  if (branches.size() > 1)
+    branch_attention(backend, q, branches, H, Hkv, hd, k_cache, v_cache, pos0, attn, s);
+  else
+    backend.attention(q, n, H, Hkv, hd, k_cache, v_cache, pos0, attn);
   apply_linear(backend, L.o, attn, n, proj, s, l, obs);
   backend.add(x, proj, size_t(n) * D);
   // MLP block (SwiGLU).
@@ -168,6 +209,14 @@ void forward_layer(const Model& model, Backend& backend, int l, float* x, int n,
   apply_linear(backend, L.down, gate, n, proj, s, l, obs);
   backend.add(x, proj, size_t(n) * D);
 }
+
+}  // namespace
+
+void forward_layer(const Model& model, Backend& backend, int l, float* x, int n, int pos0,
+                   float* k_cache, float* v_cache, ForwardScratch& s, ForwardObserver* obs) {
+  decoder_layer(model, backend, l, x, n, pos0, {}, k_cache, v_cache, s, obs);
+}
+
 
 void forward_head(const Model& model, Backend& backend, const float* x, int n, int n_logits,
                   ForwardScratch& s, float* logits) {
@@ -182,16 +231,12 @@ void forward_head(const Model& model, Backend& backend, const float* x, int n, i
   backend.copy(logits, out, sizeof(float) * size_t(n_logits) * V);
 }
 
-void forward(const Model& model, Backend& backend, const int32_t* tokens, int n, int pos0,
-             KVCache& cache, ForwardScratch& s, float* logits, int n_logits,
-             ForwardObserver* observer) {
-  check(n > 0 && pos0 >= 0, "model", "forward: need at least one token");
-  check(pos0 + n <= cache.capacity, "model",
-        "context overflow: position {} exceeds the KV cache of {} positions", pos0 + n,
-        cache.capacity);
-  check(pos0 + n <= model.rope.max_positions, "model",
-        "position {} is beyond the RoPE table ({} positions)", pos0 + n, model.rope.max_positions);
-  check(n_logits >= 0 && n_logits <= n, "model", "n_logits {} out of range", n_logits);
+namespace {
+
+// Embeds tokens into the residual stream x (the backend's memory) and runs every layer.
+float* run_layers(const Model& model, Backend& backend, const int32_t* tokens, int n, int pos0,
+                  std::span<const int> branches, KVCache& cache, ForwardScratch& s,
+                  ForwardObserver* observer) {
   const size_t count = size_t(n) * model.residual_width;
   float* x = s.x.ensure(backend.memory(), count);  // (n, D) residual stream
   if (backend.host_accessible(x)) {
@@ -204,9 +249,46 @@ void forward(const Model& model, Backend& backend, const int32_t* tokens, int n,
   for (int l = 0; l < model.config.num_layers; ++l) {
     check(cache.k[l].kind() == backend.memory(), "model",
           "the KV cache is not in the memory of the {} backend", backend.name());
-    forward_layer(model, backend, l, x, n, pos0, cache.k[l].data(), cache.v[l].data(), s, observer);
+    decoder_layer(model, backend, l, x, n, pos0, branches, cache.k[l].data(), cache.v[l].data(), s,
+                  observer);
   }
+  return x;
+}
+
+}  // namespace
+
+void forward(const Model& model, Backend& backend, const int32_t* tokens, int n, int pos0,
+             KVCache& cache, ForwardScratch& s, float* logits, int n_logits,
+             ForwardObserver* observer) {
+  check(n > 0 && pos0 >= 0, "model", "forward: need at least one token");
+  check(pos0 + n <= cache.capacity, "model",
+        "context overflow: position {} exceeds the KV cache of {} positions", pos0 + n,
+        cache.capacity);
+  check(pos0 + n <= model.rope.max_positions, "model",
+        "position {} is beyond the RoPE table ({} positions)", pos0 + n, model.rope.max_positions);
+  check(n_logits >= 0 && n_logits <= n, "model", "n_logits {} out of range", n_logits);
+  const float* x = run_layers(model, backend, tokens, n, pos0, {}, cache, s, observer);
   if (n_logits > 0) forward_head(model, backend, x, n, n_logits, s, logits);
+}
+
+void forward_branches(const Model& model, Backend& backend, const int32_t* tokens,
+                      std::span<const int> branches, int pos0, KVCache& cache, ForwardScratch& s,
+                      float* logits) {
+  check(!branches.empty() && pos0 >= 0, "model", "forward_branches: need at least one branch");
+  int n = 0, longest = 0;
+  for (int len : branches) {
+    check(len > 0, "model", "forward_branches: a branch without tokens");
+    n += len;
+    longest = std::max(longest, len);
+  }
+  check(pos0 + n <= cache.capacity, "model",
+        "forward_branches: {} cached and {} branch tokens exceed the KV cache of {} entries", pos0,
+        n, cache.capacity);
+  check(pos0 + longest <= model.rope.max_positions, "model",
+        "position {} is beyond the RoPE table ({} positions)", pos0 + longest,
+        model.rope.max_positions);
+  const float* x = run_layers(model, backend, tokens, n, pos0, branches, cache, s, nullptr);
+  forward_head(model, backend, x, n, n, s, logits);
 }
 
 }  // namespace quad

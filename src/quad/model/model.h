@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,7 @@ void store_fp_linears_in_bf16(Model& model);
 struct ForwardScratch {
   // Activations, in the memory of the backend that runs the pass.
   BackendArray<float> x, xn, q, attn, proj, gate, up, logits;
+  BackendArray<float> branch_k, branch_v;  // forward_branches: the branches' new keys/values
   // Host-side work: online transforms and the op-by-op integer path, and staging of
   // activations for them when the backend keeps activations elsewhere.
   std::vector<float> normed, outlier_in, outlier_out, host_in, host_out;
@@ -91,5 +93,15 @@ void forward_head(const Model& model, Backend& backend, const float* x, int n, i
 void forward(const Model& model, Backend& backend, const int32_t* tokens, int n, int pos0,
              KVCache& cache, ForwardScratch& scratch, float* logits, int n_logits,
              ForwardObserver* observer = nullptr);
+
+// Several continuations of one cached prefix in a single pass (batched scoring): `tokens`
+// holds the branches one after another, `branches` their lengths; branch b's tokens sit at
+// positions pos0, pos0 + 1, ... and attend to the prefix [0, pos0) and to their own branch
+// only, so each branch gets exactly the logits a separate forward call from pos0 would give.
+// Logits (n, vocab) for every token, n = Σ branches. The cache needs room for pos0 + n
+// entries; what it holds beyond pos0 afterwards is unspecified.
+void forward_branches(const Model& model, Backend& backend, const int32_t* tokens,
+                      std::span<const int> branches, int pos0, KVCache& cache,
+                      ForwardScratch& scratch, float* logits);
 
 }  // namespace quad

@@ -89,7 +89,8 @@ class CudaBackend final : public Backend {
     Op op(*this, "copy");
     if (bytes == 0) return;
     QUAD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_));
-    QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    // Device to device stays ordered on the stream; host memory must hold the data on return.
+    if (!on_device(dst) || !on_device(src)) QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
   void allow_reduced_precision() override { reduced_precision_ = true; }
