@@ -66,7 +66,7 @@ def main(argv):
     if not argv or any("=" not in a for a in argv):
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    tables([a.split("=", 1) for a in argv])
+    tables([a.rsplit("=", 1) for a in argv])
     return 0
 
 

@@ -2,6 +2,8 @@
 // fused linears sharing one quantization of a common input (q/k/v, gate/up).
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "branch_check.h"
@@ -86,19 +88,33 @@ TEST(CudaResident, DeviceMemoryForwardMatchesStagedForward) {
 
 // Batched eval continuations on the GPU: forward_branches with the cache in device memory
 // (branch keys/values moved by device copies) gives each branch its separate forward's logits.
+// Exactly so (fp32 rounding) on the FP model and on the quantized one through the op-by-op
+// integer path; the fused QUAD kernels pick their variant by row count (41 rows batched vs
+// 1-33 alone) and round differently (bf16 epilogues), which flips the odd int4 code of the
+// next layer on this random model: measured max rel 1.5e-2 but NMSE 1.2e-5 at prefix 0.
 TEST(CudaResident, ForwardBranchesMatchSeparateForwards) {
   QUAD_REQUIRE_GPU();
-  for (bool quantized : {false, true}) {
+  for (int variant = 0; variant < 3; ++variant) {
+    const bool quantized = variant > 0, fused = variant == 2;
     RandomQuant rq;
     rq.quantized = quantized;
     Model m = make_random_model(random_shape_config("tiny-llama3-30m"), rq, 7);
     m.ensure_positions(128);
+    if (!fused) setenv("QUAD_CUDA_FUSED", "0", 1);  // read when the backend is made
     auto cuda = make_backend("cuda");
+    unsetenv("QUAD_CUDA_FUSED");
     for (int prefix : {0, 40}) {
-      SCOPED_TRACE(::testing::Message() << "quantized " << quantized << " prefix " << prefix);
-      const double rel =
+      SCOPED_TRACE(::testing::Message()
+                   << "quantized " << quantized << " fused " << fused << " prefix " << prefix);
+      const test::BranchLogits r =
           test::branches_vs_separate(m, *cuda, MemoryKind::cuda, prefix, {5, 1, 33, 2});
-      EXPECT_LT(rel, quantized ? 1e-3 : 1e-5);
+      const double rel = r.max_rel(), err = test::nmse(r.batched, r.separate);
+      std::printf("quantized %d fused %d prefix %d: max rel %.3g, nmse %.3g\n", quantized, fused,
+                  prefix, rel, err);
+      if (fused)
+        EXPECT_LT(err, 1e-4);
+      else
+        EXPECT_LT(rel, quantized ? 1e-4 : 1e-5);
     }
   }
 }

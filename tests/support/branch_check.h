@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "quad/backend/memory.h"
@@ -11,11 +12,23 @@
 
 namespace quad::test {
 
+struct BranchLogits {
+  std::vector<float> batched, separate;  // (Σ lens, vocab) each
+  // The largest |difference| relative to the largest |logit|.
+  double max_rel() const {
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < batched.size(); ++i) {
+      diff = std::max(diff, double(std::fabs(batched[i] - separate[i])));
+      scale = std::max(scale, double(std::fabs(separate[i])));
+    }
+    return diff / scale;
+  }
+};
+
 // Runs `prefix` tokens, then the branches (lengths `lens`) once through forward_branches and
-// once one forward call per branch, both with the KV cache in `memory`; returns the largest
-// |logit difference| over all branch tokens relative to the largest |logit|.
-inline double branches_vs_separate(const Model& m, Backend& backend, MemoryKind memory, int prefix,
-                                   const std::vector<int>& lens) {
+// once one forward call per branch, both with the KV cache in `memory`.
+inline BranchLogits branches_vs_separate(const Model& m, Backend& backend, MemoryKind memory,
+                                         int prefix, const std::vector<int>& lens) {
   const int V = m.config.vocab_size;
   int n = 0;
   for (int len : lens) n += len;
@@ -35,12 +48,7 @@ inline double branches_vs_separate(const Model& m, Backend& backend, MemoryKind 
             separate.data() + size_t(first) * V, len);
     first += len;
   }
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < batched.size(); ++i) {
-    diff = std::max(diff, double(std::fabs(batched[i] - separate[i])));
-    scale = std::max(scale, double(std::fabs(separate[i])));
-  }
-  return diff / scale;
+  return {std::move(batched), std::move(separate)};
 }
 
 }  // namespace quad::test

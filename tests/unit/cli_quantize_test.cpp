@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "test_support.h"
@@ -12,7 +13,6 @@ namespace quad {
 namespace {
 
 namespace fs = std::filesystem;
-
 
 // Fast settings on stories260K (d = 64): rank 8, few calibration windows.
 std::string quantize_cmd(const fs::path& model, const fs::path& out, const fs::path& calib,
@@ -65,6 +65,38 @@ TEST(CliQuantize, DeterministicAndUsableByEveryCommand) {
   EXPECT_EQ(bench.exit_code, 0) << bench.err;
 }
 
+// --max-shard-size: the same tensors split over shards with an index; the folder loads and
+// computes exactly as the one-file folder, and repeats byte for byte.
+TEST(CliQuantize, ShardedOutputLoadsLikeOneFile) {
+  QUAD_REQUIRE_ASSET(model, "models/stories260K");
+  QUAD_REQUIRE_ASSET(calib, "data/c4/c4_validation_2k.jsonl");
+  QUAD_REQUIRE_ASSET(text, "data/tinystories/tinystories_val.txt");
+  fs::path dir = test::temp_dir("cliq_shards");
+  for (const char* run : {"one", "sharded", "sharded_again"}) {
+    const std::string extra = std::string(run) == "one" ? "" : "--max-shard-size 100kB";
+    auto r = test::run_quad(quantize_cmd(model, dir / run, calib, extra));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  EXPECT_TRUE(fs::exists(dir / "one" / "model.safetensors"));
+  const auto index =
+      nlohmann::json::parse(test::read_file(dir / "sharded" / "model.safetensors.index.json"));
+  std::set<std::string> shards;
+  for (const auto& [name, file] : index["weight_map"].items()) shards.insert(file);
+  EXPECT_GE(shards.size(), 3u);
+  for (const std::string& f : shards) {
+    EXPECT_LE(fs::file_size(dir / "sharded" / f), 100'000u + 20'000u) << f;  // + its header
+    EXPECT_EQ(test::read_file(dir / "sharded" / f), test::read_file(dir / "sharded_again" / f));
+  }
+  std::string ppl[2];
+  for (int i = 0; i < 2; ++i) {
+    auto r = test::run_quad("ppl -m '" + (dir / (i ? "sharded" : "one")).string() + "' --text '" +
+                            text.string() + "' --chunks 4 --json --device cpu");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ppl[i] = nlohmann::json::parse(r.out)["ppl"].dump();
+  }
+  EXPECT_EQ(ppl[0], ppl[1]);
+}
+
 void expect_error(const test::CommandResult& r, const std::string& needle) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("quad: ["), std::string::npos) << r.err;
@@ -102,6 +134,10 @@ TEST(CliQuantize, BadInput) {
                      "method");
   expect_error(test::run_quad(quantize_cmd(model, dir / "x", calib, "--rtn --gptq")),
                "mutually exclusive");
+  expect_usage_error(test::run_quad(quantize_cmd(model, dir / "x", calib, "--max-shard-size 5TB")),
+                     "not a size");
+  expect_usage_error(test::run_quad(quantize_cmd(model, dir / "x", calib, "--max-shard-size 0")),
+                     "must be positive");
   EXPECT_FALSE(fs::exists(dir / "x"));
 }
 

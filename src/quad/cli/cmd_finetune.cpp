@@ -48,6 +48,7 @@ Runner add_finetune(CLI::App& app) {
                   "stop after N steps with a checkpoint and no output (continue with --resume)");
   cmd->add_flag("--resume", f.resume, "continue from the checkpoint of an interrupted run");
   cmd->add_flag("--force", f.overwrite, "replace an existing output folder");
+  add_shard_size_option(*cmd, f.max_shard_bytes);
   return [o] {
     train::FinetuneOptions& f = o->ft;
     f.model_dir = o->run.model_dir;

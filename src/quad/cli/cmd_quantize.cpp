@@ -27,6 +27,7 @@ Runner add_quantize(CLI::App& app) {
     std::string out;
     Recipe recipe;
     bool rtn = false, gptq = false, force = false;
+    uint64_t max_shard_bytes = 0;
     std::string center = "on";
   };
   auto o = std::make_shared<Opts>();
@@ -63,6 +64,7 @@ Runner add_quantize(CLI::App& app) {
   cmd->add_option("--center-embeddings", o->center, "QuaRot's embedding centering")
       ->check(CLI::IsMember({"on", "off"}));
   cmd->add_flag("--force", o->force, "replace an existing output folder");
+  add_shard_size_option(*cmd, o->max_shard_bytes);
   return [o] {
     Recipe& r = o->recipe;
     check(!(o->rtn && o->gptq), "quantize", "--rtn and --gptq are mutually exclusive");
@@ -89,7 +91,7 @@ Runner add_quantize(CLI::App& app) {
       std::fprintf(stderr, "gptq: %-36s output error %.4g (rtn %.4g, %.0f%%)\n", e.name.c_str(),
                    e.gptq, e.rtn, 100.0 * e.gptq / std::max(e.rtn, 1e-300));
     round_to_storage_precision(model, r);
-    save_quantized(model, r, o->run.model_dir, o->out, o->force);
+    save_quantized(model, r, o->run.model_dir, o->out, o->force, o->max_shard_bytes);
     total.finish("wrote " + o->out);
     return 0;
   };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -43,5 +44,9 @@ void apply_dtype(Model& model, const RunOptions& options);
 // make_run_backend for commands that only run a model (ppl, generate, eval, bench): weights
 // promised frozen, and reduced-precision ops allowed under --dtype bf16.
 std::unique_ptr<Backend> make_inference_backend(const RunOptions& options);
+
+// Adds --max-shard-size SIZE for commands that write a model folder; `bytes` receives the
+// parsed limit (parse_byte_size; default 5GB, as save_pretrained).
+void add_shard_size_option(CLI::App& cmd, uint64_t& bytes);
 
 }  // namespace quad::cli

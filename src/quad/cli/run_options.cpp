@@ -1,4 +1,6 @@
 #include "quad/cli/commands.h"
+#include "quad/core/error.h"
+#include "quad/io/sharded_writer.h"
 
 namespace quad::cli {
 
@@ -51,6 +53,21 @@ Model load_run_model(const RunOptions& o) {
   Model model = Model::load(o.model_dir);
   apply_dtype(model, o);
   return model;
+}
+
+void add_shard_size_option(CLI::App& cmd, uint64_t& bytes) {
+  bytes = kDefaultMaxShardBytes;
+  cmd.add_option_function<std::string>(
+         "--max-shard-size",
+         [&bytes](const std::string& text) {
+           try {
+             bytes = parse_byte_size(text);
+           } catch (const Error& e) {  // reported by CLI11 like every other bad option value
+             throw CLI::ValidationError("--max-shard-size", e.what());
+           }
+         },
+         "largest safetensors file of the output (e.g. 2GB, 500MiB); more shards + index.json")
+      ->default_str("5GB");
 }
 
 }  // namespace quad::cli

@@ -9,6 +9,7 @@
 
 #include "quad/core/error.h"
 #include "quad/io/safetensors.h"
+#include "quad/io/sharded_writer.h"
 #include "quad/quant/pipeline.h"
 #include "quad/quant/rotate.h"
 #include "quad/quant/weight_quant.h"
@@ -37,15 +38,15 @@ std::vector<const Linear*> linears(const DecoderLayer& L) {
   return {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down};
 }
 
-void add_floats(SafetensorsWriter& w, const std::string& name, std::vector<int64_t> shape,
+void add_floats(ShardedSafetensorsWriter& w, const std::string& name, std::vector<int64_t> shape,
                 const std::vector<float>& v, bool half) {
-  if (!half) return w.add_f32(name, std::move(shape), v.data());
+  if (!half) return w.add(name, DType::F32, std::move(shape), v.data(), v.size() * 4);
   std::vector<uint16_t> h(v.size());
   for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
   w.add(name, DType::F16, std::move(shape), h.data(), h.size() * 2);
 }
 
-void write_linear(SafetensorsWriter& w, const Linear& lin, bool half) {
+void write_linear(ShardedSafetensorsWriter& w, const Linear& lin, bool half) {
   if (lin.qweight) {
     const QuantizedWeight& q = *lin.qweight;
     if (q.bits == 4)
@@ -83,7 +84,7 @@ void round_to_storage_precision(Model& m, const Recipe& recipe) {
 }
 
 void save_quantized(const Model& m, const Recipe& recipe, const std::string& source_dir,
-                    const std::string& out_dir, bool overwrite) {
+                    const std::string& out_dir, bool overwrite, uint64_t max_shard_bytes) {
   const fs::path out = fs::path(out_dir).lexically_normal();
   std::error_code ec;
   if (fs::exists(out, ec) && !overwrite)
@@ -102,9 +103,7 @@ void save_quantized(const Model& m, const Recipe& recipe, const std::string& sou
     std::ofstream(tmp / "config.json") << cfg.dump(2) << "\n";
 
     const bool half = half_storage(recipe);
-    SafetensorsWriter w;
-    w.set_metadata("format", "pt");
-    w.set_metadata("quad_format", "1");
+    ShardedSafetensorsWriter w(tmp, max_shard_bytes, {{"format", "pt"}, {"quad_format", "1"}});
     add_floats(w, "model.embed_tokens.weight", {m.config.vocab_size, m.residual_width}, m.embed,
                half);
     for (const auto& L : m.layers)
@@ -115,7 +114,7 @@ void save_quantized(const Model& m, const Recipe& recipe, const std::string& sou
     else
       add_floats(w, "lm_head.weight", {m.config.vocab_size, m.residual_width}, m.lm_head.weight,
                  half);
-    w.write((tmp / "model.safetensors").string());
+    w.finish();
 
     for (const char* name : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model",
                              "special_tokens_map.json", "generation_config.json"}) {

@@ -4,9 +4,11 @@
 // head (F32 everywhere for an unquantized recipe), and the tokenizer files copied.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
+#include "quad/io/sharded_writer.h"
 #include "quad/model/model.h"
 #include "quad/quant/recipe.h"
 
@@ -18,8 +20,10 @@ void round_to_storage_precision(Model& model, const Recipe& recipe);
 
 // Writes the folder at out_dir via a temporary sibling folder renamed into place; refuses to
 // replace an existing out_dir unless `overwrite`. Tokenizer files are copied from source_dir.
+// Tensors go into safetensors shards of at most max_shard_bytes (ShardedSafetensorsWriter).
 void save_quantized(const Model& model, const Recipe& recipe, const std::string& source_dir,
-                    const std::string& out_dir, bool overwrite = false);
+                    const std::string& out_dir, bool overwrite = false,
+                    uint64_t max_shard_bytes = kDefaultMaxShardBytes);
 
 // True if config.json of `dir` carries a quad quantization_config.
 bool is_quantized_folder(const std::string& dir);

@@ -258,7 +258,7 @@ FinetuneReport finetune(const FinetuneOptions& opt_in, Backend& backend) {
   json runs = recipe.finetune_json.empty() ? json::array() : json::parse(recipe.finetune_json);
   runs.push_back(settings_json(opt, data, total_steps));
   recipe.finetune_json = runs.dump();
-  save_quantized(model, recipe, opt.model_dir, opt.out_dir, opt.overwrite);
+  save_quantized(model, recipe, opt.model_dir, opt.out_dir, opt.overwrite, opt.max_shard_bytes);
   log.close();
   std::error_code ec;
   fs::copy_file(log_path, fs::path(opt.out_dir) / "finetune_log.jsonl",

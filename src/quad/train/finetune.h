@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "quad/backend/backend.h"
+#include "quad/io/sharded_writer.h"
 #include "quad/train/dataset.h"
 
 namespace quad::train {
@@ -33,7 +34,8 @@ struct FinetuneOptions {
   long stop_after = 0;   // > 0: stop after this many steps with a checkpoint and no output, as
                          // an interrupted run would (time-boxed sessions; resume tests)
   bool resume = false, overwrite = false, progress = true;
-  void validate() const;  // throws quad::Error on absurd settings
+  uint64_t max_shard_bytes = kDefaultMaxShardBytes;  // of the output folder's safetensors
+  void validate() const;                             // throws quad::Error on absurd settings
 };
 
 struct StepLog {
