@@ -4,11 +4,13 @@
 
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 
 #include "quad/backend/backend.h"
 #include "quad/core/error.h"
+#include "quad/io/safetensors.h"
 #include "quad/io/tokenizer.h"
 #include "quad/model/model.h"
 #include "quad/model/quantized_folder.h"
@@ -16,6 +18,7 @@
 #include "quad/quant/kv_quant.h"
 #include "quad/quant/pipeline.h"
 #include "quad/quant/projection.h"
+#include "quad/quant/quantize_folder.h"
 #include "quad/quant/rotate.h"
 #include "test_support.h"
 
@@ -221,6 +224,79 @@ TEST(QuantizedModel, SaveLoadRoundTripAndDeterminism) {
   Model m = Model::load(dir);
   Recipe r = small_w4_recipe();
   EXPECT_THROW(save_quantized(m, r, dir.string(), (out / "run0").string()), Error);
+}
+
+// `quad quantize`'s streaming path (quantize_folder: layers read from the mmapped folder one
+// at a time, written to the shards as they finish) writes the same bytes as quantizing the
+// whole model in memory and saving it, sharded or not, for QUAD (P needs every layer twice)
+// and for RTN.
+TEST(QuantizedModel, StreamedFolderEqualsInMemoryQuantization) {
+  QUAD_REQUIRE_ASSET(dir, "models/stories260K");
+  QUAD_REQUIRE_ASSET(calib, "data/c4/c4_validation_2k.jsonl");
+  Tokenizer tok = Tokenizer::load(dir);
+  fs::path out = test::temp_dir("qstream");
+  auto backend = make_cpu_backend();
+  for (bool gptq : {true, false}) {
+    SCOPED_TRACE(gptq);
+    const std::string tag = gptq ? "gptq" : "rtn";
+    Model m = Model::load(dir);
+    Recipe r = small_w4_recipe();
+    r.gptq = gptq;
+    quantize_model(m, tok, r, *backend, false);
+    round_to_storage_precision(m, r);
+    save_quantized(m, r, dir.string(), (out / (tag + "_memory")).string(), false, 100'000);
+    Recipe rs = small_w4_recipe();
+    rs.gptq = gptq;
+    FolderQuantizeOptions fo;
+    fo.progress = false;
+    fo.max_shard_bytes = 100'000;
+    quantize_folder(dir.string(), (out / (tag + "_streamed")).string(), tok, rs, *backend, fo);
+    EXPECT_EQ(rs.to_json(), r.to_json());
+    int files = 0;
+    for (const auto& e : fs::directory_iterator(out / (tag + "_memory"))) {
+      ++files;
+      const fs::path twin = out / (tag + "_streamed") / e.path().filename();
+      EXPECT_EQ(test::read_file(e.path()), test::read_file(twin)) << twin;
+    }
+    EXPECT_GT(files, 5);  // config, tokenizer files, index and several shards
+    EXPECT_TRUE(fs::exists(out / (tag + "_streamed") / "model.safetensors.index.json"));
+  }
+}
+
+// quantize_layers holds one decoder layer at a time when the sink takes each finished one:
+// every other slot is empty whenever a layer is done, and each layer is read at most twice.
+TEST(QuantizedModel, LayersStreamOneAtATime) {
+  QUAD_REQUIRE_ASSET(dir, "models/stories260K");
+  QUAD_REQUIRE_ASSET(calib, "data/c4/c4_validation_2k.jsonl");
+  Tokenizer tok = Tokenizer::load(dir);
+  const ModelConfig config = ModelConfig::load(dir);
+  const TensorStore store = TensorStore::open_dir(dir.string());
+  Model m = load_model_without_layers(store, config);
+  std::vector<int> reads(config.num_layers, 0);
+  int done = 0;
+  LayerSink sink;
+  bool embedding_first = false;
+  sink.embedding_ready = [&](Model&) { embedding_first = done == 0; };
+  sink.layer_done = [&](Model& model, int l) {
+    EXPECT_EQ(l, done++);
+    EXPECT_TRUE(model.layers[l].q.qweight != nullptr);
+    for (int j = 0; j < config.num_layers; ++j)
+      if (j != l) EXPECT_TRUE(model.layers[j].q.weight.empty()) << "layer " << j << " held";
+    model.layers[l] = DecoderLayer{};
+  };
+  Recipe r = small_w4_recipe();
+  auto backend = make_cpu_backend();
+  quantize_layers(
+      m,
+      [&](int l) {
+        ++reads[l];
+        return load_decoder_layer(store, config, l);
+      },
+      sink, tok, r, *backend, false);
+  EXPECT_TRUE(embedding_first);
+  EXPECT_EQ(done, config.num_layers);
+  for (int n : reads) EXPECT_EQ(n, 2);  // the statistic for P, then the transform
+  EXPECT_EQ(m.residual_width, config.hidden_size + 8);
 }
 
 }  // namespace

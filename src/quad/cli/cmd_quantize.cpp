@@ -9,6 +9,7 @@
 #include "quad/model/model.h"
 #include "quad/model/quantized_folder.h"
 #include "quad/quant/pipeline.h"
+#include "quad/quant/quantize_folder.h"
 
 namespace quad::cli {
 
@@ -80,18 +81,16 @@ Runner add_quantize(CLI::App& app) {
       fail("quantize", "{} already exists (choose another -o or pass --force)", o->out);
     set_num_threads(o->run.threads);
     Tokenizer tokenizer = Tokenizer::load(o->run.model_dir);
-    Model model = Model::load(o->run.model_dir);
-    check(model.residual_width == model.config.hidden_size, "quantize", "{} is already quantized",
-          o->run.model_dir);
     auto backend = make_run_backend(o->run);
     Progress total("quantize", 1, "", true);
     std::vector<LayerError> errors;
-    quantize_model(model, tokenizer, r, *backend, true, &errors);
+    FolderQuantizeOptions fo;
+    fo.overwrite = o->force;
+    fo.max_shard_bytes = o->max_shard_bytes;
+    quantize_folder(o->run.model_dir, o->out, tokenizer, r, *backend, fo, &errors);
     for (const auto& e : errors)  // GPTQ vs round-to-nearest on the calibration data
       std::fprintf(stderr, "gptq: %-36s output error %.4g (rtn %.4g, %.0f%%)\n", e.name.c_str(),
                    e.gptq, e.rtn, 100.0 * e.gptq / std::max(e.rtn, 1e-300));
-    round_to_storage_precision(model, r);
-    save_quantized(model, r, o->run.model_dir, o->out, o->force, o->max_shard_bytes);
     total.finish("wrote " + o->out);
     return 0;
   };

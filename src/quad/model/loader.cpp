@@ -34,32 +34,29 @@ RmsNorm load_norm(const TensorStore& store, const std::string& name, const Model
 
 }  // namespace
 
-Model Model::load(const std::string& dir) {
-  Model m;
-  m.config = ModelConfig::load(dir);
-  if (is_quantized_folder(dir)) {
-    auto cfg = nlohmann::json::parse(std::ifstream(std::filesystem::path(dir) / "config.json"));
-    return load_quantized(dir, m.config, cfg["quantization_config"]);
-  }
-  const ModelConfig& c = m.config;
-  TensorStore store = TensorStore::open_dir(dir);
+DecoderLayer load_decoder_layer(const TensorStore& store, const ModelConfig& c, int i) {
   const int d = c.hidden_size, ff = c.intermediate_size, hd = c.head_dim;
+  const std::string p = fmt::format("model.layers.{}.", i);
+  DecoderLayer L;
+  L.attn_norm = load_norm(store, p + "input_layernorm", c);
+  L.mlp_norm = load_norm(store, p + "post_attention_layernorm", c);
+  L.q = load_linear(store, p + "self_attn.q_proj", d, c.num_heads * hd, c.qkv_bias);
+  L.k = load_linear(store, p + "self_attn.k_proj", d, c.num_kv_heads * hd, c.qkv_bias);
+  L.v = load_linear(store, p + "self_attn.v_proj", d, c.num_kv_heads * hd, c.qkv_bias);
+  L.o = load_linear(store, p + "self_attn.o_proj", c.num_heads * hd, d, c.o_bias);
+  L.gate = load_linear(store, p + "mlp.gate_proj", d, ff, c.mlp_bias);
+  L.up = load_linear(store, p + "mlp.up_proj", d, ff, c.mlp_bias);
+  L.down = load_linear(store, p + "mlp.down_proj", ff, d, c.mlp_bias);
+  return L;
+}
+
+Model load_model_without_layers(const TensorStore& store, const ModelConfig& c) {
+  Model m;
+  m.config = c;
+  const int d = c.hidden_size;
   m.residual_width = d;
   m.embed = store.get_f32("model.embed_tokens.weight", {c.vocab_size, d});
   m.layers.resize(c.num_layers);
-  for (int i = 0; i < c.num_layers; ++i) {
-    const std::string p = fmt::format("model.layers.{}.", i);
-    DecoderLayer& L = m.layers[i];
-    L.attn_norm = load_norm(store, p + "input_layernorm", c);
-    L.mlp_norm = load_norm(store, p + "post_attention_layernorm", c);
-    L.q = load_linear(store, p + "self_attn.q_proj", d, c.num_heads * hd, c.qkv_bias);
-    L.k = load_linear(store, p + "self_attn.k_proj", d, c.num_kv_heads * hd, c.qkv_bias);
-    L.v = load_linear(store, p + "self_attn.v_proj", d, c.num_kv_heads * hd, c.qkv_bias);
-    L.o = load_linear(store, p + "self_attn.o_proj", c.num_heads * hd, d, c.o_bias);
-    L.gate = load_linear(store, p + "mlp.gate_proj", d, ff, c.mlp_bias);
-    L.up = load_linear(store, p + "mlp.up_proj", d, ff, c.mlp_bias);
-    L.down = load_linear(store, p + "mlp.down_proj", ff, d, c.mlp_bias);
-  }
   m.final_norm = load_norm(store, "model.norm", c);
   if (c.tie_word_embeddings) {
     m.lm_head.name = "lm_head";
@@ -70,6 +67,18 @@ Model Model::load(const std::string& dir) {
     m.lm_head = load_linear(store, "lm_head", d, c.vocab_size, false);
   }
   m.ensure_positions(c.max_position_embeddings);
+  return m;
+}
+
+Model Model::load(const std::string& dir) {
+  const ModelConfig config = ModelConfig::load(dir);
+  if (is_quantized_folder(dir)) {
+    auto cfg = nlohmann::json::parse(std::ifstream(std::filesystem::path(dir) / "config.json"));
+    return load_quantized(dir, config, cfg["quantization_config"]);
+  }
+  TensorStore store = TensorStore::open_dir(dir);
+  Model m = load_model_without_layers(store, config);
+  for (int i = 0; i < config.num_layers; ++i) m.layers[i] = load_decoder_layer(store, config, i);
   return m;
 }
 

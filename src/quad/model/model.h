@@ -14,6 +14,8 @@
 
 namespace quad {
 
+class TensorStore;
+
 struct Model {
   ModelConfig config;
   int residual_width = 0;    // D: d, or d + r after QUAD
@@ -35,6 +37,12 @@ struct Model {
   // Grows the RoPE table so positions [0, n) can be used.
   void ensure_positions(int n);
 };
+
+// Pieces of Model::load for an HF folder, for code that holds one layer at a time (the
+// quantization pipeline): decoder layer i as stored, and the model with its embedding, final
+// norm and (untied) head but empty layers.
+DecoderLayer load_decoder_layer(const TensorStore& store, const ModelConfig& config, int i);
+Model load_model_without_layers(const TensorStore& store, const ModelConfig& config);
 
 // Rounds the fp32 weights of every linear layer (not the embeddings, not quantized layers) to
 // bf16 and keeps only those (Linear::weight_bf16): exact for checkpoints stored in bf16, half

@@ -83,50 +83,70 @@ void round_to_storage_precision(Model& m, const Recipe& recipe) {
     }
 }
 
+QuantizedFolderWriter::QuantizedFolderWriter(const Recipe& recipe, std::string source_dir,
+                                             const std::string& out_dir, bool overwrite,
+                                             uint64_t max_shard_bytes)
+    : source_dir_(std::move(source_dir)),
+      out_(fs::path(out_dir).lexically_normal().string()),
+      tmp_(out_ + ".tmp-quad"),
+      half_(half_storage(recipe)) {
+  std::error_code ec;
+  if (fs::exists(out_, ec) && !overwrite)
+    fail("save", "{} already exists (choose another -o or pass --force to replace it)", out_dir);
+  fs::remove_all(tmp_, ec);
+  if (!fs::create_directories(tmp_, ec) || ec)
+    fail("save", "cannot create {}: {}", tmp_, ec.message());
+  tensors_ = std::make_unique<ShardedSafetensorsWriter>(
+      tmp_, max_shard_bytes,
+      std::map<std::string, std::string>{{"format", "pt"}, {"quad_format", "1"}});
+}
+
+QuantizedFolderWriter::~QuantizedFolderWriter() {
+  if (finished_) return;
+  std::error_code ec;
+  fs::remove_all(tmp_, ec);  // an unfinished folder never stays behind
+}
+
+void QuantizedFolderWriter::add_embedding(const Model& m) {
+  add_floats(*tensors_, "model.embed_tokens.weight", {m.config.vocab_size, m.residual_width},
+             m.embed, half_);
+}
+
+void QuantizedFolderWriter::add_layer(const DecoderLayer& layer) {
+  for (const Linear* lin : linears(layer)) write_linear(*tensors_, *lin, half_);
+}
+
+void QuantizedFolderWriter::finish(const Model& m, const Recipe& recipe) {
+  if (m.lm_head.weight.empty())  // held in fp16 as loaded
+    tensors_->add("lm_head.weight", DType::F16, {m.config.vocab_size, m.residual_width},
+                  m.lm_head.weight_f16.data(), m.lm_head.weight_f16.size() * 2);
+  else
+    add_floats(*tensors_, "lm_head.weight", {m.config.vocab_size, m.residual_width},
+               m.lm_head.weight, half_);
+  tensors_->finish();
+  // config.json: the source config with the recipe added.
+  nlohmann::json cfg = nlohmann::json::parse(std::ifstream(fs::path(source_dir_) / "config.json"));
+  nlohmann::json qc = recipe.to_json();
+  qc["residual_width"] = m.residual_width;
+  cfg["quantization_config"] = qc;
+  cfg["tie_word_embeddings"] = false;
+  std::ofstream(fs::path(tmp_) / "config.json") << cfg.dump(2) << "\n";
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model",
+                           "special_tokens_map.json", "generation_config.json"}) {
+    const fs::path src = fs::path(source_dir_) / name;
+    if (fs::exists(src)) fs::copy_file(src, fs::path(tmp_) / name);
+  }
+  if (fs::exists(out_)) fs::remove_all(out_);
+  fs::rename(tmp_, out_);
+  finished_ = true;
+}
+
 void save_quantized(const Model& m, const Recipe& recipe, const std::string& source_dir,
                     const std::string& out_dir, bool overwrite, uint64_t max_shard_bytes) {
-  const fs::path out = fs::path(out_dir).lexically_normal();
-  std::error_code ec;
-  if (fs::exists(out, ec) && !overwrite)
-    fail("save", "{} already exists (choose another -o or pass --force to replace it)", out_dir);
-  const fs::path tmp = out.string() + ".tmp-quad";
-  fs::remove_all(tmp, ec);
-  if (!fs::create_directories(tmp, ec) || ec)
-    fail("save", "cannot create {}: {}", tmp.string(), ec.message());
-  try {
-    // config.json: the source config with the recipe added.
-    nlohmann::json cfg = nlohmann::json::parse(std::ifstream(fs::path(source_dir) / "config.json"));
-    nlohmann::json qc = recipe.to_json();
-    qc["residual_width"] = m.residual_width;
-    cfg["quantization_config"] = qc;
-    cfg["tie_word_embeddings"] = false;
-    std::ofstream(tmp / "config.json") << cfg.dump(2) << "\n";
-
-    const bool half = half_storage(recipe);
-    ShardedSafetensorsWriter w(tmp, max_shard_bytes, {{"format", "pt"}, {"quad_format", "1"}});
-    add_floats(w, "model.embed_tokens.weight", {m.config.vocab_size, m.residual_width}, m.embed,
-               half);
-    for (const auto& L : m.layers)
-      for (const Linear* lin : linears(L)) write_linear(w, *lin, half);
-    if (m.lm_head.weight.empty())  // held in fp16 as loaded
-      w.add("lm_head.weight", DType::F16, {m.config.vocab_size, m.residual_width},
-            m.lm_head.weight_f16.data(), m.lm_head.weight_f16.size() * 2);
-    else
-      add_floats(w, "lm_head.weight", {m.config.vocab_size, m.residual_width}, m.lm_head.weight,
-                 half);
-    w.finish();
-
-    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model",
-                             "special_tokens_map.json", "generation_config.json"}) {
-      const fs::path src = fs::path(source_dir) / name;
-      if (fs::exists(src)) fs::copy_file(src, tmp / name);
-    }
-    if (fs::exists(out)) fs::remove_all(out);
-    fs::rename(tmp, out);
-  } catch (...) {
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  QuantizedFolderWriter writer(recipe, source_dir, out_dir, overwrite, max_shard_bytes);
+  writer.add_embedding(m);
+  for (const auto& L : m.layers) writer.add_layer(L);
+  writer.finish(m, recipe);
 }
 
 bool is_quantized_folder(const std::string& dir) {

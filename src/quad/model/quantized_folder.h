@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
@@ -17,6 +18,30 @@ namespace quad {
 // Rounds what will be stored in half precision (scales, outlier columns, biases, embeddings,
 // head) to fp16 in memory, so the saved-and-reloaded model computes exactly as this one.
 void round_to_storage_precision(Model& model, const Recipe& recipe);
+
+// Writes a quantized folder piece by piece, as the pipeline finishes them: the embedding, the
+// layers in order, then finish() adds the head, config.json (source config + recipe) and the
+// tokenizer files. Everything goes to "<out_dir>.tmp-quad", renamed into place by finish();
+// a writer destroyed unfinished (an error on the way) removes it. Refuses to replace an
+// existing out_dir unless `overwrite`. Tensors are stored in the recipe's precision (fp16 for
+// a quantized recipe) in shards of at most max_shard_bytes, each written when full.
+class QuantizedFolderWriter {
+ public:
+  QuantizedFolderWriter(const Recipe& recipe, std::string source_dir, const std::string& out_dir,
+                        bool overwrite, uint64_t max_shard_bytes = kDefaultMaxShardBytes);
+  ~QuantizedFolderWriter();
+  QuantizedFolderWriter(const QuantizedFolderWriter&) = delete;
+  QuantizedFolderWriter& operator=(const QuantizedFolderWriter&) = delete;
+  void add_embedding(const Model& model);
+  void add_layer(const DecoderLayer& layer);
+  void finish(const Model& model, const Recipe& recipe);
+
+ private:
+  std::string source_dir_, out_, tmp_;
+  bool half_;
+  bool finished_ = false;
+  std::unique_ptr<ShardedSafetensorsWriter> tensors_;
+};
 
 // Writes the folder at out_dir via a temporary sibling folder renamed into place; refuses to
 // replace an existing out_dir unless `overwrite`. Tokenizer files are copied from source_dir.

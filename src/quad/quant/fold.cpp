@@ -16,21 +16,27 @@ void scale_columns(Linear& lin, const std::vector<float>& gamma) {
 
 }  // namespace
 
-void fold_norms(Model& m) {
-  for (auto& L : m.layers) {
-    if (!L.attn_norm.weight.empty()) {
-      for (Linear* lin : {&L.q, &L.k, &L.v}) scale_columns(*lin, L.attn_norm.weight);
-      L.attn_norm.weight.clear();
-    }
-    if (!L.mlp_norm.weight.empty()) {
-      for (Linear* lin : {&L.gate, &L.up}) scale_columns(*lin, L.mlp_norm.weight);
-      L.mlp_norm.weight.clear();
-    }
+void fold_layer_norms(DecoderLayer& L) {
+  if (!L.attn_norm.weight.empty()) {
+    for (Linear* lin : {&L.q, &L.k, &L.v}) scale_columns(*lin, L.attn_norm.weight);
+    L.attn_norm.weight.clear();
   }
+  if (!L.mlp_norm.weight.empty()) {
+    for (Linear* lin : {&L.gate, &L.up}) scale_columns(*lin, L.mlp_norm.weight);
+    L.mlp_norm.weight.clear();
+  }
+}
+
+void fold_final_norm(Model& m) {
   if (!m.final_norm.weight.empty()) {
     scale_columns(m.lm_head, m.final_norm.weight);
     m.final_norm.weight.clear();
   }
+}
+
+void fold_norms(Model& m) {
+  for (auto& L : m.layers) fold_layer_norms(L);
+  fold_final_norm(m);
 }
 
 void center_embeddings(Model& m) {

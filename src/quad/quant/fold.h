@@ -11,6 +11,9 @@ namespace quad {
 // weightless. The model's logits are unchanged up to fp32 rounding. lm_head must already be
 // untied (Model::load always gives it its own copy).
 void fold_norms(Model& model);
+// The same for one decoder layer, and for the final norm alone.
+void fold_layer_norms(DecoderLayer& layer);
+void fold_final_norm(Model& model);
 
 // Each embedding row e ← e − mean(e).
 void center_embeddings(Model& model);

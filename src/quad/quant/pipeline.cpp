@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <memory>
 
 #include "quad/core/error.h"
 #include "quad/core/progress.h"
@@ -142,87 +143,80 @@ void quantize_linear(Linear& lin, int outlier, const Recipe& recipe,
 
 }  // namespace
 
+void attach_layer_quantizers(DecoderLayer& L, int r, const Recipe& recipe) {
+  for (Linear* lin : {&L.q, &L.k, &L.v, &L.gate, &L.up})
+    lin->input_quant = ActQuantSpec{recipe.a_bits, r, recipe.a_clip};
+  for (Linear* lin : {&L.o, &L.down})
+    lin->input_quant = ActQuantSpec{recipe.od_bits, 0, recipe.a_clip};
+}
+
 void attach_quantizers(Model& m, const Recipe& recipe) {
   const int r = m.residual_width - m.config.hidden_size;
-  for (auto& L : m.layers) {
-    for (Linear* lin : {&L.q, &L.k, &L.v, &L.gate, &L.up})
-      lin->input_quant = ActQuantSpec{recipe.a_bits, r, recipe.a_clip};
-    for (Linear* lin : {&L.o, &L.down})
-      lin->input_quant = ActQuantSpec{recipe.od_bits, 0, recipe.a_clip};
-  }
+  for (auto& L : m.layers) attach_layer_quantizers(L, r, recipe);
   m.kv_quant = recipe.kv_bits < 16
                    ? make_kv_quantizer(m.config.head_dim, recipe.kv_bits, recipe.kv_clip)
                    : nullptr;
 }
 
-void quantize_weights(Model& m, const Recipe& recipe, Backend& backend,
-                      const std::vector<std::vector<int32_t>>& windows, bool show_progress,
-                      std::vector<LayerError>* errors) {
+namespace {
+
+// GPTQ's calibration state: every window's input to the current layer, (seqlen, D) each, and
+// a KV cache for one window. Calibration runs without activation quantization (§4.2).
+struct GptqInputs {
+  std::vector<std::vector<float>> x;
+  std::vector<float> k_cache, v_cache, work;
+  int seqlen = 0;
+
+  GptqInputs(const Model& m, const std::vector<std::vector<int32_t>>& windows)
+      : x(windows.size()), seqlen(int(windows.front().size())) {
+    for (size_t w = 0; w < windows.size(); ++w) {
+      x[w].resize(size_t(seqlen) * m.residual_width);
+      embed(m, windows[w].data(), seqlen, x[w].data());
+    }
+    k_cache.resize(size_t(seqlen) * m.config.num_kv_heads * m.config.head_dim);
+    v_cache.resize(k_cache.size());
+  }
+};
+
+// Quantizes layer l of m (in m.layers[l]) by GPTQ in true-sequential groups, then moves the
+// calibration inputs through the quantized layer.
+void gptq_layer(Model& m, int l, const Recipe& recipe, Backend& backend, GptqInputs& in,
+                ForwardScratch& scratch, std::vector<LayerError>* errors) {
   const int r = m.residual_width - m.config.hidden_size;
-  const int L = m.config.num_layers;
-  auto outlier_of = [&](const DecoderLayer& layer, const Linear* lin) {
-    return is_u_type(layer, lin) ? r : 0;
-  };
-  if (!recipe.gptq) {
-    Progress progress("rtn", L, "layers", show_progress);
-    for (int l = 0; l < L; ++l) {
-      DecoderLayer& layer = m.layers[l];
-      for (Linear* lin :
-           {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down})
-        quantize_linear(*lin, outlier_of(layer, lin), recipe, nullptr);
-      progress.update(l + 1);
+  DecoderLayer& layer = m.layers[l];
+  const std::vector<std::vector<Linear*>> groups = {
+      {&layer.k, &layer.v, &layer.q}, {&layer.o}, {&layer.up, &layer.gate}, {&layer.down}};
+  for (const auto& group : groups) {
+    std::map<const Linear*, int> offsets;
+    for (Linear* lin : group) offsets[lin] = is_u_type(layer, lin) ? r : 0;
+    HessianObserver observer(l, group, offsets);
+    for (const auto& x : in.x) {
+      in.work = x;
+      observer.begin_window();
+      forward_layer(m, backend, l, in.work.data(), in.seqlen, 0, in.k_cache.data(),
+                    in.v_cache.data(), scratch, &observer);
     }
-    progress.finish();
-    return;
-  }
-  // GPTQ: layer inputs for every window, (windows, seqlen, D), updated layer by layer with the
-  // quantized layer's outputs. Calibration runs without activation quantization (§4.2).
-  const int D = m.residual_width;
-  const int seqlen = int(windows.front().size());
-  std::vector<std::vector<float>> inputs(windows.size());
-  for (size_t w = 0; w < windows.size(); ++w) {
-    inputs[w].resize(size_t(seqlen) * D);
-    embed(m, windows[w].data(), seqlen, inputs[w].data());
-  }
-  std::vector<float> k_cache(size_t(seqlen) * m.config.num_kv_heads * m.config.head_dim),
-      v_cache(k_cache.size()), x;
-  ForwardScratch scratch;
-  Progress progress("gptq", L, "layers", show_progress);
-  for (int l = 0; l < L; ++l) {
-    DecoderLayer& layer = m.layers[l];
-    const std::vector<std::vector<Linear*>> groups = {
-        {&layer.k, &layer.v, &layer.q}, {&layer.o}, {&layer.up, &layer.gate}, {&layer.down}};
-    for (const auto& group : groups) {
-      std::map<const Linear*, int> offsets;
-      for (Linear* lin : group) offsets[lin] = outlier_of(layer, lin);
-      HessianObserver observer(l, group, offsets);
-      for (size_t w = 0; w < windows.size(); ++w) {
-        x = inputs[w];
-        observer.begin_window();
-        forward_layer(m, backend, l, x.data(), seqlen, 0, k_cache.data(), v_cache.data(), scratch,
-                      &observer);
-      }
-      for (Linear* lin : group) {
-        std::vector<double> h = observer.hessian(lin);
-        LayerError e;
-        e.layer = l;
-        quantize_linear(*lin, offsets[lin], recipe, &h, errors ? &e : nullptr);
-        if (errors) errors->push_back(e);
-      }
+    for (Linear* lin : group) {
+      std::vector<double> h = observer.hessian(lin);
+      LayerError e;
+      e.layer = l;
+      quantize_linear(*lin, offsets[lin], recipe, &h, errors ? &e : nullptr);
+      if (errors) errors->push_back(e);
     }
-    for (size_t w = 0; w < windows.size(); ++w)  // the quantized layer's outputs feed the next
-      forward_layer(m, backend, l, inputs[w].data(), seqlen, 0, k_cache.data(), v_cache.data(),
-                    scratch, nullptr);
-    progress.update(l + 1);
   }
-  progress.finish();
+  for (auto& x : in.x)  // the quantized layer's outputs feed the next
+    forward_layer(m, backend, l, x.data(), in.seqlen, 0, in.k_cache.data(), in.v_cache.data(),
+                  scratch, nullptr);
 }
 
-void quantize_model(Model& m, const Tokenizer& tokenizer, Recipe& recipe, Backend& backend,
-                    bool show_progress, std::vector<LayerError>* errors) {
+}  // namespace
+
+void quantize_layers(Model& m, const LayerSource& source, const LayerSink& sink,
+                     const Tokenizer& tokenizer, Recipe& recipe, Backend& backend,
+                     bool show_progress, std::vector<LayerError>* errors) {
   recipe.validate();
   const ModelConfig& c = m.config;
-  const int d = c.hidden_size;
+  const int d = c.hidden_size, L = c.num_layers;
   const int r = recipe.method == "quad" ? recipe.rank : 0;
   check(r < d, "quantize",
         "--rank {} does not fit hidden size {} (the rank must be smaller; try --rank {})", r, d,
@@ -230,6 +224,7 @@ void quantize_model(Model& m, const Tokenizer& tokenizer, Recipe& recipe, Backen
   check(r % 2 == 0, "quantize", "--rank must be even (int4 codes are packed in pairs), got {}", r);
   recipe.rank = r;
   check(m.residual_width == d, "quantize", "the input model is already transformed");
+  check(int(m.layers.size()) == L, "quantize", "the model shell needs {} layer slots", L);
 
   std::vector<std::string> docs;
   if (r > 0 || (recipe.gptq && recipe.w_bits < 16)) {
@@ -237,32 +232,73 @@ void quantize_model(Model& m, const Tokenizer& tokenizer, Recipe& recipe, Backen
     recipe.calib_sha256 = sha256_file(recipe.calib_path);
   }
 
-  fold_norms(m);
+  fold_final_norm(m);
   if (recipe.center_embeddings) center_embeddings(m);
+  auto folded_layer = [&](int l) {
+    DecoderLayer layer = source(l);
+    fold_layer_norms(layer);
+    return layer;
+  };
 
   OutlierBasis basis;
   if (r > 0) {
     const int len = std::min(recipe.p_seqlen, c.max_position_embeddings);
     auto windows = sample_calibration_windows(tokenizer, docs, recipe.p_nsamples, len, recipe.seed);
-    std::vector<double> gram = residual_gram(m, backend, windows, show_progress);
+    std::vector<double> gram = residual_gram(m, folded_layer, backend, windows, show_progress);
     basis = top_eigenvectors(std::move(gram), d, r);
   }
-  if (r > 0 || recipe.rotate()) {
-    std::vector<double> t =
-        residual_transform(r > 0 ? &basis : nullptr, d, recipe.rotate(), recipe.seed);
-    apply_residual_transform(m, t, d + r);
+  const bool transform = r > 0 || recipe.rotate();
+  std::vector<double> t;
+  if (transform) {
+    t = residual_transform(r > 0 ? &basis : nullptr, d, recipe.rotate(), recipe.seed);
+    transform_embedding_and_head(m, t, d + r);
   }
-  if (recipe.rotate()) apply_online_hadamards(m);
+  std::unique_ptr<OnlineHadamards> online;
+  if (recipe.rotate()) online = std::make_unique<OnlineHadamards>(c);
 
-  if (recipe.w_bits < 16) {
-    std::vector<std::vector<int32_t>> windows;
-    if (recipe.gptq) {
-      const int len = std::min(recipe.seqlen, c.max_position_embeddings);
-      windows = sample_calibration_windows(tokenizer, docs, recipe.nsamples, len, recipe.seed + 1);
-    }
-    quantize_weights(m, recipe, backend, windows, show_progress, errors);
+  const bool gptq = recipe.w_bits < 16 && recipe.gptq;
+  std::unique_ptr<GptqInputs> inputs;
+  if (gptq) {
+    const int len = std::min(recipe.seqlen, c.max_position_embeddings);
+    inputs = std::make_unique<GptqInputs>(
+        m, sample_calibration_windows(tokenizer, docs, recipe.nsamples, len, recipe.seed + 1));
   }
-  attach_quantizers(m, recipe);
+  if (sink.embedding_ready) sink.embedding_ready(m);
+  ForwardScratch scratch;
+  Progress progress(gptq                 ? "gptq"
+                    : recipe.w_bits < 16 ? "rtn"
+                                         : "transform",
+                    L, "layers", show_progress);
+  for (int l = 0; l < L; ++l) {
+    DecoderLayer layer = folded_layer(l);
+    if (transform) transform_layer(layer, d, t, d + r);
+    if (online) online->apply(layer);
+    m.layers[l] = std::move(layer);
+    if (gptq) {
+      gptq_layer(m, l, recipe, backend, *inputs, scratch, errors);
+    } else if (recipe.w_bits < 16) {
+      DecoderLayer& q = m.layers[l];
+      for (Linear* lin : {&q.q, &q.k, &q.v, &q.o, &q.gate, &q.up, &q.down})
+        quantize_linear(*lin, is_u_type(q, lin) ? r : 0, recipe, nullptr);
+    }
+    attach_layer_quantizers(m.layers[l], r, recipe);
+    if (sink.layer_done) sink.layer_done(m, l);
+    progress.update(l + 1);
+  }
+  progress.finish();
+  m.kv_quant =
+      recipe.kv_bits < 16 ? make_kv_quantizer(c.head_dim, recipe.kv_bits, recipe.kv_clip) : nullptr;
+}
+
+void quantize_model(Model& m, const Tokenizer& tokenizer, Recipe& recipe, Backend& backend,
+                    bool show_progress, std::vector<LayerError>* errors) {
+  std::vector<DecoderLayer> original = std::move(m.layers);
+  m.layers.assign(original.size(), DecoderLayer{});
+  LayerSink sink;
+  sink.layer_done = [&](Model&, int l) { original[l] = DecoderLayer{}; };  // read for the last time
+  quantize_layers(
+      m, [&](int l) { return original[l]; }, sink, tokenizer, recipe, backend, show_progress,
+      errors);
 }
 
 }  // namespace quad

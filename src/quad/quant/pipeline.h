@@ -3,7 +3,9 @@
 // weight quantization (GPTQ layer by layer, or RTN) → activation quantizers attached.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "quad/backend/backend.h"
 #include "quad/io/tokenizer.h"
@@ -25,14 +27,28 @@ struct LayerError {
 void quantize_model(Model& model, const Tokenizer& tokenizer, Recipe& recipe, Backend& backend,
                     bool progress = true, std::vector<LayerError>* errors = nullptr);
 
+// Where quantize_layers gets decoder layer l as stored in the source folder (it asks for each
+// layer twice when r > 0: for the calibration statistic, then to transform it) ...
+using LayerSource = std::function<DecoderLayer(int)>;
+// ... and what it tells about its progress: the embedding is final (transformed, not yet
+// rounded to its storage precision), and layer l is done (quantized, quantizers attached, in
+// model.layers[l]; the sink may take it away).
+struct LayerSink {
+  std::function<void(Model&)> embedding_ready;
+  std::function<void(Model&, int)> layer_done;
+};
+
+// The pipeline one decoder layer at a time, so memory holds the embedding, the head, one layer
+// and the calibration activations: `model` comes with its embedding, final norm and head and
+// empty layer slots (load_model_without_layers); every layer comes from `source` and goes to
+// `sink`. Afterwards the model has its transformed embedding and head, the KV quantizer, and
+// whichever layers the sink left in place. quantize_model runs this on a model in memory.
+void quantize_layers(Model& model, const LayerSource& source, const LayerSink& sink,
+                     const Tokenizer& tokenizer, Recipe& recipe, Backend& backend,
+                     bool progress = true, std::vector<LayerError>* errors = nullptr);
+
 // Attaches the activation and KV quantizers a recipe asks for (U-type inputs: a_bits with the
 // first r entries excluded; o/down inputs: od_bits).
 void attach_quantizers(Model& model, const Recipe& recipe);
-
-// Integer weight codes from fp weights for every linear (skipping the first r input columns of
-// U-type layers), by GPTQ on `windows` (layer by layer, true-sequential groups) or RTN.
-void quantize_weights(Model& model, const Recipe& recipe, Backend& backend,
-                      const std::vector<std::vector<int32_t>>& windows, bool progress,
-                      std::vector<LayerError>* errors = nullptr);
 
 }  // namespace quad

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "quad/core/error.h"
 #include "quad/core/progress.h"
@@ -36,18 +37,36 @@ class GramObserver final : public ForwardObserver {
 
 }  // namespace
 
-std::vector<double> residual_gram(const Model& model, Backend& backend,
+std::vector<double> residual_gram(Model& model, const std::function<DecoderLayer(int)>& layer,
+                                  Backend& backend,
                                   const std::vector<std::vector<int32_t>>& windows,
                                   bool show_progress) {
-  const int d = model.residual_width;
+  const int d = model.residual_width, L = model.config.num_layers;
+  check(!windows.empty(), "calib", "no calibration windows");
+  const int len = int(windows.front().size());
+  const size_t kv = size_t(len) * model.config.num_kv_heads * model.config.head_dim;
+  const MemoryKind mem = backend.memory();
+  // Every window's residual stream, where the backend computes, advanced one layer at a time.
+  std::vector<BackendArray<float>> x(windows.size());
+  std::vector<float> host(size_t(len) * d);
+  for (size_t w = 0; w < windows.size(); ++w) {
+    check(int(windows[w].size()) == len, "calib", "calibration windows differ in length");
+    embed(model, windows[w].data(), len, host.data());
+    backend.copy(x[w].ensure(mem, host.size()), host.data(), sizeof(float) * host.size());
+  }
+  BackendArray<float> k_cache, v_cache;
+  k_cache.ensure(mem, kv);
+  v_cache.ensure(mem, kv);
   GramObserver observer(d);
-  Progress progress("calibrate P", int64_t(windows.size()), "seq", show_progress);
   ForwardScratch scratch;
-  for (size_t i = 0; i < windows.size(); ++i) {
-    const auto& w = windows[i];
-    KVCache cache(model.config, int(w.size()), backend.memory());
-    forward(model, backend, w.data(), int(w.size()), 0, cache, scratch, nullptr, 0, &observer);
-    progress.update(int64_t(i + 1));
+  Progress progress("calibrate P", L, "layers", show_progress);
+  for (int l = 0; l < L; ++l) {
+    model.layers[l] = layer(l);
+    for (auto& xw : x)
+      forward_layer(model, backend, l, xw.data(), len, 0, k_cache.data(), v_cache.data(), scratch,
+                    &observer);
+    model.layers[l] = DecoderLayer{};
+    progress.update(l + 1);
   }
   progress.finish();
   return observer.take();

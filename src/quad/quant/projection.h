@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "quad/backend/backend.h"
@@ -11,8 +12,11 @@
 
 namespace quad {
 
-// Σ over calibration windows, layers and both norms of XᵀX (d×d, fp64, row-major).
-std::vector<double> residual_gram(const Model& model, Backend& backend,
+// Σ over calibration windows (all of one length), layers and both norms of XᵀX (d×d, fp64,
+// row-major). Layer by layer: `layer(l)` gives decoder layer l (norms folded), which is held in
+// model.layers[l] only while every window passes through it; the model needs its embedding.
+std::vector<double> residual_gram(Model& model, const std::function<DecoderLayer(int)>& layer,
+                                  Backend& backend,
                                   const std::vector<std::vector<int32_t>>& windows,
                                   bool progress = true);
 

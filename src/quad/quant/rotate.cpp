@@ -73,67 +73,84 @@ std::vector<double> residual_transform(const OutlierBasis* basis, int d, bool ro
   return t;
 }
 
-void apply_residual_transform(Model& m, const std::vector<double>& t, int D) {
+void transform_layer(DecoderLayer& L, int d, const std::vector<double>& t, int D) {
+  check(L.attn_norm.weight.empty() && L.mlp_norm.weight.empty(), "rotate",
+        "fold the norms before rotating");
+  check(t.size() == size_t(d) * D, "rotate", "transform has the wrong shape");
+  for (Linear* lin : {&L.q, &L.k, &L.v, &L.gate, &L.up}) read_side(*lin, d, t, D);
+  for (Linear* lin : {&L.o, &L.down}) write_side(*lin, d, t, D);
+}
+
+void transform_embedding_and_head(Model& m, const std::vector<double>& t, int D) {
   const int d = m.config.hidden_size;
   check(m.residual_width == d, "rotate", "the residual transform applies to a d-wide model");
   check(t.size() == size_t(d) * D, "rotate", "transform has the wrong shape");
-  for (const auto& L : m.layers)
-    check(L.attn_norm.weight.empty() && L.mlp_norm.weight.empty(), "rotate",
-          "fold the norms before rotating");
   right_multiply(m.embed, m.config.vocab_size, d, t, D);
-  for (auto& L : m.layers) {
-    for (Linear* lin : {&L.q, &L.k, &L.v, &L.gate, &L.up}) read_side(*lin, d, t, D);
-    for (Linear* lin : {&L.o, &L.down}) write_side(*lin, d, t, D);
-  }
   read_side(m.lm_head, d, t, D);
   m.residual_width = D;
 }
 
-void apply_online_hadamards(Model& m) {
-  const ModelConfig& c = m.config;
-  const int hd = c.head_dim, H = c.num_heads, Hkv = c.num_kv_heads;
-  const std::vector<double> a = hadamard::dense(hadamard::plan(hd));  // A_hd (hd × hd)
-  hadamard::Transform down_t(hadamard::plan(c.intermediate_size));
-  HeadMixInput head_mix(H, hd);
-  for (auto& L : m.layers) {
-    // down_proj: every row w ← w·H_mᵀ.
-    std::vector<double> w = to_double(L.down.weight);
-    down_t.apply(w.data(), L.down.out);
-    L.down.weight = to_float(w);
-    // v_proj: each kv-head block of rows ← A·block (and its bias).
-    for (int g = 0; g < Hkv; ++g) {
-      const int cols = L.v.in;
-      std::vector<double> block(L.v.weight.begin() + size_t(g) * hd * cols,
-                                L.v.weight.begin() + size_t(g + 1) * hd * cols);
-      std::vector<double> out(block.size());
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hd, cols, hd, 1.0, a.data(), hd,
-                  block.data(), cols, 0.0, out.data(), cols);
-      std::copy(out.begin(), out.end(), L.v.weight.begin() + size_t(g) * hd * cols);
-      if (L.v.has_bias()) {
-        std::vector<double> b(L.v.bias.begin() + g * hd, L.v.bias.begin() + (g + 1) * hd), bo(hd);
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, hd, hd, 1.0, a.data(), hd, b.data(), 1, 0.0,
-                    bo.data(), 1);
-        std::copy(bo.begin(), bo.end(), L.v.bias.begin() + g * hd);
-      }
+void apply_residual_transform(Model& m, const std::vector<double>& t, int D) {
+  for (auto& L : m.layers) transform_layer(L, m.config.hidden_size, t, D);
+  transform_embedding_and_head(m, t, D);
+}
+
+OnlineHadamards::OnlineHadamards(const ModelConfig& c)
+    : a_(hadamard::dense(hadamard::plan(c.head_dim))),
+      down_t_(hadamard::plan(c.intermediate_size)),
+      head_mix_(c.num_heads, c.head_dim),
+      down_input_(std::make_shared<HadamardInput>(c.intermediate_size)),
+      heads_input_(std::make_shared<HeadMixInput>(c.num_heads, c.head_dim)),
+      hd_(c.head_dim),
+      heads_(c.num_heads),
+      kv_heads_(c.num_kv_heads) {}
+
+void OnlineHadamards::apply(DecoderLayer& L) const {
+  const int hd = hd_, H = heads_, Hkv = kv_heads_;
+  const std::vector<double>& a = a_;  // A_hd (hd × hd)
+  // down_proj: every row w ← w·H_mᵀ.
+  std::vector<double> w = to_double(L.down.weight);
+  down_t_.apply(w.data(), L.down.out);
+  L.down.weight = to_float(w);
+  // v_proj: each kv-head block of rows ← A·block (and its bias).
+  for (int g = 0; g < Hkv; ++g) {
+    const int cols = L.v.in;
+    std::vector<double> block(L.v.weight.begin() + size_t(g) * hd * cols,
+                              L.v.weight.begin() + size_t(g + 1) * hd * cols);
+    std::vector<double> out(block.size());
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hd, cols, hd, 1.0, a.data(), hd,
+                block.data(), cols, 0.0, out.data(), cols);
+    std::copy(out.begin(), out.end(), L.v.weight.begin() + size_t(g) * hd * cols);
+    if (L.v.has_bias()) {
+      std::vector<double> b(L.v.bias.begin() + g * hd, L.v.bias.begin() + (g + 1) * hd), bo(hd);
+      cblas_dgemv(CblasRowMajor, CblasNoTrans, hd, hd, 1.0, a.data(), hd, b.data(), 1, 0.0,
+                  bo.data(), 1);
+      std::copy(bo.begin(), bo.end(), L.v.bias.begin() + g * hd);
     }
-    // o_proj: every row w ← w·(H_h ⊗ A)ᵀ: A on each head block, then the online head mix.
-    std::vector<double> wo = to_double(L.o.weight), tmp(wo.size());
-    const int rows = L.o.out * H;  // each row split into H blocks of hd
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, hd, hd, 1.0, wo.data(), hd, a.data(),
-                hd, 0.0, tmp.data(), hd);
-    head_mix.apply(tmp.data(), L.o.out);
-    L.o.weight = to_float(tmp);
   }
-  attach_online_transforms(m);
+  // o_proj: every row w ← w·(H_h ⊗ A)ᵀ: A on each head block, then the online head mix.
+  std::vector<double> wo = to_double(L.o.weight), tmp(wo.size());
+  const int rows = L.o.out * H;  // each row split into H blocks of hd
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, hd, hd, 1.0, wo.data(), hd, a.data(),
+              hd, 0.0, tmp.data(), hd);
+  head_mix_.apply(tmp.data(), L.o.out);
+  L.o.weight = to_float(tmp);
+  attach(L);
+}
+
+void OnlineHadamards::attach(DecoderLayer& L) const {
+  L.down.input_transform = down_input_;
+  L.o.input_transform = heads_input_;
+}
+
+void apply_online_hadamards(Model& m) {
+  const OnlineHadamards online(m.config);
+  for (auto& L : m.layers) online.apply(L);
 }
 
 void attach_online_transforms(Model& m) {
-  auto down = std::make_shared<HadamardInput>(m.config.intermediate_size);
-  auto heads = std::make_shared<HeadMixInput>(m.config.num_heads, m.config.head_dim);
-  for (auto& L : m.layers) {
-    L.down.input_transform = down;
-    L.o.input_transform = heads;
-  }
+  const OnlineHadamards online(m.config);
+  for (auto& L : m.layers) online.attach(L);
 }
 
 }  // namespace quad

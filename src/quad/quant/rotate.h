@@ -3,9 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "quad/model/model.h"
+#include "quad/quant/hadamard.h"
+#include "quad/quant/online_transforms.h"
 #include "quad/quant/projection.h"
 
 namespace quad {
@@ -20,6 +23,27 @@ std::vector<double> residual_transform(const OutlierBasis* basis, int d, bool ro
 // readers (q/k/v/gate/up, lm_head) ← W·T, writers (o/down) ← Tᵀ·W (and their biases). The
 // model's residual width becomes D; norms stay weightless with divisor d.
 void apply_residual_transform(Model& model, const std::vector<double>& t, int D);
+// Its two parts: one decoder layer (norms folded), and the embedding + lm_head (which sets the
+// residual width to D).
+void transform_layer(DecoderLayer& layer, int d, const std::vector<double>& t, int D);
+void transform_embedding_and_head(Model& model, const std::vector<double>& t, int D);
+
+// QuaRot's online Hadamards for one layer at a time (the transforms are planned once):
+// apply() rotates the weights and attaches the online halves, attach() only attaches them.
+class OnlineHadamards {
+ public:
+  explicit OnlineHadamards(const ModelConfig& config);
+  void apply(DecoderLayer& layer) const;
+  void attach(DecoderLayer& layer) const;
+
+ private:
+  std::vector<double> a_;  // A_hd
+  hadamard::Transform down_t_;
+  HeadMixInput head_mix_;
+  std::shared_ptr<HadamardInput> down_input_;
+  std::shared_ptr<HeadMixInput> heads_input_;
+  int hd_, heads_, kv_heads_;
+};
 
 // QuaRot's online Hadamards: W_down ← W_down·H_mᵀ, v_proj rows per kv head ← A_hd·W, and
 // W_o ← W_o·(H_h ⊗ A_hd)ᵀ, then attaches the online halves (attach_online_transforms).
