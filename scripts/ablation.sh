@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Where a model's quantization loss comes from: QuaRot and QUAD with only the weights quantized
 # (W4A16), only the activations (W16A4), and both (W4A4), plus QUAD with P from 4x more
-# calibration tokens; quantize jobs side by side, then `quad ppl` of each folder on the first
-# CHUNKS chunks of wiki.test.raw. Prints a markdown table.
+# calibration tokens; quantize jobs side by side, then `quad ppl --kl-base FP` of each folder on
+# the first CHUNKS chunks of wiki.test.raw (perplexity, KL divergence from the FP model, top-1
+# agreement with it). Prints a markdown table.
 # Usage: bash scripts/ablation.sh MODEL [WORK_DIR]   (e.g. tiny-qwen2-27m)
 # Environment: NSAMPLES (GPTQ sequences, default 32), CHUNKS (default 40), SEED (default 0),
 # JOBS (quantize jobs at once, default 4), THREADS (per job, default 2; PPL_THREADS for ppl), DEVICE (for quantize's
@@ -41,21 +42,36 @@ for c in "${configs[@]}"; do
   if [ "$running" -ge "${JOBS:-4}" ]; then wait -n || true; running=$((running - 1)); fi
 done
 wait || true
-ppl() {
-  "$quad" ppl -m "$1" --text "$text" --chunks "${CHUNKS:-40}" -t "${PPL_THREADS:-${THREADS:-2}}" --device cpu \
-    --json 2> /dev/null | tail -n 1 | sed -E 's/.*"ppl":([0-9.eE+-]+).*/\1/' | xargs printf '%.2f'
+ppl() {  # folder -> "ppl | KL from FP | top-1 agreement" (table cells)
+  "$quad" ppl -m "$1" --kl-base "$dir" --text "$text" --chunks "${CHUNKS:-40}" \
+    -t "${PPL_THREADS:-${THREADS:-2}}" --device cpu --json 2> /dev/null | tail -n 1 |
+    python3 -c 'import json, sys; j = json.load(sys.stdin)
+print("%.2f | %.4f | %.1f%%" % (j["ppl"], j["kl"], 100 * j["top1_agreement"]))'
 }
-fp=$(ppl "$dir")
-echo "| $model, seed $seed | ppl (wiki, ${CHUNKS:-40} chunks) | vs FP | quantize s |"
-echo "|---|---:|---:|---:|"
-echo "| FP | $fp | | |"
+# The perplexity runs side by side too (FP's own perplexity comes with every KL run).
+running=0
+for c in "${configs[@]}"; do
+  label="${c%%|*}"
+  out="$work/$model-$(name_of "$label")"
+  [ -f "$out.seconds" ] || continue
+  ( ppl "$out" > "$out.row" ) &
+  running=$((running + 1))
+  if [ "$running" -ge "${JOBS:-4}" ]; then wait -n || true; running=$((running - 1)); fi
+done
+wait || true
+fp=$("$quad" ppl -m "$dir" --text "$text" --chunks "${CHUNKS:-40}" -t "${PPL_THREADS:-${THREADS:-2}}" \
+  --device cpu --json 2> /dev/null | tail -n 1 | python3 -c 'import json, sys; print("%.2f" % json.load(sys.stdin)["ppl"])')
+echo "| $model, seed $seed | ppl (wiki, ${CHUNKS:-40} chunks) | KL from FP | top-1 = FP | vs FP | quantize s |"
+echo "|---|---:|---:|---:|---:|---:|"
+echo "| FP | $fp | | | | |"
 for c in "${configs[@]}"; do
   label="${c%%|*}"
   out="$work/$model-$(name_of "$label")"
   if [ ! -f "$out.seconds" ]; then
-    echo "| $label | failed: $(tail -n 1 "$out.log") | | |"
+    echo "| $label | failed: $(tail -n 1 "$out.log") | | | | |"
     continue
   fi
-  p=$(ppl "$out")
-  echo "| $label | $p | $(awk -v a="$p" -v b="$fp" 'BEGIN { printf "%+.1f%%", 100 * (a - b) / b }') | $(cat "$out.seconds") |"
+  cells=$(cat "$out.row")
+  p=${cells%% *}
+  echo "| $label | $cells | $(awk -v a="$p" -v b="$fp" 'BEGIN { printf "%+.1f%%", 100 * (a - b) / b }') | $(cat "$out.seconds") |"
 done
