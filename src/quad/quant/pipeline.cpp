@@ -141,14 +141,15 @@ void quantize_linear(Linear& lin, int outlier, const Recipe& recipe,
   set_quantized(lin, outlier, recipe.w_bits, std::move(codes), std::move(scales));
 }
 
-}  // namespace
-
+// Activation quantizers of one layer (attach_quantizers).
 void attach_layer_quantizers(DecoderLayer& L, int r, const Recipe& recipe) {
   for (Linear* lin : {&L.q, &L.k, &L.v, &L.gate, &L.up})
     lin->input_quant = ActQuantSpec{recipe.a_bits, r, recipe.a_clip};
   for (Linear* lin : {&L.o, &L.down})
     lin->input_quant = ActQuantSpec{recipe.od_bits, 0, recipe.a_clip};
 }
+
+}  // namespace
 
 void attach_quantizers(Model& m, const Recipe& recipe) {
   const int r = m.residual_width - m.config.hidden_size;
