@@ -217,7 +217,6 @@ void forward_layer(const Model& model, Backend& backend, int l, float* x, int n,
   decoder_layer(model, backend, l, x, n, pos0, {}, k_cache, v_cache, s, obs);
 }
 
-
 void forward_head(const Model& model, Backend& backend, const float* x, int n, int n_logits,
                   ForwardScratch& s, float* logits) {
   const int D = model.residual_width, V = model.lm_head.out;
