@@ -23,6 +23,16 @@ struct BranchLogits {
     }
     return diff / scale;
   }
+  // Σ (batched − separate)² / Σ separate².
+  double nmse() const {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < batched.size(); ++i) {
+      const double d = double(batched[i]) - separate[i];
+      num += d * d;
+      den += double(separate[i]) * separate[i];
+    }
+    return num / den;
+  }
 };
 
 // Runs `prefix` tokens, then the branches (lengths `lens`) once through forward_branches and
