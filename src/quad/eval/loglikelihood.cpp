@@ -130,12 +130,9 @@ std::vector<Score> Scorer::score(const std::vector<TokenizedRequest>& requests) 
     }
     const int total = int(tokens_.size());
     logits_.resize(size_t(total) * vocab);
-    if (branches_.size() == 1)
-      forward(model_, backend_, tokens_.data(), total, shared, cache_, scratch_, logits_.data(),
-              total);
-    else
-      forward_branches(model_, backend_, tokens_.data(), branches_, shared, cache_, scratch_,
-                       logits_.data());
+    // A single branch is an ordinary forward pass from `shared`.
+    forward_branches(model_, backend_, tokens_.data(), branches_, shared, cache_, scratch_,
+                     logits_.data());
     tokens_run_ += total;
     int offset = 0;  // of request i's rows in logits_
     for (size_t i = begin; i < end; ++i) {

@@ -12,32 +12,29 @@
 
 namespace quad {
 
+namespace {
+
+// log Σ exp(row) in fp64, and (when asked) the index of the first maximum.
+double log_sum_exp(const float* row, int vocab, int* argmax = nullptr) {
+  const float* mx_it = std::max_element(row, row + vocab);
+  const double mx = *mx_it;
+  double sum = 0;
+  for (int v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - mx);
+  if (argmax) *argmax = int(mx_it - row);
+  return mx + std::log(sum);
+}
+
+}  // namespace
+
 double next_token_nll_sum(const float* logits, const int32_t* ids, int n, int vocab) {
   double total = 0;
 #pragma omp parallel for reduction(+ : total) schedule(static)
   for (int i = 0; i < n - 1; ++i) {
     const float* row = logits + size_t(i) * vocab;
-    const float mx = *std::max_element(row, row + vocab);
-    double sum = 0;
-    for (int v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - mx);
-    total += (std::log(sum) + mx) - row[ids[i + 1]];
+    total += log_sum_exp(row, vocab) - row[ids[i + 1]];
   }
   return total;
 }
-
-namespace {
-
-// log Σ exp(row) in fp64, and the index of the first maximum.
-double log_sum_exp(const float* row, int vocab, int* argmax) {
-  const float* mx_it = std::max_element(row, row + vocab);
-  const double mx = *mx_it;
-  double sum = 0;
-  for (int v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - mx);
-  *argmax = int(mx_it - row);
-  return mx + std::log(sum);
-}
-
-}  // namespace
 
 double kl_divergence_sum(const float* base, const float* logits, int n, int vocab,
                          int64_t* top1_agree) {

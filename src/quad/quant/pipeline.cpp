@@ -141,6 +141,12 @@ void quantize_linear(Linear& lin, int outlier, const Recipe& recipe,
   set_quantized(lin, outlier, recipe.w_bits, std::move(codes), std::move(scales));
 }
 
+// The simulated KV quantizer the recipe asks for, or none.
+std::shared_ptr<const InputTransform> kv_quantizer(const ModelConfig& c, const Recipe& recipe) {
+  return recipe.kv_bits < 16 ? make_kv_quantizer(c.head_dim, recipe.kv_bits, recipe.kv_clip)
+                             : nullptr;
+}
+
 // Activation quantizers of one layer (attach_quantizers).
 void attach_layer_quantizers(DecoderLayer& L, int r, const Recipe& recipe) {
   for (Linear* lin : {&L.q, &L.k, &L.v, &L.gate, &L.up})
@@ -154,9 +160,7 @@ void attach_layer_quantizers(DecoderLayer& L, int r, const Recipe& recipe) {
 void attach_quantizers(Model& m, const Recipe& recipe) {
   const int r = m.residual_width - m.config.hidden_size;
   for (auto& L : m.layers) attach_layer_quantizers(L, r, recipe);
-  m.kv_quant = recipe.kv_bits < 16
-                   ? make_kv_quantizer(m.config.head_dim, recipe.kv_bits, recipe.kv_clip)
-                   : nullptr;
+  m.kv_quant = kv_quantizer(m.config, recipe);
 }
 
 namespace {
@@ -287,8 +291,7 @@ void quantize_layers(Model& m, const LayerSource& source, const LayerSink& sink,
     progress.update(l + 1);
   }
   progress.finish();
-  m.kv_quant =
-      recipe.kv_bits < 16 ? make_kv_quantizer(c.head_dim, recipe.kv_bits, recipe.kv_clip) : nullptr;
+  m.kv_quant = kv_quantizer(c, recipe);
 }
 
 void quantize_model(Model& m, const Tokenizer& tokenizer, Recipe& recipe, Backend& backend,

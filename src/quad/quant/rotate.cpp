@@ -90,11 +90,6 @@ void transform_embedding_and_head(Model& m, const std::vector<double>& t, int D)
   m.residual_width = D;
 }
 
-void apply_residual_transform(Model& m, const std::vector<double>& t, int D) {
-  for (auto& L : m.layers) transform_layer(L, m.config.hidden_size, t, D);
-  transform_embedding_and_head(m, t, D);
-}
-
 OnlineHadamards::OnlineHadamards(const ModelConfig& c)
     : a_(hadamard::dense(hadamard::plan(c.head_dim))),
       down_t_(hadamard::plan(c.intermediate_size)),
@@ -141,11 +136,6 @@ void OnlineHadamards::apply(DecoderLayer& L) const {
 void OnlineHadamards::attach(DecoderLayer& L) const {
   L.down.input_transform = down_input_;
   L.o.input_transform = heads_input_;
-}
-
-void apply_online_hadamards(Model& m) {
-  const OnlineHadamards online(m.config);
-  for (auto& L : m.layers) online.apply(L);
 }
 
 void attach_online_transforms(Model& m) {

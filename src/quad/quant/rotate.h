@@ -20,16 +20,15 @@ std::vector<double> residual_transform(const OutlierBasis* basis, int d, bool ro
                                        uint64_t seed);
 
 // Re-expresses the residual stream of a norm-folded model through T (d × D): embedding and
-// readers (q/k/v/gate/up, lm_head) ← W·T, writers (o/down) ← Tᵀ·W (and their biases). The
-// model's residual width becomes D; norms stay weightless with divisor d.
-void apply_residual_transform(Model& model, const std::vector<double>& t, int D);
-// Its two parts: one decoder layer (norms folded), and the embedding + lm_head (which sets the
-// residual width to D).
+// readers (q/k/v/gate/up, lm_head) ← W·T, writers (o/down) ← Tᵀ·W (and their biases); norms
+// stay weightless with divisor d. In two parts, for one layer at a time: a decoder layer (norms
+// folded), and the embedding + lm_head (which sets the model's residual width to D).
 void transform_layer(DecoderLayer& layer, int d, const std::vector<double>& t, int D);
 void transform_embedding_and_head(Model& model, const std::vector<double>& t, int D);
 
 // QuaRot's online Hadamards for one layer at a time (the transforms are planned once):
-// apply() rotates the weights and attaches the online halves, attach() only attaches them.
+// apply() rotates the weights — W_down ← W_down·H_mᵀ, v_proj rows per kv head ← A_hd·W,
+// W_o ← W_o·(H_h ⊗ A_hd)ᵀ — and attaches the online halves; attach() only attaches them.
 class OnlineHadamards {
  public:
   explicit OnlineHadamards(const ModelConfig& config);
@@ -44,10 +43,6 @@ class OnlineHadamards {
   std::shared_ptr<HeadMixInput> heads_input_;
   int hd_, heads_, kv_heads_;
 };
-
-// QuaRot's online Hadamards: W_down ← W_down·H_mᵀ, v_proj rows per kv head ← A_hd·W, and
-// W_o ← W_o·(H_h ⊗ A_hd)ᵀ, then attaches the online halves (attach_online_transforms).
-void apply_online_hadamards(Model& model);
 
 // Attaches the online halves only (for a folder whose weights already carry the offline ones).
 void attach_online_transforms(Model& model);
