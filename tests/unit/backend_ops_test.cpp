@@ -6,6 +6,7 @@
 #include <random>
 
 #include "quad/backend/backend.h"
+#include "quad/backend/memory.h"
 #include "quad/quant/weight_quant.h"
 #include "quad/tensor/dtype.h"
 #include "test_support.h"
@@ -196,6 +197,49 @@ TEST_P(BackendOps, QuantizeRowsMatchesFakeQuantization) {
       for (int c = 0; c < width - skip; ++c)
         ASSERT_EQ(float(codes[size_t(i) * (width - skip) + c]) * scales[i],
                   fake[size_t(i) * width + skip + c]);
+  }
+}
+
+// The fp64 Gram accumulation of calibration: a column block of strided rows, added onto an
+// accumulator that already holds values, in the backend's memory, with x in host memory and
+// in the backend's. fp32 products are exact in fp64, so only the order of the fp64 sums differs
+// from the plain loop: 1e-13 of the largest entry. The lower triangle must stay untouched.
+TEST_P(BackendOps, GramAccumulate) {
+  for (auto [n, ld, col, k] : {std::tuple{1, 5, 0, 5}, {37, 70, 3, 61}, {130, 129, 64, 65}}) {
+    const auto x = test::random_normal(size_t(n) * ld, 11);
+    std::vector<double> start(size_t(k) * k);
+    const auto seed = test::random_normal(start.size(), 12);
+    for (size_t i = 0; i < start.size(); ++i) start[i] = seed[i];
+    std::vector<double> want = start;
+    for (int i = 0; i < k; ++i)
+      for (int j = i; j < k; ++j)
+        for (int t = 0; t < n; ++t)
+          want[size_t(i) * k + j] +=
+              double(x[size_t(t) * ld + col + i]) * double(x[size_t(t) * ld + col + j]);
+    double scale = 0;
+    for (double v : want) scale = std::max(scale, std::fabs(v));
+    for (bool x_in_backend : {false, true}) {
+      BackendArray<double> acc;
+      BackendArray<float> dx;
+      const float* xp = x.data();
+      if (x_in_backend) {
+        xp = dx.ensure(be->memory(), x.size());
+        be->copy(dx.data(), x.data(), sizeof(float) * x.size());
+      }
+      be->copy(acc.ensure(be->memory(), start.size()), start.data(), sizeof(double) * start.size());
+      be->gram_accumulate(xp, n, ld, col, k, acc.data());
+      std::vector<double> got(start.size());
+      be->copy(got.data(), acc.data(), sizeof(double) * got.size());
+      double err = 0;
+      for (int i = 0; i < k; ++i) {
+        for (int j = 0; j < k; ++j) {
+          const size_t e = size_t(i) * k + j;
+          if (j >= i) err = std::max(err, std::fabs(got[e] - want[e]));
+          else ASSERT_EQ(got[e], start[e]) << "lower triangle (" << i << ", " << j << ")";
+        }
+      }
+      EXPECT_LT(err, 1e-13 * scale) << n << " rows, columns " << col << "+" << k;
+    }
   }
 }
 

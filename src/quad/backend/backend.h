@@ -112,6 +112,15 @@ class Backend {
     return false;
   }
 
+  // ---- Calibration statistics (quant/): P's Gram matrix and GPTQ's Hessians, in fp64.
+
+  // The upper triangle (row-major: acc[i·k + j], j ≥ i) of acc (k, k) += Σ_t x[t, col + i] ·
+  // x[t, col + j] over the n rows of x (row stride ld): fp32 products are exact in fp64, so
+  // backends differ only in the order of the fp64 sums. acc lives in the backend's memory
+  // (memory()); x in host memory or the backend's. The lower triangle is left as it is. The
+  // default is the host version (OpenBLAS dsyrk).
+  virtual void gram_accumulate(const float* x, int n, int ld, int col, int k, double* acc);
+
   // ---- Backward ops for training (train/), llm.c style: each takes what its forward op saw
   // and the gradient of its output, and writes (overwrites) the gradients of its inputs.
   // The defaults are the reference loops (backend/ref/ref_backward.cpp, fp64 accumulators);

@@ -1,9 +1,12 @@
 // The defaults of Backend::linear_f16 / linear_bf16 (widen the weights to fp32, then the
-// backend's linear) and of Backend::copy (host memory only).
+// backend's linear), of Backend::copy (host memory only) and of Backend::gram_accumulate.
+#include <cblas.h>
+
 #include <cstring>
 #include <vector>
 
 #include "quad/backend/backend.h"
+#include "quad/core/error.h"
 #include "quad/tensor/dtype.h"
 
 namespace quad {
@@ -24,6 +27,16 @@ void Backend::linear_bf16(const float* x, int n, int in, const uint16_t* w16, in
 
 void Backend::copy(void* dst, const void* src, size_t bytes) {
   if (bytes > 0) std::memcpy(dst, src, bytes);
+}
+
+void Backend::gram_accumulate(const float* x, int n, int ld, int col, int k, double* acc) {
+  check(n >= 0 && k >= 0 && col >= 0 && ld >= col + k, "backend",
+        "gram_accumulate: columns [{}, {}) of rows with stride {}", col, col + k, ld);
+  if (n == 0 || k == 0) return;
+  std::vector<double> rows(size_t(n) * k);
+  for (int t = 0; t < n; ++t)
+    for (int c = 0; c < k; ++c) rows[size_t(t) * k + c] = x[size_t(t) * ld + col + c];
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, k, n, 1.0, rows.data(), k, 1.0, acc, k);
 }
 
 }  // namespace quad

@@ -61,8 +61,7 @@ void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, fl
   if (!observer && lin.integer_path() && backend.fused_linear(lin, x, n, y)) return;
   // Everything but a plain GEMM has host-side steps: stage x and y through host memory when
   // the backend keeps them elsewhere.
-  const bool plain =
-      !lin.input_transform && !observer && !lin.integer_path() && !lin.input_quant.enabled();
+  const bool plain = !lin.input_transform && !lin.integer_path() && !lin.input_quant.enabled();
   if (!plain && !(backend.host_accessible(x) && backend.host_accessible(y))) {
     const float* host_x = host_view(backend, x, size_t(n) * lin.in, s.host_in);
     float* host_y = y;
@@ -183,11 +182,13 @@ void decoder_layer(const Model& model, Backend& backend, int l, float* x, int n,
   float* v_new = v_cache + size_t(pos0) * kv_row;
 
   // Attention block.
-  if (obs) obs->norm_input(l, 0, host_view(backend, x, size_t(n) * D, s.host_in), n, D);
+  auto seen_enough = [&] { return obs && obs->seen_enough(); };
+  if (obs) obs->norm_input(l, 0, x, n, D);
   norm(backend, L.attn_norm, x, n, D, xn);
   apply_linear(backend, L.q, xn, n, q, s, l, obs);
   apply_linear(backend, L.k, xn, n, k_new, s, l, obs);
   apply_linear(backend, L.v, xn, n, v_new, s, l, obs);
+  if (seen_enough()) return;
   backend.rope(q, n, H, hd, s.positions.data(), model.rope);
   backend.rope(k_new, n, Hkv, hd, s.positions.data(), model.rope);
   if (model.kv_quant) {
@@ -199,12 +200,14 @@ void decoder_layer(const Model& model, Backend& backend, int l, float* x, int n,
   else
     backend.attention(q, n, H, Hkv, hd, k_cache, v_cache, pos0, attn);
   apply_linear(backend, L.o, attn, n, proj, s, l, obs);
+  if (seen_enough()) return;
   backend.add(x, proj, size_t(n) * D);
   // MLP block (SwiGLU).
-  if (obs) obs->norm_input(l, 1, host_view(backend, x, size_t(n) * D, s.host_in), n, D);
+  if (obs) obs->norm_input(l, 1, x, n, D);
   norm(backend, L.mlp_norm, x, n, D, xn);
   apply_linear(backend, L.gate, xn, n, gate, s, l, obs);
   apply_linear(backend, L.up, xn, n, up, s, l, obs);
+  if (seen_enough()) return;
   backend.silu_mul(gate, up, size_t(n) * ff, gate);
   apply_linear(backend, L.down, gate, n, proj, s, l, obs);
   backend.add(x, proj, size_t(n) * D);

@@ -62,7 +62,9 @@ struct ForwardScratch {
   std::vector<int32_t> positions;
 };
 
-// Observes activations during a forward pass (calibration statistics, GPTQ Hessians).
+// Observes activations during a forward pass (calibration statistics, GPTQ Hessians). The
+// activations it is shown live in the backend's memory (GPU memory on cuda) or in host memory;
+// an observer reads them through backend ops (Backend::gram_accumulate).
 class ForwardObserver {
  public:
   virtual ~ForwardObserver() = default;
@@ -72,6 +74,9 @@ class ForwardObserver {
   // The input x (n, lin.in) of a linear layer after its online transform, before activation
   // quantization.
   virtual void linear_input(int layer, const Linear& lin, const float* x, int n) {}
+  // True once the observer has seen all it wants of the layer being run: the layer stops after
+  // the current linear, leaving its outputs (the residual stream, the KV cache) unspecified.
+  virtual bool seen_enough() const { return false; }
 };
 
 // y (n, out) = lin(x (n, in)) with the layer's online transform and input quantizer: the

@@ -12,6 +12,7 @@
 #include "quad/core/progress.h"
 #include "quad/quant/calibration.h"
 #include "quad/quant/fold.h"
+#include "quad/quant/gram_accumulator.h"
 #include "quad/quant/kv_quant.h"
 #include "quad/quant/projection.h"
 #include "quad/quant/rotate.h"
@@ -25,18 +26,24 @@ bool is_u_type(const DecoderLayer& L, const Linear* lin) {
   return lin == &L.q || lin == &L.k || lin == &L.v || lin == &L.gate || lin == &L.up;
 }
 
-// Accumulates H = Σ xxᵀ (fp64) of the quantized input columns of the linears being calibrated.
-// Linears reading the same buffer in the same pass (q/k/v, gate/up) share one matrix.
+// Accumulates H = Σ xxᵀ (fp64, where the backend computes) of the quantized input columns of
+// the linears being calibrated. Linears reading the same buffer in the same pass (q/k/v,
+// gate/up) share one matrix. Once every target has been seen in a window, the pass may stop.
 class HessianObserver final : public ForwardObserver {
  public:
-  HessianObserver(int layer, std::vector<Linear*> targets, std::map<const Linear*, int> offsets)
-      : layer_(layer), targets_(std::move(targets)), offsets_(std::move(offsets)) {}
+  HessianObserver(Backend& backend, int layer, std::vector<Linear*> targets,
+                  std::map<const Linear*, int> offsets)
+      : backend_(backend),
+        layer_(layer),
+        targets_(std::move(targets)),
+        offsets_(std::move(offsets)) {}
 
-  void begin_window() { last_x_ = nullptr; }
+  void begin_window() { last_x_ = nullptr, seen_ = 0; }
 
   void linear_input(int layer, const Linear& lin, const float* x, int n) override {
     if (layer != layer_ || std::find(targets_.begin(), targets_.end(), &lin) == targets_.end())
       return;
+    ++seen_;
     const int off = offsets_.at(&lin), k = lin.in - off;
     auto it = slot_.find(&lin);
     if (it == slot_.end()) {
@@ -45,42 +52,33 @@ class HessianObserver final : public ForwardObserver {
         return;
       }
       slot_[&lin] = int(hessians_.size());
-      hessians_.emplace_back(size_t(k) * k, 0.0);
-      tokens_.push_back(0);
+      hessians_.push_back(std::make_unique<GramAccumulator>(backend_, k));
       it = slot_.find(&lin);
     } else if (x == last_x_ && it->second == last_slot_) {
       return;  // already accumulated for this input
     }
     const int slot = it->second;
-    rows_.resize(size_t(n) * k);
-    for (int i = 0; i < n; ++i)
-      for (int c = 0; c < k; ++c) rows_[size_t(i) * k + c] = x[size_t(i) * lin.in + off + c];
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, k, n, 1.0, rows_.data(), k, 1.0,
-                hessians_[slot].data(), k);
-    tokens_[slot] += n;
+    hessians_[slot]->add(x, n, lin.in, off);
     last_x_ = x, last_off_ = off, last_slot_ = slot;
   }
 
+  bool seen_enough() const override { return seen_ == int(targets_.size()); }
+
   // H = (2 / tokens) Σ xxᵀ, symmetrized.
   std::vector<double> hessian(const Linear* lin) const {
-    const int slot = slot_.at(lin), k = lin->in - offsets_.at(lin);
-    std::vector<double> h = hessians_[slot];
-    const double scale = 2.0 / double(std::max<int64_t>(tokens_[slot], 1));
-    for (int i = 0; i < k; ++i)
-      for (int j = i; j < k; ++j) h[size_t(j) * k + i] = h[size_t(i) * k + j] *= scale;
-    return h;
+    const GramAccumulator& acc = *hessians_[slot_.at(lin)];
+    return acc.symmetric(2.0 / double(std::max<int64_t>(acc.rows(), 1)));
   }
 
  private:
+  Backend& backend_;
   int layer_;
   std::vector<Linear*> targets_;
   std::map<const Linear*, int> offsets_;
   std::map<const Linear*, int> slot_;
-  std::vector<std::vector<double>> hessians_;
-  std::vector<int64_t> tokens_;
-  std::vector<double> rows_;
+  std::vector<std::unique_ptr<GramAccumulator>> hessians_;
   const float* last_x_ = nullptr;
-  int last_off_ = -1, last_slot_ = -1;
+  int last_off_ = -1, last_slot_ = -1, seen_ = 0;
 };
 
 // Records the integer codes and replaces lin's fp weights by the values they stand for.
@@ -165,21 +163,29 @@ void attach_quantizers(Model& m, const Recipe& recipe) {
 
 namespace {
 
-// GPTQ's calibration state: every window's input to the current layer, (seqlen, D) each, and
-// a KV cache for one window. Calibration runs without activation quantization (§4.2).
+// GPTQ's calibration state, where the backend computes: every window's input to the current
+// layer, (seqlen, D) each, a work copy for the calibration passes, and a KV cache for one
+// window. Calibration runs without activation quantization (§4.2).
 struct GptqInputs {
-  std::vector<std::vector<float>> x;
-  std::vector<float> k_cache, v_cache, work;
+  std::vector<BackendArray<float>> x;
+  BackendArray<float> k_cache, v_cache, work;
   int seqlen = 0;
+  size_t count = 0;  // floats per window
 
-  GptqInputs(const Model& m, const std::vector<std::vector<int32_t>>& windows)
-      : x(windows.size()), seqlen(int(windows.front().size())) {
+  GptqInputs(const Model& m, Backend& backend, const std::vector<std::vector<int32_t>>& windows)
+      : x(windows.size()),
+        seqlen(int(windows.front().size())),
+        count(size_t(seqlen) * m.residual_width) {
+    const MemoryKind mem = backend.memory();
+    std::vector<float> host(count);
     for (size_t w = 0; w < windows.size(); ++w) {
-      x[w].resize(size_t(seqlen) * m.residual_width);
-      embed(m, windows[w].data(), seqlen, x[w].data());
+      embed(m, windows[w].data(), seqlen, host.data());
+      backend.copy(x[w].ensure(mem, count, "calibration activations"), host.data(),
+                   sizeof(float) * count);
     }
-    k_cache.resize(size_t(seqlen) * m.config.num_kv_heads * m.config.head_dim);
-    v_cache.resize(k_cache.size());
+    work.ensure(mem, count);
+    k_cache.ensure(mem, size_t(seqlen) * m.config.num_kv_heads * m.config.head_dim);
+    v_cache.ensure(mem, k_cache.size());
   }
 };
 
@@ -194,9 +200,9 @@ void gptq_layer(Model& m, int l, const Recipe& recipe, Backend& backend, GptqInp
   for (const auto& group : groups) {
     std::map<const Linear*, int> offsets;
     for (Linear* lin : group) offsets[lin] = is_u_type(layer, lin) ? r : 0;
-    HessianObserver observer(l, group, offsets);
+    HessianObserver observer(backend, l, group, offsets);
     for (const auto& x : in.x) {
-      in.work = x;
+      backend.copy(in.work.data(), x.data(), sizeof(float) * in.count);
       observer.begin_window();
       forward_layer(m, backend, l, in.work.data(), in.seqlen, 0, in.k_cache.data(),
                     in.v_cache.data(), scratch, &observer);
@@ -266,7 +272,8 @@ void quantize_layers(Model& m, const LayerSource& source, const LayerSink& sink,
   if (gptq) {
     const int len = std::min(recipe.seqlen, c.max_position_embeddings);
     inputs = std::make_unique<GptqInputs>(
-        m, sample_calibration_windows(tokenizer, docs, recipe.nsamples, len, recipe.seed + 1));
+        m, backend,
+        sample_calibration_windows(tokenizer, docs, recipe.nsamples, len, recipe.seed + 1));
   }
   if (sink.embedding_ready) sink.embedding_ready(m);
   ForwardScratch scratch;

@@ -9,30 +9,24 @@
 
 #include "quad/core/error.h"
 #include "quad/core/progress.h"
+#include "quad/quant/gram_accumulator.h"
 
 namespace quad {
 
 namespace {
 
+// Σ xxᵀ over the residual stream at every norm input, where the backend computes.
 class GramObserver final : public ForwardObserver {
  public:
-  explicit GramObserver(int d) : d_(d), gram_(size_t(d) * d, 0.0) {}
+  GramObserver(Backend& backend, int d) : gram_(backend, d) {}
   void norm_input(int, int, const float* x, int n, int width) override {
-    check(width == d_, "calib", "Gram observer expects width {}, got {}", d_, width);
-    rows_.assign(x, x + size_t(n) * width);
-    // gram += rowsᵀ·rows (upper triangle), fp64.
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d_, n, 1.0, rows_.data(), d_, 1.0,
-                gram_.data(), d_);
+    check(width == gram_.k(), "calib", "Gram observer expects width {}, got {}", gram_.k(), width);
+    gram_.add(x, n, width, 0);
   }
-  std::vector<double> take() {
-    for (int i = 0; i < d_; ++i)
-      for (int j = 0; j < i; ++j) gram_[size_t(i) * d_ + j] = gram_[size_t(j) * d_ + i];
-    return std::move(gram_);
-  }
+  std::vector<double> take() const { return gram_.symmetric(); }
 
  private:
-  int d_;
-  std::vector<double> gram_, rows_;
+  GramAccumulator gram_;
 };
 
 }  // namespace
@@ -57,7 +51,7 @@ std::vector<double> residual_gram(Model& model, const std::function<DecoderLayer
   BackendArray<float> k_cache, v_cache;
   k_cache.ensure(mem, kv);
   v_cache.ensure(mem, kv);
-  GramObserver observer(d);
+  GramObserver observer(backend, d);
   ForwardScratch scratch;
   Progress progress("calibrate P", L, "layers", show_progress);
   for (int l = 0; l < L; ++l) {

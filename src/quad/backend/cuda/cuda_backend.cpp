@@ -256,6 +256,29 @@ class CudaBackend final : public Backend {
     finish(codes, dcodes, size_t(n) * width);
   }
 
+  void gram_accumulate(const float* x, int n, int ld, int col, int k, double* acc) override {
+    Op op(*this, "gram_accumulate");
+    check(n >= 0 && k >= 0 && col >= 0 && ld >= col + k, "cuda",
+          "gram_accumulate: columns [{}, {}) of rows with stride {}", col, col + k, ld);
+    check(on_device(acc), "cuda", "gram_accumulate: the accumulator must be in GPU memory");
+    if (n == 0 || k == 0) return;
+    const float* dx = input(kIn0, x, size_t(n - 1) * ld + col + k);
+    // Rows in chunks, so the fp64 copy stays within 256 MiB.
+    const int chunk = int(std::clamp<size_t>((size_t(256) << 20) / (sizeof(double) * k), 1, n));
+    double* wide = scratch<double>(kIn1, size_t(chunk) * k);
+    const double one = 1.0;
+    for (int t0 = 0; t0 < n; t0 += chunk) {
+      const int rows = std::min(chunk, n - t0);
+      check_launch(cuda::launch_widen_columns(dx + size_t(t0) * ld, rows, ld, col, k, wide,
+                                              stream_),
+                   "widen_columns");
+      // Row-major wide (rows, k) is column-major A (k, rows); A·Aᵀ's column-major lower
+      // triangle is the row-major upper one.
+      QUAD_CUBLAS_CHECK(cublasDsyrk(blas_, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, k, rows, &one,
+                                    wide, k, &one, acc, k));
+    }
+  }
+
   void int_gemm(const int8_t* xq, const float* sx, int n, int k, const int8_t* wq, const float* sw,
                 int out, float* y) override {
     Op op(*this, "int_gemm");

@@ -59,4 +59,8 @@ cudaError_t launch_int_gemm(const int8_t* xq, const float* sx, int n, int k, con
 cudaError_t launch_int4_gemm(const int8_t* xq, const float* sx, int n, int k, const uint8_t* w4,
                              const float* sw, int out, float* y, cudaStream_t stream);
 
+// out (n, k) = columns [col, col + k) of x (n rows, stride ld), widened to fp64.
+cudaError_t launch_widen_columns(const float* x, int n, int ld, int col, int k, double* out,
+                                 cudaStream_t stream);
+
 }  // namespace quad::cuda
