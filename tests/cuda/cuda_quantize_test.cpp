@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
+
+#include "quad/core/error.h"
 
 #include "cuda_test_util.h"
 #include "quad/io/tokenizer.h"
@@ -14,10 +17,118 @@
 #include "quad/quant/fold.h"
 #include "quad/quant/pipeline.h"
 #include "quad/quant/projection.h"
+#include "quad/quant/weight_quant.h"
 #include "test_support.h"
 
 namespace quad {
 namespace {
+
+// Random weights (rows, cols) with a few large entries, like a trained model's outliers.
+std::vector<float> outlier_weights(int rows, int cols, uint32_t seed) {
+  auto w = test::random_normal(size_t(rows) * cols, seed, 0.02f);
+  for (size_t i = 0; i < w.size(); i += 97) w[i] *= 12;
+  return w;
+}
+
+// H = (2/n) XᵀX of n random rows of width k, column `dead` never active (when ≥ 0).
+std::vector<double> random_hessian(int n, int k, int dead, uint32_t seed) {
+  auto x = test::random_normal(size_t(n) * k, seed);
+  for (int i = 0; i < n; ++i) {
+    for (int c = 0; c < k; ++c) x[size_t(i) * k + c] *= 1.0f + 0.1f * float(c % 7);
+    if (dead >= 0) x[size_t(i) * k + dead] = 0;
+  }
+  std::vector<double> h(size_t(k) * k, 0.0);
+  for (int i = 0; i < n; ++i)
+    for (int a = 0; a < k; ++a)
+      for (int b = 0; b < k; ++b)
+        h[size_t(a) * k + b] += 2.0 / n * double(x[size_t(i) * k + a]) * x[size_t(i) * k + b];
+  return h;
+}
+
+// The clipping search: the same scale for almost every row; a row that differs (powf and the
+// order of the fp64 sums differ, which can flip a near tie) is one candidate step away.
+TEST(CudaQuantize, WeightScalesMatchTheCpu) {
+  QUAD_REQUIRE_GPU();
+  auto cuda = make_backend("cuda");
+  for (auto [rows, cols, bits] : {std::tuple{1, 7, 4}, {33, 257, 4}, {300, 1000, 4}, {64, 96, 8}}) {
+    const auto w = outlier_weights(rows, cols, uint32_t(rows + cols));
+    for (bool clip : {false, true}) {
+      WeightQuantOptions o;
+      o.bits = bits;
+      o.clip_search = clip;
+      const auto want = weight_scales(w.data(), rows, cols, o);
+      const auto got = weight_scales(w.data(), rows, cols, o, cuda.get());
+      int differ = 0;
+      for (int r = 0; r < rows; ++r) {
+        if (got[r] == want[r]) continue;
+        ++differ;
+        EXPECT_NEAR(got[r], want[r], 0.011 * want[r] / 0.2) << "row " << r;
+      }
+      EXPECT_LE(differ, clip ? std::max(1, rows / 100) : 0) << rows << "x" << cols;
+    }
+  }
+}
+
+// tr(ΔW·H·ΔWᵀ) of codes against w.
+double output_error(const std::vector<float>& w, const std::vector<int8_t>& codes,
+                    const std::vector<float>& scales, int rows, int k,
+                    const std::vector<double>& h) {
+  double err = 0;
+  std::vector<double> dw(k);
+  for (int o = 0; o < rows; ++o) {
+    for (int c = 0; c < k; ++c)
+      dw[c] = double(w[size_t(o) * k + c]) - double(codes[size_t(o) * k + c]) * scales[o];
+    for (int a = 0; a < k; ++a)
+      for (int b = 0; b < k; ++b) err += dw[a] * h[size_t(a) * k + b] * dw[b];
+  }
+  return err;
+}
+
+// GPTQ with blocks that do and do not divide the width, a dead column, 4 and 8 bits: almost the
+// same codes as the CPU and the same output error to a fraction of a percent.
+TEST(CudaQuantize, GptqMatchesTheCpu) {
+  QUAD_REQUIRE_GPU();
+  auto cuda = make_backend("cuda");
+  for (auto [rows, cols, block, bits, dead] :
+       {std::tuple{70, 300, 128, 4, 17}, {5, 64, 128, 4, -1}, {257, 200, 32, 8, 0}}) {
+    SCOPED_TRACE(::testing::Message() << rows << "x" << cols << " block " << block);
+    const auto w = outlier_weights(rows, cols, 7);
+    const auto h = random_hessian(3 * cols, cols, dead, 8);
+    WeightQuantOptions so;
+    so.bits = bits;
+    const auto scales = weight_scales(w.data(), rows, cols, so);
+    GptqOptions o;
+    o.bits = bits;
+    o.block_size = block;
+    const auto want = gptq_quantize(w.data(), rows, cols, h, scales, o);
+    const auto got = gptq_quantize(w.data(), rows, cols, h, scales, o, cuda.get());
+    size_t same = 0;
+    for (size_t i = 0; i < want.size(); ++i) same += want[i] == got[i];
+    EXPECT_GE(double(same) / double(want.size()), 0.995);
+    if (dead >= 0)
+      for (int r = 0; r < rows; ++r) EXPECT_EQ(got[size_t(r) * cols + dead], 0);
+    const double e_cpu = output_error(w, want, scales, rows, cols, h);
+    const double e_gpu = output_error(w, got, scales, rows, cols, h);
+    std::printf("gptq %dx%d: %.4f%% codes identical, output error cpu %.6g gpu %.6g\n", rows,
+                cols, 100.0 * double(same) / double(want.size()), e_cpu, e_gpu);
+    EXPECT_NEAR(e_gpu, e_cpu, 0.005 * e_cpu);
+  }
+}
+
+// Damping retries on the GPU as on the CPU: an indefinite H with a positive diagonal becomes
+// positive definite at 1000x the damping; one far from it is refused with the CPU's error.
+TEST(CudaQuantize, GptqDampingRetriesAndRefusals) {
+  QUAD_REQUIRE_GPU();
+  auto cuda = make_backend("cuda");
+  const std::vector<float> w = {0.3f, -0.2f, 0.1f, 0.05f};
+  const std::vector<float> scales = {0.05f, 0.05f};
+  GptqOptions o;
+  const std::vector<double> fixable = {1, 3, 3, 1}, hopeless = {1, 100, 100, 1};
+  EXPECT_EQ(gptq_quantize(w.data(), 2, 2, fixable, scales, o, cuda.get()),
+            gptq_quantize(w.data(), 2, 2, fixable, scales, o));
+  EXPECT_THROW(gptq_quantize(w.data(), 2, 2, hopeless, scales, o), Error);
+  EXPECT_THROW(gptq_quantize(w.data(), 2, 2, hopeless, scales, o, cuda.get()), Error);
+}
 
 std::vector<double> gram_on(const Model& original, Backend& backend,
                             const std::vector<std::vector<int32_t>>& windows) {

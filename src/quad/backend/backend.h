@@ -121,6 +121,31 @@ class Backend {
   // default is the host version (OpenBLAS dsyrk).
   virtual void gram_accumulate(const float* x, int n, int ld, int col, int k, double* acc);
 
+  // Weight quantization on the backend, where it has its own (cuda); the defaults return false
+  // and the caller runs the host versions (quant/weight_quant.h, which say what is computed).
+
+  // The per-row scales of w (rows, cols) (host memory) into scales (rows): the clipping search
+  // over p = 1 − i/100, i = 0..79, minimizing Σ|ŵ − w|^2.4, or max|w|/qmax without it.
+  virtual bool weight_scales(const float* w, int rows, int cols, int bits, bool clip_search,
+                             float* scales) {
+    (void)w, (void)rows, (void)cols, (void)bits, (void)clip_search, (void)scales;
+    return false;
+  }
+  // Whether gptq() runs here for blocks of block_size columns.
+  virtual bool gptq_supported(int block_size) const {
+    (void)block_size;
+    return false;
+  }
+  // GPTQ's codes (rows, cols) for w (rows, cols) with fixed per-row scales, from the Hessian h
+  // (cols, cols, symmetric, dead columns already given a unit diagonal and zero weights) damped
+  // by damp·I; all in host memory. Returns false when H + damp·I is not positive definite.
+  virtual bool gptq(const float* w, int rows, int cols, const double* h, double damp,
+                    const float* scales, int bits, int block_size, int8_t* codes) {
+    (void)w, (void)rows, (void)cols, (void)h, (void)damp, (void)scales, (void)bits,
+        (void)block_size, (void)codes;
+    return false;
+  }
+
   // ---- Backward ops for training (train/), llm.c style: each takes what its forward op saw
   // and the gradient of its output, and writes (overwrites) the gradients of its inputs.
   // The defaults are the reference loops (backend/ref/ref_backward.cpp, fp64 accumulators);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "quad/backend/backend.h"
 #include "quad/core/error.h"
 #include "quad/quant/weight_quant.h"
 
@@ -47,13 +48,13 @@ void load_damped_upper(std::vector<double>& A, const std::vector<double>& diag, 
   }
 }
 
-// Turns H (n × n) in place into the upper Cholesky factor U of (H + λI)⁻¹, zeros below the
-// diagonal, with λ = percdamp·mean(diag H) grown 10x per retry while H + λI is not PD. Throws
-// when no damping works.
-void damped_inverse_factor(std::vector<double>& H, int n, double percdamp) {
-  std::vector<double> diag(n);
+// Calls try_damp(λ) with λ = percdamp·mean(diag H), grown 10x per retry (from 1e-4·mean when
+// percdamp is 0) while it reports that H + λI is not positive definite; throws when no damping
+// works.
+template <typename TryDamp>
+void retry_with_damping(const std::vector<double>& diag, double percdamp, TryDamp&& try_damp) {
+  const int n = int(diag.size());
   for (int i = 0; i < n; ++i) {
-    diag[i] = H[size_t(i) * n + i];
     // No damping can fix this, and a Gram matrix never has it: report it as such.
     if (diag[i] < 0) {
       fail("gptq", "Hessian diagonal entry ({}, {}) is {} < 0; H must be (2/n)·XᵀX", i, i, diag[i]);
@@ -62,8 +63,7 @@ void damped_inverse_factor(std::vector<double>& H, int n, double percdamp) {
   const double mean_diag = std::accumulate(diag.begin(), diag.end(), 0.0) / n;
   double damp = percdamp * mean_diag;
   for (int attempt = 0;; ++attempt) {
-    load_damped_upper(H, diag, n, damp);
-    if (upper_cholesky_of_inverse(H, n)) break;
+    if (try_damp(damp)) return;
     if (attempt == kDampRetries) {
       fail("gptq",
            "Hessian ({}x{}, mean diagonal {:.3g}) is not positive definite even with damping "
@@ -78,6 +78,22 @@ void damped_inverse_factor(std::vector<double>& H, int n, double percdamp) {
                damp, next);
     damp = next;
   }
+}
+
+std::vector<double> diagonal(const std::vector<double>& H, int n) {
+  std::vector<double> diag(n);
+  for (int i = 0; i < n; ++i) diag[i] = H[size_t(i) * n + i];
+  return diag;
+}
+
+// Turns H (n × n) in place into the upper Cholesky factor U of (H + λI)⁻¹, zeros below the
+// diagonal (retry_with_damping chooses λ).
+void damped_inverse_factor(std::vector<double>& H, int n, double percdamp) {
+  const std::vector<double> diag = diagonal(H, n);
+  retry_with_damping(diag, percdamp, [&](double damp) {
+    load_damped_upper(H, diag, n, damp);
+    return upper_cholesky_of_inverse(H, n);
+  });
   for (int i = 1; i < n; ++i) std::fill_n(H.data() + size_t(i) * n, i, 0.0);
 }
 
@@ -109,7 +125,8 @@ void check_inputs(const float* w, int rows, int cols, const std::vector<double>&
 }  // namespace
 
 std::vector<int8_t> gptq_quantize(const float* w, int rows, int cols, std::vector<double> hessian,
-                                  const std::vector<float>& scales, const GptqOptions& o) {
+                                  const std::vector<float>& scales, const GptqOptions& o,
+                                  Backend* backend) {
   check_inputs(w, rows, cols, hessian, scales, o);
   std::vector<int8_t> codes(size_t(rows) * cols);
   if (rows == 0 || cols == 0) return codes;
@@ -117,6 +134,14 @@ std::vector<int8_t> gptq_quantize(const float* w, int rows, int cols, std::vecto
 
   std::vector<double> W(w, w + size_t(rows) * cols);  // (rows, cols), updated in place
   handle_dead_columns(hessian, W, rows, cols);
+  if (backend && backend->gptq_supported(o.block_size)) {
+    const std::vector<float> wf(W.begin(), W.end());  // exact: w with dead columns zeroed
+    retry_with_damping(diagonal(hessian, cols), o.percdamp, [&](double damp) {
+      return backend->gptq(wf.data(), rows, cols, hessian.data(), damp, scales.data(), o.bits,
+                           o.block_size, codes.data());
+    });
+    return codes;
+  }
   damped_inverse_factor(hessian, cols, o.percdamp);
   const std::vector<double> U = std::move(hessian);  // (cols, cols), upper triangular
 

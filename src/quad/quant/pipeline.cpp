@@ -111,7 +111,7 @@ double output_error(const std::vector<float>& w, const std::vector<int8_t>& code
 }
 
 // Codes for one linear from its current fp weights (columns [outlier, in)).
-void quantize_linear(Linear& lin, int outlier, const Recipe& recipe,
+void quantize_linear(Linear& lin, int outlier, const Recipe& recipe, Backend& backend,
                      const std::vector<double>* hessian, LayerError* error = nullptr) {
   const int k = lin.in - outlier;
   std::vector<float> w(size_t(lin.out) * k);
@@ -120,13 +120,13 @@ void quantize_linear(Linear& lin, int outlier, const Recipe& recipe,
   WeightQuantOptions wo;
   wo.bits = recipe.w_bits;
   wo.clip_search = recipe.w_clip;
-  std::vector<float> scales = weight_scales(w.data(), lin.out, k, wo);
+  std::vector<float> scales = weight_scales(w.data(), lin.out, k, wo, &backend);
   std::vector<int8_t> codes;
   if (hessian) {
     GptqOptions go;
     go.bits = recipe.w_bits;
     go.percdamp = recipe.percdamp;
-    codes = gptq_quantize(w.data(), lin.out, k, *hessian, scales, go);
+    codes = gptq_quantize(w.data(), lin.out, k, *hessian, scales, go, &backend);
     if (error) {
       error->name = lin.name;
       error->gptq = output_error(w, codes, scales, lin.out, k, *hessian);
@@ -211,7 +211,7 @@ void gptq_layer(Model& m, int l, const Recipe& recipe, Backend& backend, GptqInp
       std::vector<double> h = observer.hessian(lin);
       LayerError e;
       e.layer = l;
-      quantize_linear(*lin, offsets[lin], recipe, &h, errors ? &e : nullptr);
+      quantize_linear(*lin, offsets[lin], recipe, backend, &h, errors ? &e : nullptr);
       if (errors) errors->push_back(e);
     }
   }
@@ -291,7 +291,7 @@ void quantize_layers(Model& m, const LayerSource& source, const LayerSink& sink,
     } else if (recipe.w_bits < 16) {
       DecoderLayer& q = m.layers[l];
       for (Linear* lin : {&q.q, &q.k, &q.v, &q.o, &q.gate, &q.up, &q.down})
-        quantize_linear(*lin, is_u_type(q, lin) ? r : 0, recipe, nullptr);
+        quantize_linear(*lin, is_u_type(q, lin) ? r : 0, recipe, backend, nullptr);
     }
     attach_layer_quantizers(m.layers[l], r, recipe);
     if (sink.layer_done) sink.layer_done(m, l);

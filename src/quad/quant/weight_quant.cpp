@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "quad/backend/backend.h"
 #include "quad/core/error.h"
 
 namespace quad {
@@ -62,10 +63,14 @@ float row_scale(const float* row, int cols, int bits, bool clip_search) {
 
 }  // namespace
 
-std::vector<float> weight_scales(const float* w, int rows, int cols, const WeightQuantOptions& o) {
+std::vector<float> weight_scales(const float* w, int rows, int cols, const WeightQuantOptions& o,
+                                 Backend* backend) {
   check_bits(o.bits, "weight_scales");
   check_finite_weights(w, rows, cols, "weight_scales");
   std::vector<float> scales(rows);
+  if (backend && rows > 0 && cols > 0 &&
+      backend->weight_scales(w, rows, cols, o.bits, o.clip_search, scales.data()))
+    return scales;
 #pragma omp parallel for schedule(dynamic, 16)
   for (int r = 0; r < rows; ++r) {
     scales[r] = row_scale(w + int64_t(r) * cols, cols, o.bits, o.clip_search);

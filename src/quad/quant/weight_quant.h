@@ -9,6 +9,8 @@
 
 namespace quad {
 
+class Backend;
+
 // Grid bounds for `bits` (2..8): [-2^(b-1), 2^(b-1)-1].
 inline int quant_min(int bits) {
   return -(1 << (bits - 1));
@@ -30,7 +32,9 @@ struct WeightQuantOptions {
 
 // Per-row scales for W (rows × cols, row-major): s = p·max|w|/qmax (max floored at 1e-5),
 // with the best p per row when clip_search is on.
-std::vector<float> weight_scales(const float* w, int rows, int cols, const WeightQuantOptions& o);
+// With a backend that has its own (Backend::weight_scales, cuda), the search runs there.
+std::vector<float> weight_scales(const float* w, int rows, int cols, const WeightQuantOptions& o,
+                                 Backend* backend = nullptr);
 
 // Round-to-nearest codes q = clamp(round(w/s), qmin, qmax) (rows × cols).
 std::vector<int8_t> quantize_rtn(const float* w, int rows, int cols,
@@ -46,9 +50,11 @@ struct GptqOptions {
 // column with error feedback through the upper Cholesky factor of H⁻¹, all Hessian work in fp64.
 // H (cols × cols) = (2/n) Σ xxᵀ over calibration rows. Dead columns (H_ii = 0) get H_ii = 1 and
 // their weights zeroed; damping λ = percdamp · mean(diag H). Returns the codes (rows × cols).
-// Throws quad::Error if H is not positive definite even after damping.
+// Throws quad::Error if H is not positive definite even after damping. With a backend that has
+// its own GPTQ (Backend::gptq, cuda), the work runs there.
 std::vector<int8_t> gptq_quantize(const float* w, int rows, int cols, std::vector<double> hessian,
-                                  const std::vector<float>& scales, const GptqOptions& o);
+                                  const std::vector<float>& scales, const GptqOptions& o,
+                                  Backend* backend = nullptr);
 
 // int4 packing: two's-complement nibbles, two per byte along a row, even column in the low
 // nibble (CUTLASS int4b_t order). cols must be even. packed is rows × cols/2.

@@ -8,6 +8,7 @@
 // not run ops concurrently.
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <cusolverDn.h>
 
 #include <algorithm>
 #include <array>
@@ -33,6 +34,12 @@ namespace quad {
 namespace {
 
 using cuda::DeviceBuffer;
+
+#define QUAD_CUSOLVER_CHECK(call)                                                      \
+  do {                                                                               \
+    if (const cusolverStatus_t quad_st_ = (call); quad_st_ != CUSOLVER_STATUS_SUCCESS) \
+      fail("cuda", "{} failed: cuSOLVER status {}", #call, int(quad_st_));           \
+  } while (0)
 
 void check_launch(cudaError_t err, const char* op) {
   if (err != cudaSuccess)
@@ -77,6 +84,7 @@ class CudaBackend final : public Backend {
       (void)cudaEventDestroy(event_start_);
       (void)cudaEventDestroy(event_end_);
     }
+    if (solver_) (void)cusolverDnDestroy(solver_);
     (void)cublasDestroy(blas_);
     (void)cudaStreamDestroy(stream_);
   }
@@ -277,6 +285,64 @@ class CudaBackend final : public Backend {
       QUAD_CUBLAS_CHECK(cublasDsyrk(blas_, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, k, rows, &one,
                                     wide, k, &one, acc, k));
     }
+  }
+
+  bool weight_scales(const float* w, int rows, int cols, int bits, bool clip_search,
+                     float* scales) override {
+    Op op(*this, "weight_scales");
+    check(bits >= 2 && bits <= 8 && rows >= 0 && cols >= 0, "cuda",
+          "weight_scales: {} bits for {}x{}", bits, rows, cols);
+    const float* dw = input(kIn0, w, size_t(rows) * cols);
+    float* ds = output(kOut, scales, size_t(rows));
+    check_launch(cuda::launch_weight_scales(dw, rows, cols, bits, clip_search, ds, stream_),
+                 "weight_scales");
+    finish(scales, ds, size_t(rows));
+    return true;
+  }
+
+  bool gptq_supported(int block_size) const override {
+    return block_size >= 1 && block_size <= cuda::kMaxGptqBlock;
+  }
+
+  // Upper Cholesky factor U of (H + damp·I)⁻¹ by cuSOLVER (potrf, potri, potrf on the row-major
+  // upper triangle, which is column-major lower, as quant/gptq.cpp does with LAPACK), then the
+  // column blocks: each quantized by a kernel, the later columns updated by one dgemm.
+  bool gptq(const float* w, int rows, int cols, const double* h, double damp, const float* scales,
+            int bits, int block_size, int8_t* codes) override {
+    Op op(*this, "gptq");
+    check(gptq_supported(block_size) && bits >= 2 && bits <= 8 && rows > 0 && cols > 0, "cuda",
+          "gptq: {}x{}, {} bits, block {}", rows, cols, bits, block_size);
+    const size_t nn = size_t(cols) * cols, rc = size_t(rows) * cols;
+    double* U = static_cast<double*>(gptq_.u.ensure(sizeof(double) * nn));
+    QUAD_CUDA_CHECK(cudaMemcpyAsync(U, h, sizeof(double) * nn, cudaMemcpyHostToDevice, stream_));
+    check_launch(cuda::launch_add_diagonal(U, cols, damp, stream_), "add_diagonal");
+    if (!inverse_cholesky(U, cols)) return false;
+
+    float* wf = static_cast<float*>(gptq_.wf.ensure(sizeof(float) * rc));
+    double* W = static_cast<double*>(gptq_.w.ensure(sizeof(double) * rc));
+    QUAD_CUDA_CHECK(cudaMemcpyAsync(wf, w, sizeof(float) * rc, cudaMemcpyHostToDevice, stream_));
+    check_launch(cuda::launch_widen_columns(wf, rows, cols, 0, cols, W, stream_), "widen_columns");
+    float* ds = static_cast<float*>(gptq_.scales.ensure(sizeof(float) * rows));
+    QUAD_CUDA_CHECK(
+        cudaMemcpyAsync(ds, scales, sizeof(float) * rows, cudaMemcpyHostToDevice, stream_));
+    int8_t* dc = static_cast<int8_t*>(gptq_.codes.ensure(rc));
+    double* errT = static_cast<double*>(gptq_.err.ensure(sizeof(double) * block_size * rows));
+    const double minus_one = -1.0, one = 1.0;
+    for (int b0 = 0; b0 < cols; b0 += block_size) {
+      const int b1 = std::min(b0 + block_size, cols), width = b1 - b0;
+      check_launch(
+          cuda::launch_gptq_block(W, U, ds, rows, cols, b0, width, bits, dc, errT, stream_),
+          "gptq_block");
+      if (b1 == cols) break;
+      // Row-major W[:, b1:] −= Err (rows, width) · U[b0:b1, b1:]: column-major
+      // C (cols − b1, rows) −= A (cols − b1, width) · errTᵀ, errT being (width, rows) row-major.
+      QUAD_CUBLAS_CHECK(cublasDgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_T, cols - b1, rows, width,
+                                    &minus_one, U + size_t(b0) * cols + b1, cols, errT, rows, &one,
+                                    W + b1, cols));
+    }
+    QUAD_CUDA_CHECK(cudaMemcpyAsync(codes, dc, rc, cudaMemcpyDeviceToHost, stream_));
+    QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return true;
   }
 
   void int_gemm(const int8_t* xq, const float* sx, int n, int k, const int8_t* wq, const float* sw,
@@ -497,6 +563,36 @@ class CudaBackend final : public Backend {
                    median(st.host_us), median(st.gpu_us));
   }
 
+  // In place on a (n, n, device): the upper Cholesky factor of a⁻¹ in the row-major upper
+  // triangle; false when a factorization meets a non-positive pivot.
+  bool inverse_cholesky(double* a, int n) {
+    if (!solver_) {
+      if (cusolverDnCreate(&solver_) != CUSOLVER_STATUS_SUCCESS)
+        fail("cuda", "cusolverDnCreate failed");
+      QUAD_CUSOLVER_CHECK(cusolverDnSetStream(solver_, stream_));
+    }
+    const cublasFillMode_t lower = CUBLAS_FILL_MODE_LOWER;  // column-major lower = row-major upper
+    int lwork = 0, lwork_inv = 0;
+    QUAD_CUSOLVER_CHECK(cusolverDnDpotrf_bufferSize(solver_, lower, n, a, n, &lwork));
+    QUAD_CUSOLVER_CHECK(cusolverDnDpotri_bufferSize(solver_, lower, n, a, n, &lwork_inv));
+    lwork = std::max(lwork, lwork_inv);
+    double* work = static_cast<double*>(gptq_.work.ensure(sizeof(double) * size_t(lwork)));
+    int* info = static_cast<int*>(gptq_.info.ensure(sizeof(int)));
+    auto ok = [&] {
+      int host_info = 0;
+      QUAD_CUDA_CHECK(
+          cudaMemcpyAsync(&host_info, info, sizeof(int), cudaMemcpyDeviceToHost, stream_));
+      QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      return host_info == 0;
+    };
+    QUAD_CUSOLVER_CHECK(cusolverDnDpotrf(solver_, lower, n, a, n, work, lwork, info));
+    if (!ok()) return false;
+    QUAD_CUSOLVER_CHECK(cusolverDnDpotri(solver_, lower, n, a, n, work, lwork, info));
+    if (!ok()) return false;
+    QUAD_CUSOLVER_CHECK(cusolverDnDpotrf(solver_, lower, n, a, n, work, lwork, info));
+    return ok();
+  }
+
   template <typename T>
   T* scratch(Slot slot, size_t count) {
     return static_cast<T*>(slots_[slot].ensure(sizeof(T) * count));
@@ -547,6 +643,10 @@ class CudaBackend final : public Backend {
   std::map<std::string, OpStats> stats_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
+  cusolverDnHandle_t solver_ = nullptr;  // created by the first gptq call
+  struct GptqBuffers {
+    DeviceBuffer u, wf, w, scales, codes, err, work, info;
+  } gptq_;
   cuda::WeightCache weights_;
   std::array<DeviceBuffer, kSlots> slots_;
   std::map<const Linear*, std::pair<uint64_t, std::unique_ptr<cuda::DeviceQuadLinear>>> fused_;

@@ -63,4 +63,18 @@ cudaError_t launch_int4_gemm(const int8_t* xq, const float* sx, int n, int k, co
 cudaError_t launch_widen_columns(const float* x, int n, int ld, int col, int k, double* out,
                                  cudaStream_t stream);
 
+// Per-row weight scales of w (rows, cols) (quant/weight_quant.h's weight_scales).
+cudaError_t launch_weight_scales(const float* w, int rows, int cols, int bits, bool clip_search,
+                                 float* scales, cudaStream_t stream);
+// Widest column block launch_gptq_block takes (its block sits in shared memory).
+inline constexpr int kMaxGptqBlock = 128;
+// GPTQ inside columns [b0, b0 + width) of W (rows, cols; fp64, row-major) with U (cols, cols)
+// the upper Cholesky factor of H⁻¹ (row-major upper triangle): codes (rows, cols) of those
+// columns, and the scaled errors errT (width, rows). W's block columns are left as they were.
+cudaError_t launch_gptq_block(const double* W, const double* U, const float* scales, int rows,
+                              int cols, int b0, int width, int bits, int8_t* codes, double* errT,
+                              cudaStream_t stream);
+// a (n, n) += v·I.
+cudaError_t launch_add_diagonal(double* a, int n, double v, cudaStream_t stream);
+
 }  // namespace quad::cuda
