@@ -7,7 +7,7 @@
 # Environment: MODELS (default "tiny-llama3-30m tiny-qwen2-27m stories260K"), NSAMPLES (GPTQ
 # calibration sequences, default the spec's 128), CHUNKS (ppl chunks, default all), THREADS
 # (per job, default 2), JOBS (quantize and ppl jobs run side by side, default 1), DEVICE (for
-# quantize's calibration passes, default cpu; ppl runs on the cpu), QUAD (default build/quad).
+# quantize, default cpu), PPL_DEVICE (for ppl, default cpu), QUAD (default build/quad).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 assets="${QUAD_ASSETS:-$(pwd)/../shared/assets}"
@@ -34,7 +34,7 @@ throttle() {  # at most JOBS background jobs
   if [ "$running" -ge "${JOBS:-1}" ]; then wait -n || true; running=$((running - 1)); fi
 }
 ppl() {  # model dir, text -> perplexity
-  "$quad" ppl -m "$1" --text "$2" $chunks -t "$threads" --device cpu --json 2> /dev/null |
+  "$quad" ppl -m "$1" --text "$2" $chunks -t "$threads" --device "${PPL_DEVICE:-cpu}" --json 2> /dev/null |
     tail -n 1 | sed -E 's/.*"ppl":([0-9.eE+-]+).*/\1/'
 }
 

@@ -8,9 +8,8 @@
 #include <cmath>
 #include <tuple>
 
-#include "quad/core/error.h"
-
 #include "cuda_test_util.h"
+#include "quad/core/error.h"
 #include "quad/io/tokenizer.h"
 #include "quad/model/model.h"
 #include "quad/quant/calibration.h"
@@ -109,8 +108,8 @@ TEST(CudaQuantize, GptqMatchesTheCpu) {
       for (int r = 0; r < rows; ++r) EXPECT_EQ(got[size_t(r) * cols + dead], 0);
     const double e_cpu = output_error(w, want, scales, rows, cols, h);
     const double e_gpu = output_error(w, got, scales, rows, cols, h);
-    std::printf("gptq %dx%d: %.4f%% codes identical, output error cpu %.6g gpu %.6g\n", rows,
-                cols, 100.0 * double(same) / double(want.size()), e_cpu, e_gpu);
+    std::printf("gptq %dx%d: %.4f%% codes identical, output error cpu %.6g gpu %.6g\n", rows, cols,
+                100.0 * double(same) / double(want.size()), e_cpu, e_gpu);
     EXPECT_NEAR(e_gpu, e_cpu, 0.005 * e_cpu);
   }
 }
@@ -168,48 +167,77 @@ TEST(CudaQuantize, GramMatrixMatchesTheCpu) {
   EXPECT_LT(err, 1e-5 * scale);
 }
 
-// Whole GPTQ quantization (r = 16, W4A4/A8) on either backend: the same codes almost everywhere.
-TEST(CudaQuantize, GptqOnTheGpuGivesTheCpuCodes) {
+Model quantized_on(const std::string& backend_name, const std::string& method,
+                   const std::filesystem::path& dir, const std::filesystem::path& calib) {
+  Recipe recipe;
+  recipe.method = method;
+  recipe.rank = method == "quad" ? 16 : 0;
+  recipe.nsamples = 8;
+  recipe.seqlen = 256;
+  recipe.p_nsamples = 8;
+  recipe.p_seqlen = 128;
+  recipe.calib_path = calib.string();
+  Model m = Model::load(dir);
+  auto backend = make_backend(backend_name);
+  quantize_model(m, Tokenizer::load(dir), recipe, *backend, false);
+  return m;
+}
+
+// Logits of a fixed probe on the cpu backend, (n, vocab).
+std::vector<float> probe_logits(const Model& m) {
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 32; ++i) ids.push_back((i * 7919 + 31) % m.config.vocab_size);
+  auto cpu = make_cpu_backend();
+  KVCache cache(m.config, int(ids.size()));
+  ForwardScratch s;
+  std::vector<float> out(ids.size() * m.config.vocab_size);
+  forward(m, *cpu, ids.data(), int(ids.size()), 0, cache, s, out.data(), int(ids.size()));
+  return out;
+}
+
+// Whole GPTQ quantization with the calibration on either backend. QuaRot (a seeded rotation,
+// nothing computed from the data but GPTQ's Hessians): the same codes almost everywhere. QUAD:
+// U_r comes from the Gram matrix, whose ~1e-8 relative differences turn the basis within nearly
+// equal eigenvalues, so every weight moves a little and GPTQ's error feedback takes other paths
+// (measured on the H100: 27% of stories260K's r = 16 codes identical); what must agree is the
+// quality, the distance of the quantized model's logits from the FP model's.
+TEST(CudaQuantize, GptqOnTheGpuGivesTheCpuResult) {
   QUAD_REQUIRE_GPU();
   QUAD_REQUIRE_ASSET(dir, "models/stories260K");
   QUAD_REQUIRE_ASSET(calib, "data/c4/c4_validation_2k.jsonl");
-  const Tokenizer tok = Tokenizer::load(dir);
-  std::vector<Model> out;
-  for (const char* name : {"cpu", "cuda"}) {
-    Recipe recipe;
-    recipe.rank = 16;
-    recipe.nsamples = 8;
-    recipe.seqlen = 256;
-    recipe.p_nsamples = 8;
-    recipe.p_seqlen = 128;
-    recipe.calib_path = calib.string();
-    Model m = Model::load(dir);
-    auto backend = make_backend(name);
-    quantize_model(m, tok, recipe, *backend, false);
-    out.push_back(std::move(m));
-  }
-  size_t same = 0, total = 0;
-  for (size_t l = 0; l < out[0].layers.size(); ++l) {
-    DecoderLayer& a = out[0].layers[l];
-    DecoderLayer& b = out[1].layers[l];
-    for (auto [la, lb] : {std::pair{&a.q, &b.q},
-                          {&a.k, &b.k},
-                          {&a.v, &b.v},
-                          {&a.o, &b.o},
-                          {&a.gate, &b.gate},
-                          {&a.up, &b.up},
-                          {&a.down, &b.down}}) {
-      ASSERT_TRUE(la->qweight && lb->qweight) << la->name;
-      const auto ca = la->qweight->dequantized(), cb = lb->qweight->dequantized();
-      ASSERT_EQ(ca.size(), cb.size());
-      for (size_t i = 0; i < ca.size(); ++i) same += ca[i] == cb[i];
-      total += ca.size();
+  {
+    const Model a = quantized_on("cpu", "quarot", dir, calib);
+    const Model b = quantized_on("cuda", "quarot", dir, calib);
+    size_t same = 0, total = 0;
+    for (size_t l = 0; l < a.layers.size(); ++l) {
+      const DecoderLayer& x = a.layers[l];
+      const DecoderLayer& y = b.layers[l];
+      for (auto [la, lb] : {std::pair{&x.q, &y.q},
+                            {&x.k, &y.k},
+                            {&x.v, &y.v},
+                            {&x.o, &y.o},
+                            {&x.gate, &y.gate},
+                            {&x.up, &y.up},
+                            {&x.down, &y.down}}) {
+        ASSERT_TRUE(la->qweight && lb->qweight) << la->name;
+        const auto ca = la->qweight->dequantized(), cb = lb->qweight->dequantized();
+        ASSERT_EQ(ca.size(), cb.size());
+        for (size_t i = 0; i < ca.size(); ++i) same += ca[i] == cb[i];
+        total += ca.size();
+      }
     }
+    const double agree = double(same) / double(total);
+    std::printf("quarot gptq cpu vs cuda: %zu of %zu weights identical (%.4f%%)\n", same, total,
+                100 * agree);
+    EXPECT_GT(agree, 0.98);
   }
-  const double agree = double(same) / double(total);
-  std::printf("gptq cpu vs cuda: %zu of %zu weights identical (%.4f%%)\n", same, total,
-              100 * agree);
-  EXPECT_GT(agree, 0.99);
+  const auto fp = probe_logits(Model::load(dir));
+  const double e_cpu = test::nmse(probe_logits(quantized_on("cpu", "quad", dir, calib)), fp);
+  const double e_gpu = test::nmse(probe_logits(quantized_on("cuda", "quad", dir, calib)), fp);
+  std::printf("quad r16 logits NMSE vs FP: quantized on cpu %.4g, on cuda %.4g\n", e_cpu, e_gpu);
+  EXPECT_GT(e_cpu, 0);
+  EXPECT_LT(e_gpu, 1.3 * e_cpu);
+  EXPECT_GT(e_gpu, e_cpu / 1.3);
 }
 
 }  // namespace

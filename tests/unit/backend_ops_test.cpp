@@ -234,11 +234,39 @@ TEST_P(BackendOps, GramAccumulate) {
       for (int i = 0; i < k; ++i) {
         for (int j = 0; j < k; ++j) {
           const size_t e = size_t(i) * k + j;
-          if (j >= i) err = std::max(err, std::fabs(got[e] - want[e]));
-          else ASSERT_EQ(got[e], start[e]) << "lower triangle (" << i << ", " << j << ")";
+          if (j >= i)
+            err = std::max(err, std::fabs(got[e] - want[e]));
+          else
+            ASSERT_EQ(got[e], start[e]) << "lower triangle (" << i << ", " << j << ")";
         }
       }
       EXPECT_LT(err, 1e-13 * scale) << n << " rows, columns " << col << "+" << k;
+    }
+  }
+}
+
+// X ← A·X·Bᵀ per row (the online Hadamards in Kronecker form), with and without B, x in host
+// memory and in the backend's, against the reference backend's loops (fp64 sums).
+TEST_P(BackendOps, KronTransform) {
+  for (auto [rows, outer, inner, with_b] :
+       {std::tuple{1, 1, 8, true}, {5, 7, 16, true}, {33, 12, 32, true}, {9, 8, 64, false}}) {
+    const size_t count = size_t(rows) * outer * inner;
+    const auto x = test::random_normal(count, 21),
+               a = test::random_normal(size_t(outer) * outer, 22),
+               b = test::random_normal(size_t(inner) * inner, 23);
+    std::vector<float> want = x;
+    ref->kron_transform(want.data(), rows, outer, a.data(), inner, with_b ? b.data() : nullptr);
+    for (bool in_backend : {false, true}) {
+      std::vector<float> got = x;
+      BackendArray<float> dx;
+      float* p = got.data();
+      if (in_backend) {
+        p = dx.ensure(be->memory(), count);
+        be->copy(p, x.data(), sizeof(float) * count);
+      }
+      be->kron_transform(p, rows, outer, a.data(), inner, with_b ? b.data() : nullptr);
+      if (in_backend) be->copy(got.data(), p, sizeof(float) * count);
+      EXPECT_LT(nmse(got, want), kTol) << rows << " x (" << outer << " x " << inner << ")";
     }
   }
 }

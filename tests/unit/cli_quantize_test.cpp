@@ -139,6 +139,36 @@ TEST(CliQuantize, BadInput) {
   expect_usage_error(test::run_quad(quantize_cmd(model, dir / "x", calib, "--max-shard-size 0")),
                      "must be positive");
   EXPECT_FALSE(fs::exists(dir / "x"));
+  expect_error(test::run_quad(quantize_cmd(model, dir / "x", calib, "--random gpt2")),
+               "unknown random shape 'gpt2'");
+  EXPECT_FALSE(fs::exists(dir / "x"));
+}
+
+// --random: a random-weight model of a named shape, streamed layer by layer from its generator,
+// quantized and written with the shape's config (marked random) and -m's tokenizer; the result
+// is a folder every command loads, and the same run twice gives the same bytes.
+TEST(CliQuantize, RandomShapeIsStreamedAndMarked) {
+  QUAD_REQUIRE_ASSET(model, "models/stories260K");
+  QUAD_REQUIRE_ASSET(calib, "data/c4/c4_validation_2k.jsonl");
+  QUAD_REQUIRE_ASSET(text, "data/tinystories/tinystories_val.txt");
+  fs::path dir = test::temp_dir("cliq-random");
+  for (const char* run : {"a", "b"}) {
+    auto r =
+        test::run_quad(quantize_cmd(model, dir / run, calib, "--random tiny-llama3-30m --rtn"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("rtn: 7/7"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(test::read_file(dir / "a" / "model.safetensors"),
+            test::read_file(dir / "b" / "model.safetensors"));
+  auto cfg = nlohmann::json::parse(test::read_file(dir / "a" / "config.json"));
+  EXPECT_EQ(cfg["quad_random_shape"], "tiny-llama3-30m");
+  EXPECT_EQ(cfg["hidden_size"], 512);
+  EXPECT_EQ(cfg["quantization_config"]["rank"], 8);
+  EXPECT_EQ(test::read_file(dir / "a" / "tokenizer.json"),
+            test::read_file(model / "tokenizer.json"));
+  auto ppl = test::run_quad("ppl -m '" + (dir / "a").string() + "' --text '" + text.string() +
+                            "' --chunks 1 --ctx 64 --json");
+  ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
 }
 
 }  // namespace

@@ -6,8 +6,10 @@
 #include <random>
 #include <set>
 
+#include "quad/backend/backend.h"
 #include "quad/core/error.h"
 #include "quad/quant/galois_field.h"
+#include "quad/quant/online_transforms.h"
 
 namespace quad::hadamard {
 namespace {
@@ -397,3 +399,37 @@ TEST(HadamardKronecker, HeadFactorization) {
 
 }  // namespace
 }  // namespace quad::hadamard
+
+namespace quad {
+namespace {
+
+// The Kronecker forms the backends run (Backend::kron_transform) are the online transforms:
+// the reference backend's loops on them give apply()'s output to fp32 rounding, for a power of
+// two, K·2^k sizes (12 · 128, Paley), a fallback factor (11 · 128) and the head mix.
+TEST(OnlineTransformKron, MatchesApply) {
+  auto ref = make_ref_backend();
+  std::vector<std::unique_ptr<InputTransform>> transforms;
+  for (int n : {64, 1536, 1408}) transforms.push_back(std::make_unique<HadamardInput>(n));
+  transforms.push_back(std::make_unique<HeadMixInput>(8, 64));
+  for (const auto& t : transforms) {
+    SCOPED_TRACE(t->describe());
+    const KronForm* k = t->kron_form();
+    ASSERT_NE(k, nullptr);
+    EXPECT_EQ(t->kron_form(), k);  // built once
+    const int rows = 3, width = k->outer * k->inner;
+    std::mt19937 rng(5);
+    std::normal_distribution<float> dist;
+    std::vector<float> x(size_t(rows) * width);
+    for (auto& v : x) v = dist(rng);
+    std::vector<float> want = x, got = x;
+    t->apply(want.data(), rows, width);
+    ref->kron_transform(got.data(), rows, k->outer, k->a.data(), k->inner,
+                        k->b.empty() ? nullptr : k->b.data());
+    double err = 0;
+    for (size_t i = 0; i < x.size(); ++i) err = std::max(err, double(std::fabs(got[i] - want[i])));
+    EXPECT_LT(err, 1e-5);
+  }
+}
+
+}  // namespace
+}  // namespace quad

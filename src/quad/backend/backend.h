@@ -112,6 +112,12 @@ class Backend {
     return false;
   }
 
+  // In place on each row of x (rows, outer·inner), viewed as X (outer, inner): X ← A·X·Bᵀ with
+  // a (outer, outer) and b (inner, inner) (b null: B = I); a and b are host memory (weights),
+  // x host or the backend's. An online Hadamard in Kronecker form (KronForm, model/layers.h).
+  virtual void kron_transform(float* x, int rows, int outer, const float* a, int inner,
+                              const float* b);
+
   // ---- Calibration statistics (quant/): P's Gram matrix and GPTQ's Hessians, in fp64.
 
   // The upper triangle (row-major: acc[i·k + j], j ≥ i) of acc (k, k) += Σ_t x[t, col + i] ·

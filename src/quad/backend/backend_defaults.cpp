@@ -29,6 +29,33 @@ void Backend::copy(void* dst, const void* src, size_t bytes) {
   if (bytes > 0) std::memcpy(dst, src, bytes);
 }
 
+void Backend::kron_transform(float* x, int rows, int outer, const float* a, int inner,
+                             const float* b) {
+  check(rows >= 0 && outer > 0 && inner > 0 && a, "backend", "kron_transform: {} x ({} x {})", rows,
+        outer, inner);
+  std::vector<double> z(size_t(outer) * inner);
+  for (int r = 0; r < rows; ++r) {
+    float* row = x + size_t(r) * outer * inner;
+    for (int o = 0; o < outer; ++o)  // Z = X·Bᵀ
+      for (int i = 0; i < inner; ++i) {
+        double acc = 0;
+        if (!b)
+          acc = row[size_t(o) * inner + i];
+        else
+          for (int j = 0; j < inner; ++j)
+            acc += double(b[size_t(i) * inner + j]) * row[size_t(o) * inner + j];
+        z[size_t(o) * inner + i] = acc;
+      }
+    for (int o = 0; o < outer; ++o)  // X = A·Z
+      for (int i = 0; i < inner; ++i) {
+        double acc = 0;
+        for (int p = 0; p < outer; ++p)
+          acc += double(a[size_t(o) * outer + p]) * z[size_t(p) * inner + i];
+        row[size_t(o) * inner + i] = float(acc);
+      }
+  }
+}
+
 void Backend::gram_accumulate(const float* x, int n, int ld, int col, int k, double* acc) {
   check(n >= 0 && k >= 0 && col >= 0 && ld >= col + k, "backend",
         "gram_accumulate: columns [{}, {}) of rows with stride {}", col, col + k, ld);

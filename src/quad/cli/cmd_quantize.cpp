@@ -10,10 +10,17 @@
 #include "quad/model/quantized_folder.h"
 #include "quad/quant/pipeline.h"
 #include "quad/quant/quantize_folder.h"
+#include "quad/quant/random_model.h"
 
 namespace quad::cli {
 
 namespace {
+std::string random_shape_list() {
+  std::string names;
+  for (const auto& n : random_shape_names()) names += (names.empty() ? "" : ", ") + n;
+  return names;
+}
+
 std::string default_calibration() {
   const char* env = std::getenv("QUAD_ASSETS");
   std::string assets = env && *env ? env : "../shared/assets";
@@ -30,6 +37,7 @@ Runner add_quantize(CLI::App& app) {
     bool rtn = false, gptq = false, force = false;
     uint64_t max_shard_bytes = 0;
     std::string center = "on";
+    std::string random;
   };
   auto o = std::make_shared<Opts>();
   Recipe& r = o->recipe;
@@ -66,6 +74,10 @@ Runner add_quantize(CLI::App& app) {
       ->check(CLI::IsMember({"on", "off"}));
   cmd->add_flag("--force", o->force, "replace an existing output folder");
   add_shard_size_option(*cmd, o->max_shard_bytes);
+  cmd->add_option("--random", o->random,
+                  "quantize a random-weight model of a named shape instead (speed runs; -m then "
+                  "only gives the tokenizer): " +
+                      random_shape_list());
   return [o] {
     Recipe& r = o->recipe;
     check(!(o->rtn && o->gptq), "quantize", "--rtn and --gptq are mutually exclusive");
@@ -87,7 +99,10 @@ Runner add_quantize(CLI::App& app) {
     FolderQuantizeOptions fo;
     fo.overwrite = o->force;
     fo.max_shard_bytes = o->max_shard_bytes;
-    quantize_folder(o->run.model_dir, o->out, tokenizer, r, *backend, fo, &errors);
+    if (o->random.empty())
+      quantize_folder(o->run.model_dir, o->out, tokenizer, r, *backend, fo, &errors);
+    else
+      quantize_random(o->random, o->run.model_dir, o->out, tokenizer, r, *backend, fo, &errors);
     for (const auto& e : errors)  // GPTQ vs round-to-nearest on the calibration data
       std::fprintf(stderr, "gptq: %-36s output error %.4g (rtn %.4g, %.0f%%)\n", e.name.c_str(),
                    e.gptq, e.rtn, 100.0 * e.gptq / std::max(e.rtn, 1e-300));

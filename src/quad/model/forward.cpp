@@ -50,17 +50,48 @@ const float* host_view(Backend& backend, const float* x, size_t count, std::vect
   return host.data();
 }
 
+// y = input · lin's fp weights (fp32, fp16 or bf16) + bias.
+void fp_gemm(Backend& backend, const Linear& lin, const float* input, int n, float* y) {
+  const float* bias = lin.has_bias() ? lin.bias.data() : nullptr;
+  if (lin.weight.empty() && !lin.weight_f16.empty())
+    return backend.linear_f16(input, n, lin.in, lin.weight_f16.data(), lin.out, bias, y);
+  if (lin.weight.empty() && !lin.weight_bf16.empty())
+    return backend.linear_bf16(input, n, lin.in, lin.weight_bf16.data(), lin.out, bias, y);
+  check(!lin.weight.empty(), "model", "{}: no fp weights for a layer with unquantized inputs",
+        lin.name);
+  backend.linear(input, n, lin.in, lin.weight.data(), lin.out, bias, y);
+}
+
+}  // namespace
+
 // y (n, out) = lin(x (n, in)): online input transform (on a copy, since x is shared by sibling
 // linears such as q/k/v), then either the integer path or activation fake quantization (when
 // the weights are fp) and the fp GEMM.
-}  // namespace
-
 void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, float* y,
                   ForwardScratch& s, int layer, ForwardObserver* observer) {
   // Calibration observes the transformed input, so it takes the op-by-op path.
   if (!observer && lin.integer_path() && backend.fused_linear(lin, x, n, y)) return;
-  // Everything but a plain GEMM has host-side steps: stage x and y through host memory when
-  // the backend keeps them elsewhere.
+  const KronForm* kron = lin.input_transform ? lin.input_transform->kron_form() : nullptr;
+  // An fp linear whose input sits in the backend's memory stays there when its transform has a
+  // Kronecker form (the backend's GEMMs) and its quantizer is the backend's act_quant.
+  if (!backend.host_accessible(x) && !lin.integer_path() && (!lin.input_transform || kron)) {
+    const float* input = x;
+    if (kron || lin.input_quant.enabled()) {
+      float* t = s.transformed.ensure(backend.memory(), size_t(n) * lin.in);
+      backend.copy(t, x, sizeof(float) * size_t(n) * lin.in);
+      if (kron)
+        backend.kron_transform(t, n, kron->outer, kron->a.data(), kron->inner,
+                               kron->b.empty() ? nullptr : kron->b.data());
+      if (observer) observer->linear_input(layer, lin, t, n);
+      if (lin.input_quant.enabled()) backend.act_quant(t, n, lin.in, lin.input_quant);
+      input = t;
+    } else if (observer) {
+      observer->linear_input(layer, lin, x, n);
+    }
+    return fp_gemm(backend, lin, input, n, y);
+  }
+  // The rest has host-side steps: stage x and y through host memory when the backend keeps
+  // them elsewhere.
   const bool plain = !lin.input_transform && !lin.integer_path() && !lin.input_quant.enabled();
   if (!plain && !(backend.host_accessible(x) && backend.host_accessible(y))) {
     const float* host_x = host_view(backend, x, size_t(n) * lin.in, s.host_in);
@@ -86,14 +117,7 @@ void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, fl
     backend.act_quant(s.normed.data(), n, lin.in, lin.input_quant);
     input = s.normed.data();
   }
-  const float* bias = lin.has_bias() ? lin.bias.data() : nullptr;
-  if (lin.weight.empty() && !lin.weight_f16.empty())
-    return backend.linear_f16(input, n, lin.in, lin.weight_f16.data(), lin.out, bias, y);
-  if (lin.weight.empty() && !lin.weight_bf16.empty())
-    return backend.linear_bf16(input, n, lin.in, lin.weight_bf16.data(), lin.out, bias, y);
-  check(!lin.weight.empty(), "model", "{}: no fp weights for a layer with unquantized inputs",
-        lin.name);
-  backend.linear(input, n, lin.in, lin.weight.data(), lin.out, bias, y);
+  fp_gemm(backend, lin, input, n, y);
 }
 
 namespace {

@@ -14,6 +14,14 @@
 
 namespace quad {
 
+// A linear input transform as a Kronecker product: each row, viewed as X (outer, inner),
+// becomes A·X·Bᵀ, which a backend runs as two GEMMs (Backend::kron_transform). b empty means
+// B = I.
+struct KronForm {
+  int outer = 0, inner = 0;
+  std::vector<float> a, b;  // (outer, outer), (inner, inner)
+};
+
 // A transform applied to a linear layer's input rows before quantization and the GEMM,
 // e.g. QuaRot's online Hadamard before down_proj. Implementations live in quant/.
 class InputTransform {
@@ -25,6 +33,8 @@ class InputTransform {
   // transforms (the simulated KV quantizer) pass gradients straight through (identity).
   virtual void apply_backward(float* dy, int rows, int width) const = 0;
   virtual std::string describe() const = 0;
+  // The same linear transform in Kronecker form, or null when it has none (non-linear ones).
+  virtual const KronForm* kron_form() const { return nullptr; }
 };
 
 // Integer weights of a quantized linear (QUAD-SPEC §4): the first `outlier` input columns stay

@@ -54,6 +54,7 @@ struct ForwardScratch {
   // Activations, in the memory of the backend that runs the pass.
   BackendArray<float> x, xn, q, attn, proj, gate, up, logits;
   BackendArray<float> branch_k, branch_v;  // forward_branches: the branches' new keys/values
+  BackendArray<float> transformed;  // a linear's input after its online transform / quantizer
   // Host-side work: online transforms and the op-by-op integer path, and staging of
   // activations for them when the backend keeps activations elsewhere.
   std::vector<float> normed, outlier_in, outlier_out, host_in, host_out;

@@ -107,6 +107,10 @@ QuantizedFolderWriter::~QuantizedFolderWriter() {
   fs::remove_all(tmp_, ec);  // an unfinished folder never stays behind
 }
 
+void QuantizedFolderWriter::set_source_config(const nlohmann::json& config) {
+  source_config_ = std::make_unique<nlohmann::json>(config);
+}
+
 void QuantizedFolderWriter::add_embedding(const Model& m) {
   add_floats(*tensors_, "model.embed_tokens.weight", {m.config.vocab_size, m.residual_width},
              m.embed, half_);
@@ -125,7 +129,9 @@ void QuantizedFolderWriter::finish(const Model& m, const Recipe& recipe) {
                m.lm_head.weight, half_);
   tensors_->finish();
   // config.json: the source config with the recipe added.
-  nlohmann::json cfg = nlohmann::json::parse(std::ifstream(fs::path(source_dir_) / "config.json"));
+  nlohmann::json cfg =
+      source_config_ ? *source_config_
+                     : nlohmann::json::parse(std::ifstream(fs::path(source_dir_) / "config.json"));
   nlohmann::json qc = recipe.to_json();
   qc["residual_width"] = m.residual_width;
   cfg["quantization_config"] = qc;

@@ -32,12 +32,15 @@ class QuantizedFolderWriter {
   ~QuantizedFolderWriter();
   QuantizedFolderWriter(const QuantizedFolderWriter&) = delete;
   QuantizedFolderWriter& operator=(const QuantizedFolderWriter&) = delete;
+  // The config to record instead of source_dir's config.json (a random-weight model's).
+  void set_source_config(const nlohmann::json& config);
   void add_embedding(const Model& model);
   void add_layer(const DecoderLayer& layer);
   void finish(const Model& model, const Recipe& recipe);
 
  private:
   std::string source_dir_, out_, tmp_;
+  std::unique_ptr<nlohmann::json> source_config_;
   bool half_;
   bool finished_ = false;
   std::unique_ptr<ShardedSafetensorsWriter> tensors_;

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include <type_traits>
 #include <vector>
 
@@ -21,6 +23,20 @@ void HadamardInput::apply_backward(float* dy, int rows, int width) const {
   check(width == transform_.plan().n, "hadamard", "online Hadamard of size {} applied to width {}",
         transform_.plan().n, width);
   transform_.apply_transposed(dy, rows);
+}
+
+const KronForm* HadamardInput::kron_form() const {
+  std::call_once(kron_once_, [this] {
+    const hadamard::Plan& p = transform_.plan();
+    kron_.outer = p.K;
+    kron_.inner = p.pow2;
+    const double sa = 1.0 / std::sqrt(double(p.K));
+    for (double v : hadamard::factor_matrix(p)) kron_.a.push_back(float(v * sa));
+    hadamard::Plan sylvester;  // K = 1: dense() is the normalized Sylvester matrix
+    sylvester.n = sylvester.pow2 = p.pow2;
+    for (double v : hadamard::dense(sylvester)) kron_.b.push_back(float(v));
+  });
+  return &kron_;
 }
 
 std::string HadamardInput::describe() const {
@@ -81,6 +97,15 @@ void HeadMixInput::apply_backward(float* dy, int rows, int width) const {
 
 void HeadMixInput::apply(double* x, int rows) const {
   head_mix(transform_, x, rows, heads_, head_dim_);
+}
+
+const KronForm* HeadMixInput::kron_form() const {
+  std::call_once(kron_once_, [this] {
+    kron_.outer = heads_;
+    kron_.inner = head_dim_;
+    for (double v : hadamard::dense(transform_.plan())) kron_.a.push_back(float(v));
+  });
+  return &kron_;
 }
 
 std::string HeadMixInput::describe() const {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 
 #include "quad/model/layers.h"
 #include "quad/quant/hadamard.h"
@@ -18,10 +19,14 @@ class HadamardInput final : public InputTransform {
   void apply(float* x, int rows, int width) const override;
   void apply_backward(float* dy, int rows, int width) const override;
   std::string describe() const override;
+  // A = A_K/√K, B = the Sylvester matrix of order n/K over √(n/K): H_n = A ⊗ B (built once).
+  const KronForm* kron_form() const override;
   const hadamard::Transform& transform() const { return transform_; }
 
  private:
   hadamard::Transform transform_;
+  mutable std::once_flag kron_once_;
+  mutable KronForm kron_;
 };
 
 class HeadMixInput final : public InputTransform {
@@ -30,6 +35,8 @@ class HeadMixInput final : public InputTransform {
   void apply(float* x, int rows, int width) const override;
   void apply_backward(float* dy, int rows, int width) const override;
   std::string describe() const override;
+  // A = H_heads (normalized), B = I over the head dimension.
+  const KronForm* kron_form() const override;
   // The same operation on fp64 rows (for the offline weight transform).
   void apply(double* x, int rows) const;
   int heads() const { return heads_; }
@@ -39,6 +46,8 @@ class HeadMixInput final : public InputTransform {
  private:
   int heads_, head_dim_;
   hadamard::Transform transform_;  // size heads
+  mutable std::once_flag kron_once_;
+  mutable KronForm kron_;
 };
 
 }  // namespace quad

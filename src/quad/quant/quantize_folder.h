@@ -29,4 +29,13 @@ void quantize_folder(const std::string& model_dir, const std::string& out_dir,
                      const FolderQuantizeOptions& options = {},
                      std::vector<LayerError>* errors = nullptr);
 
+// `quad quantize --random SHAPE`: a random-weight FP model of a named shape (random_model.h),
+// each layer drawn when the pipeline asks for it, quantized and written like quantize_folder;
+// config.json is the shape's (marked "quad_random_shape"), the tokenizer files come from
+// tokenizer_dir. For timing the pipeline at sizes no shared model has.
+void quantize_random(const std::string& shape, const std::string& tokenizer_dir,
+                     const std::string& out_dir, const Tokenizer& tokenizer, Recipe& recipe,
+                     Backend& backend, const FolderQuantizeOptions& options = {},
+                     std::vector<LayerError>* errors = nullptr);
+
 }  // namespace quad

@@ -98,62 +98,80 @@ std::vector<std::string> random_shape_names() {
   return names;
 }
 
-ModelConfig random_shape_config(const std::string& shape) {
+nlohmann::json random_shape_json(const std::string& shape) {
   for (const Shape& s : kShapes) {
     if (shape != s.name) continue;
-    json j = {{"architectures", {s.arch}},
-              {"model_type", std::string(s.arch) == "Qwen2ForCausalLM" ? "qwen2" : "llama"},
-              {"hidden_size", s.hidden},
-              {"intermediate_size", s.inter},
-              {"num_hidden_layers", s.layers},
-              {"num_attention_heads", s.heads},
-              {"num_key_value_heads", s.kv_heads},
-              {"vocab_size", s.vocab},
-              {"max_position_embeddings", s.max_pos},
-              {"rope_theta", s.theta},
-              {"rms_norm_eps", 1e-5},
-              {"tie_word_embeddings", s.tied},
-              {"torch_dtype", "bfloat16"},
-              {"bos_token_id", 1},
-              {"eos_token_id", 2}};
-    return ModelConfig::from_json(j, std::string("random shape ") + s.name);
+    return json{{"architectures", {s.arch}},
+                {"model_type", std::string(s.arch) == "Qwen2ForCausalLM" ? "qwen2" : "llama"},
+                {"hidden_size", s.hidden},
+                {"intermediate_size", s.inter},
+                {"num_hidden_layers", s.layers},
+                {"num_attention_heads", s.heads},
+                {"num_key_value_heads", s.kv_heads},
+                {"vocab_size", s.vocab},
+                {"max_position_embeddings", s.max_pos},
+                {"rope_theta", s.theta},
+                {"rms_norm_eps", 1e-5},
+                {"tie_word_embeddings", s.tied},
+                {"torch_dtype", "bfloat16"},
+                {"bos_token_id", 1},
+                {"eos_token_id", 2},
+                {"quad_random_shape", s.name}};
   }
   std::string known;
   for (const Shape& s : kShapes) known += std::string(known.empty() ? "" : ", ") + s.name;
   fail("bench", "unknown random shape '{}' (known: {})", shape, known);
 }
 
-Model make_random_model(const ModelConfig& c, const RandomQuant& q, uint64_t seed) {
-  const int d = c.hidden_size, hd = c.head_dim, ff = c.intermediate_size;
-  const int r = q.quantized ? q.rank : 0, D = d + r;
-  check(r >= 0 && r < d, "bench", "rank {} must be in [0, {})", r, d);
+ModelConfig random_shape_config(const std::string& shape) {
+  return ModelConfig::from_json(random_shape_json(shape), "random shape " + shape);
+}
+
+namespace {
+
+int random_rank(const ModelConfig& c, const RandomQuant& q) {
+  const int r = q.quantized ? q.rank : 0;
+  check(r >= 0 && r < c.hidden_size, "bench", "rank {} must be in [0, {})", r, c.hidden_size);
+  return r;
+}
+
+// FP: weighted norms (weights 1); QUAD: folded, weightless, dividing by d.
+RmsNorm random_norm(const ModelConfig& c, const RandomQuant& q) {
+  return RmsNorm{q.quantized ? std::vector<float>{} : std::vector<float>(c.hidden_size, 1.0f),
+                 c.hidden_size, c.rms_norm_eps};
+}
+
+}  // namespace
+
+DecoderLayer make_random_layer(const ModelConfig& c, const RandomQuant& q, uint64_t seed, int i) {
+  const int hd = c.head_dim, ff = c.intermediate_size;
+  const int r = random_rank(c, q), D = c.hidden_size + r;
+  const std::string p = fmt::format("model.layers.{}.", i);
+  const uint64_t s = seed + 1000 * uint64_t(i + 1);
+  DecoderLayer L;
+  auto make = [&](const std::string& name, int in, int out, int outlier, bool bias, int n) {
+    return q.quantized ? quant_linear(p + name, in, out, outlier, bias, s + 10 * n)
+                       : fp_linear(p + name, in, out, bias, s + 10 * n);
+  };
+  L.q = make("self_attn.q_proj", D, c.num_heads * hd, r, c.qkv_bias, 0);
+  L.k = make("self_attn.k_proj", D, c.num_kv_heads * hd, r, c.qkv_bias, 1);
+  L.v = make("self_attn.v_proj", D, c.num_kv_heads * hd, r, c.qkv_bias, 2);
+  L.o = make("self_attn.o_proj", c.num_heads * hd, D, 0, c.o_bias, 3);
+  L.gate = make("mlp.gate_proj", D, ff, r, c.mlp_bias, 4);
+  L.up = make("mlp.up_proj", D, ff, r, c.mlp_bias, 5);
+  L.down = make("mlp.down_proj", ff, D, 0, c.mlp_bias, 6);
+  L.attn_norm = L.mlp_norm = random_norm(c, q);
+  return L;
+}
+
+Model make_random_model_without_layers(const ModelConfig& c, const RandomQuant& q, uint64_t seed) {
+  const int r = random_rank(c, q), D = c.hidden_size + r;
   Model m;
   m.config = c;
   m.residual_width = D;
   m.embed = uniform(c.vocab_size, D, seed);
   m.layers.resize(c.num_layers);
-  for (int i = 0; i < c.num_layers; ++i) {
-    const std::string p = fmt::format("model.layers.{}.", i);
-    const uint64_t s = seed + 1000 * uint64_t(i + 1);
-    DecoderLayer& L = m.layers[i];
-    auto make = [&](const std::string& name, int in, int out, int outlier, bool bias, int n) {
-      return q.quantized ? quant_linear(p + name, in, out, outlier, bias, s + 10 * n)
-                         : fp_linear(p + name, in, out, bias, s + 10 * n);
-    };
-    L.q = make("self_attn.q_proj", D, c.num_heads * hd, r, c.qkv_bias, 0);
-    L.k = make("self_attn.k_proj", D, c.num_kv_heads * hd, r, c.qkv_bias, 1);
-    L.v = make("self_attn.v_proj", D, c.num_kv_heads * hd, r, c.qkv_bias, 2);
-    L.o = make("self_attn.o_proj", c.num_heads * hd, D, 0, c.o_bias, 3);
-    L.gate = make("mlp.gate_proj", D, ff, r, c.mlp_bias, 4);
-    L.up = make("mlp.up_proj", D, ff, r, c.mlp_bias, 5);
-    L.down = make("mlp.down_proj", ff, D, 0, c.mlp_bias, 6);
-    // FP: weighted norms (weights 1); QUAD: folded, weightless, dividing by d.
-    const RmsNorm norm{q.quantized ? std::vector<float>{} : std::vector<float>(d, 1.0f), d,
-                       c.rms_norm_eps};
-    L.attn_norm = L.mlp_norm = norm;
-  }
-  m.final_norm =
-      RmsNorm{q.quantized ? std::vector<float>{} : std::vector<float>(d, 1.0f), d, c.rms_norm_eps};
+  m.final_norm = random_norm(c, q);
   m.lm_head.name = "lm_head";
   m.lm_head.in = D;
   m.lm_head.out = c.vocab_size;
@@ -164,17 +182,23 @@ Model make_random_model(const ModelConfig& c, const RandomQuant& q, uint64_t see
     m.lm_head.weight_f16.resize(w.size());
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < w.size(); ++i) m.lm_head.weight_f16[i] = f32_to_f16(w[i]);
-  }
-  if (q.quantized) {
     m.config.tie_word_embeddings = false;  // as in a QUAD folder
+  }
+  m.ensure_positions(std::min(c.max_position_embeddings, 8192));
+  return m;
+}
+
+Model make_random_model(const ModelConfig& c, const RandomQuant& q, uint64_t seed) {
+  Model m = make_random_model_without_layers(c, q, seed);
+  for (int i = 0; i < c.num_layers; ++i) m.layers[i] = make_random_layer(c, q, seed, i);
+  if (q.quantized) {
     attach_online_transforms(m);
     Recipe recipe;
-    recipe.rank = r;
+    recipe.rank = q.rank;
     recipe.a_bits = q.a_bits;
     recipe.od_bits = q.od_bits;
     attach_quantizers(m, recipe);
   }
-  m.ensure_positions(std::min(c.max_position_embeddings, 8192));
   return m;
 }
 

@@ -36,9 +36,9 @@ namespace {
 using cuda::DeviceBuffer;
 
 #define QUAD_CUSOLVER_CHECK(call)                                                      \
-  do {                                                                               \
+  do {                                                                                 \
     if (const cusolverStatus_t quad_st_ = (call); quad_st_ != CUSOLVER_STATUS_SUCCESS) \
-      fail("cuda", "{} failed: cuSOLVER status {}", #call, int(quad_st_));           \
+      fail("cuda", "{} failed: cuSOLVER status {}", #call, int(quad_st_));             \
   } while (0)
 
 void check_launch(cudaError_t err, const char* op) {
@@ -264,6 +264,35 @@ class CudaBackend final : public Backend {
     finish(codes, dcodes, size_t(n) * width);
   }
 
+  void kron_transform(float* x, int rows, int outer, const float* a, int inner,
+                      const float* b) override {
+    Op op(*this, "kron_transform");
+    check(rows >= 0 && outer > 0 && inner > 0 && a, "cuda", "kron_transform: {} x ({} x {})", rows,
+          outer, inner);
+    if (rows == 0) return;
+    const size_t count = size_t(rows) * outer * inner;
+    float* dx = in_place(kIn0, x, count);
+    float* z = scratch<float>(kIn1, count);
+    const float one = 1.0f, zero = 0.0f;
+    if (b) {
+      // Row-major Z (rows·outer, inner) = X · Bᵀ: column-major Zᵀ = B · Xᵀ, and B's buffer read
+      // column-major is Bᵀ, hence op T.
+      const float* db = weights_.get(b, size_t(inner) * inner, stream_);
+      QUAD_CUBLAS_CHECK(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, inner, rows * outer, inner,
+                                    &one, db, inner, dx, inner, &zero, z, inner));
+    } else {
+      QUAD_CUDA_CHECK(
+          cudaMemcpyAsync(z, dx, sizeof(float) * count, cudaMemcpyDeviceToDevice, stream_));
+    }
+    // Per row, X = A · Z (outer, inner): column-major Xᵀ = Zᵀ · Aᵀ, A's buffer being Aᵀ.
+    const float* da = weights_.get(a, size_t(outer) * outer, stream_);
+    const long long stride = (long long)outer * inner;
+    QUAD_CUBLAS_CHECK(cublasSgemmStridedBatched(blas_, CUBLAS_OP_N, CUBLAS_OP_N, inner, outer,
+                                                outer, &one, z, inner, stride, da, outer, 0, &zero,
+                                                dx, inner, stride, rows));
+    finish(x, dx, count);
+  }
+
   void gram_accumulate(const float* x, int n, int ld, int col, int k, double* acc) override {
     Op op(*this, "gram_accumulate");
     check(n >= 0 && k >= 0 && col >= 0 && ld >= col + k, "cuda",
@@ -277,13 +306,13 @@ class CudaBackend final : public Backend {
     const double one = 1.0;
     for (int t0 = 0; t0 < n; t0 += chunk) {
       const int rows = std::min(chunk, n - t0);
-      check_launch(cuda::launch_widen_columns(dx + size_t(t0) * ld, rows, ld, col, k, wide,
-                                              stream_),
-                   "widen_columns");
+      check_launch(
+          cuda::launch_widen_columns(dx + size_t(t0) * ld, rows, ld, col, k, wide, stream_),
+          "widen_columns");
       // Row-major wide (rows, k) is column-major A (k, rows); A·Aᵀ's column-major lower
       // triangle is the row-major upper one.
-      QUAD_CUBLAS_CHECK(cublasDsyrk(blas_, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, k, rows, &one,
-                                    wide, k, &one, acc, k));
+      QUAD_CUBLAS_CHECK(cublasDsyrk(blas_, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, k, rows, &one, wide,
+                                    k, &one, acc, k));
     }
   }
 

@@ -21,8 +21,8 @@ __device__ int quantize_code(double w, double scale, int qmin, int qmax) {
 
 // One block per row: max|w|, then Σ|Q(w; s) − w|^2.4 for every candidate s (terms in float,
 // sums in double); the first minimum (largest p) wins ties, as on the CPU.
-__global__ void weight_scales_kernel(const float* w, int cols, int qmin, int qmax,
-                                     bool clip_search, float* scales) {
+__global__ void weight_scales_kernel(const float* w, int cols, int qmin, int qmax, bool clip_search,
+                                     float* scales) {
   __shared__ float fscratch[32];
   __shared__ double dscratch[32];
   const float* row = w + size_t(blockIdx.x) * cols;
