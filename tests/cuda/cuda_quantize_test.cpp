@@ -114,6 +114,25 @@ TEST(CudaQuantize, GptqMatchesTheCpu) {
   }
 }
 
+// GPTQ's output error proxy tr(ΔW·H·ΔWᵀ) on the GPU against the plain sum (fp64 both ways).
+TEST(CudaQuantize, QuadraticTraceMatchesTheSum) {
+  QUAD_REQUIRE_GPU();
+  auto cuda = make_backend("cuda");
+  for (auto [rows, k] : {std::pair{1, 3}, {37, 129}, {300, 64}}) {
+    const auto w = test::random_normal(size_t(rows) * k, 31);
+    const std::vector<double> dw(w.begin(), w.end());
+    const auto h = random_hessian(2 * k, k, -1, 32);
+    double want = 0;
+    for (int o = 0; o < rows; ++o)
+      for (int a = 0; a < k; ++a)
+        for (int b = 0; b < k; ++b)
+          want += dw[size_t(o) * k + a] * h[size_t(a) * k + b] * dw[size_t(o) * k + b];
+    double got = -1;
+    ASSERT_TRUE(cuda->quadratic_trace(dw.data(), rows, k, h.data(), &got));
+    EXPECT_NEAR(got, want, 1e-11 * std::fabs(want)) << rows << "x" << k;
+  }
+}
+
 // Damping retries on the GPU as on the CPU: an indefinite H with a positive diagonal becomes
 // positive definite at 1000x the damping; one far from it is refused with the CPU's error.
 TEST(CudaQuantize, GptqDampingRetriesAndRefusals) {

@@ -152,6 +152,13 @@ class Backend {
     return false;
   }
 
+  // tr(ΔW·H·ΔWᵀ) into *result for ΔW (rows, k) and H (k, k), both fp64 in host memory (GPTQ's
+  // output error proxy); false to let the caller compute it on the host.
+  virtual bool quadratic_trace(const double* dw, int rows, int k, const double* h, double* result) {
+    (void)dw, (void)rows, (void)k, (void)h, (void)result;
+    return false;
+  }
+
   // ---- Backward ops for training (train/), llm.c style: each takes what its forward op saw
   // and the gradient of its output, and writes (overwrites) the gradients of its inputs.
   // The defaults are the reference loops (backend/ref/ref_backward.cpp, fp64 accumulators);

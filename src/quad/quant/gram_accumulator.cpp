@@ -21,6 +21,8 @@ std::vector<double> GramAccumulator::symmetric(double scale) const {
   const int k = k_;
   std::vector<double> h(size_t(k) * k);
   backend_->copy(h.data(), acc_.data(), sizeof(double) * h.size());
+  // Row i writes column i below the diagonal: rows are independent.
+#pragma omp parallel for schedule(dynamic, 64)
   for (int i = 0; i < k; ++i)
     for (int j = i; j < k; ++j) h[size_t(j) * k + i] = h[size_t(i) * k + j] *= scale;
   return h;

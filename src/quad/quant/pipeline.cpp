@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -21,6 +22,24 @@
 namespace quad {
 
 namespace {
+
+// Wall time of the pipeline's phases, reported once at the end (where a large model's time
+// goes). GPU work is asynchronous: a phase that waits for results also pays for queued work.
+struct PhaseTimes {
+  double prepare = 0, passes = 0, hessians = 0, quantize = 0, errors = 0, write = 0;
+  std::string summary() const {
+    return fmt::format(
+        "read + transform {:.1f}s, calibration passes {:.1f}s, Hessians {:.1f}s, scales + codes "
+        "{:.1f}s, error report {:.1f}s, write {:.1f}s",
+        prepare, passes, hessians, quantize, errors, write);
+  }
+  template <typename F>
+  static void add(double& slot, F&& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    slot += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+};
 
 bool is_u_type(const DecoderLayer& L, const Linear* lin) {
   return lin == &L.q || lin == &L.k || lin == &L.v || lin == &L.gate || lin == &L.up;
@@ -94,25 +113,29 @@ void set_quantized(Linear& lin, int outlier, int bits, std::vector<int8_t> codes
   lin.weight = lin.qweight->dequantized();
 }
 
-// tr(ΔW·H·ΔWᵀ) for ΔW = W − codes·scales (rows × k).
-double output_error(const std::vector<float>& w, const std::vector<int8_t>& codes,
+// tr(ΔW·H·ΔWᵀ) for ΔW = W − codes·scales (rows × k), on the backend when it has the op.
+double output_error(Backend& backend, const std::vector<float>& w, const std::vector<int8_t>& codes,
                     const std::vector<float>& scales, int rows, int k,
                     const std::vector<double>& h) {
-  std::vector<double> dw(size_t(rows) * k), dwh(size_t(rows) * k);
+  std::vector<double> dw(size_t(rows) * k);
+#pragma omp parallel for schedule(static)
   for (int o = 0; o < rows; ++o)
     for (int c = 0; c < k; ++c)
       dw[size_t(o) * k + c] =
           double(w[size_t(o) * k + c]) - double(codes[size_t(o) * k + c]) * scales[o];
+  double err = 0;
+  if (backend.quadratic_trace(dw.data(), rows, k, h.data(), &err)) return err;
+  std::vector<double> dwh(size_t(rows) * k);
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, k, k, 1.0, dw.data(), k, h.data(), k,
               0.0, dwh.data(), k);
-  double err = 0;
   for (size_t i = 0; i < dw.size(); ++i) err += dw[i] * dwh[i];
   return err;
 }
 
 // Codes for one linear from its current fp weights (columns [outlier, in)).
 void quantize_linear(Linear& lin, int outlier, const Recipe& recipe, Backend& backend,
-                     const std::vector<double>* hessian, LayerError* error = nullptr) {
+                     const std::vector<double>* hessian, PhaseTimes& times,
+                     LayerError* error = nullptr) {
   const int k = lin.in - outlier;
   std::vector<float> w(size_t(lin.out) * k);
   for (int o = 0; o < lin.out; ++o)
@@ -120,21 +143,27 @@ void quantize_linear(Linear& lin, int outlier, const Recipe& recipe, Backend& ba
   WeightQuantOptions wo;
   wo.bits = recipe.w_bits;
   wo.clip_search = recipe.w_clip;
-  std::vector<float> scales = weight_scales(w.data(), lin.out, k, wo, &backend);
+  std::vector<float> scales;
   std::vector<int8_t> codes;
-  if (hessian) {
-    GptqOptions go;
-    go.bits = recipe.w_bits;
-    go.percdamp = recipe.percdamp;
-    codes = gptq_quantize(w.data(), lin.out, k, *hessian, scales, go, &backend);
-    if (error) {
-      error->name = lin.name;
-      error->gptq = output_error(w, codes, scales, lin.out, k, *hessian);
-      error->rtn = output_error(w, quantize_rtn(w.data(), lin.out, k, scales, recipe.w_bits),
-                                scales, lin.out, k, *hessian);
+  PhaseTimes::add(times.quantize, [&] {
+    scales = weight_scales(w.data(), lin.out, k, wo, &backend);
+    if (hessian) {
+      GptqOptions go;
+      go.bits = recipe.w_bits;
+      go.percdamp = recipe.percdamp;
+      codes = gptq_quantize(w.data(), lin.out, k, *hessian, scales, go, &backend);
+    } else {
+      codes = quantize_rtn(w.data(), lin.out, k, scales, recipe.w_bits);
     }
-  } else {
-    codes = quantize_rtn(w.data(), lin.out, k, scales, recipe.w_bits);
+  });
+  if (hessian && error) {
+    PhaseTimes::add(times.errors, [&] {
+      error->name = lin.name;
+      error->gptq = output_error(backend, w, codes, scales, lin.out, k, *hessian);
+      error->rtn =
+          output_error(backend, w, quantize_rtn(w.data(), lin.out, k, scales, recipe.w_bits),
+                       scales, lin.out, k, *hessian);
+    });
   }
   set_quantized(lin, outlier, recipe.w_bits, std::move(codes), std::move(scales));
 }
@@ -192,7 +221,7 @@ struct GptqInputs {
 // Quantizes layer l of m (in m.layers[l]) by GPTQ in true-sequential groups, then moves the
 // calibration inputs through the quantized layer.
 void gptq_layer(Model& m, int l, const Recipe& recipe, Backend& backend, GptqInputs& in,
-                ForwardScratch& scratch, std::vector<LayerError>* errors) {
+                ForwardScratch& scratch, PhaseTimes& times, std::vector<LayerError>* errors) {
   const int r = m.residual_width - m.config.hidden_size;
   DecoderLayer& layer = m.layers[l];
   const std::vector<std::vector<Linear*>> groups = {
@@ -201,23 +230,28 @@ void gptq_layer(Model& m, int l, const Recipe& recipe, Backend& backend, GptqInp
     std::map<const Linear*, int> offsets;
     for (Linear* lin : group) offsets[lin] = is_u_type(layer, lin) ? r : 0;
     HessianObserver observer(backend, l, group, offsets);
-    for (const auto& x : in.x) {
-      backend.copy(in.work.data(), x.data(), sizeof(float) * in.count);
-      observer.begin_window();
-      forward_layer(m, backend, l, in.work.data(), in.seqlen, 0, in.k_cache.data(),
-                    in.v_cache.data(), scratch, &observer);
-    }
+    PhaseTimes::add(times.passes, [&] {
+      for (const auto& x : in.x) {
+        backend.copy(in.work.data(), x.data(), sizeof(float) * in.count);
+        observer.begin_window();
+        forward_layer(m, backend, l, in.work.data(), in.seqlen, 0, in.k_cache.data(),
+                      in.v_cache.data(), scratch, &observer);
+      }
+    });
     for (Linear* lin : group) {
-      std::vector<double> h = observer.hessian(lin);
+      std::vector<double> h;
+      PhaseTimes::add(times.hessians, [&] { h = observer.hessian(lin); });
       LayerError e;
       e.layer = l;
-      quantize_linear(*lin, offsets[lin], recipe, backend, &h, errors ? &e : nullptr);
+      quantize_linear(*lin, offsets[lin], recipe, backend, &h, times, errors ? &e : nullptr);
       if (errors) errors->push_back(e);
     }
   }
-  for (auto& x : in.x)  // the quantized layer's outputs feed the next
-    forward_layer(m, backend, l, x.data(), in.seqlen, 0, in.k_cache.data(), in.v_cache.data(),
-                  scratch, nullptr);
+  PhaseTimes::add(times.passes, [&] {
+    for (auto& x : in.x)  // the quantized layer's outputs feed the next
+      forward_layer(m, backend, l, x.data(), in.seqlen, 0, in.k_cache.data(), in.v_cache.data(),
+                    scratch, nullptr);
+  });
 }
 
 }  // namespace
@@ -281,23 +315,28 @@ void quantize_layers(Model& m, const LayerSource& source, const LayerSink& sink,
                     : recipe.w_bits < 16 ? "rtn"
                                          : "transform",
                     L, "layers", show_progress);
+  PhaseTimes times;
   for (int l = 0; l < L; ++l) {
-    DecoderLayer layer = folded_layer(l);
-    if (transform) transform_layer(layer, d, t, d + r);
-    if (online) online->apply(layer);
-    m.layers[l] = std::move(layer);
+    PhaseTimes::add(times.prepare, [&] {
+      DecoderLayer layer = folded_layer(l);
+      if (transform) transform_layer(layer, d, t, d + r);
+      if (online) online->apply(layer);
+      m.layers[l] = std::move(layer);
+    });
     if (gptq) {
-      gptq_layer(m, l, recipe, backend, *inputs, scratch, errors);
+      gptq_layer(m, l, recipe, backend, *inputs, scratch, times, errors);
     } else if (recipe.w_bits < 16) {
       DecoderLayer& q = m.layers[l];
       for (Linear* lin : {&q.q, &q.k, &q.v, &q.o, &q.gate, &q.up, &q.down})
-        quantize_linear(*lin, is_u_type(q, lin) ? r : 0, recipe, backend, nullptr);
+        quantize_linear(*lin, is_u_type(q, lin) ? r : 0, recipe, backend, nullptr, times);
     }
     attach_layer_quantizers(m.layers[l], r, recipe);
-    if (sink.layer_done) sink.layer_done(m, l);
-    progress.update(l + 1);
+    PhaseTimes::add(times.write, [&] {
+      if (sink.layer_done) sink.layer_done(m, l);
+    });
+    progress.update(l + 1, times.summary());
   }
-  progress.finish();
+  progress.finish(times.summary());
   m.kv_quant = kv_quantizer(c, recipe);
 }
 

@@ -329,6 +329,27 @@ class CudaBackend final : public Backend {
     return true;
   }
 
+  bool quadratic_trace(const double* dw, int rows, int k, const double* h,
+                       double* result) override {
+    Op op(*this, "quadratic_trace");
+    check(rows >= 0 && k >= 0, "cuda", "quadratic_trace: {}x{}", rows, k);
+    *result = 0;
+    if (rows == 0 || k == 0) return true;
+    const size_t rk = size_t(rows) * k, kk = size_t(k) * k;
+    double* dd = static_cast<double*>(gptq_.w.ensure(sizeof(double) * rk));
+    double* dh = static_cast<double*>(gptq_.u.ensure(sizeof(double) * kk));
+    double* prod = static_cast<double*>(gptq_.err.ensure(sizeof(double) * rk));
+    QUAD_CUDA_CHECK(cudaMemcpyAsync(dd, dw, sizeof(double) * rk, cudaMemcpyHostToDevice, stream_));
+    QUAD_CUDA_CHECK(cudaMemcpyAsync(dh, h, sizeof(double) * kk, cudaMemcpyHostToDevice, stream_));
+    // Row-major P = ΔW·H is column-major Pᵀ = Hᵀ·ΔWᵀ = H·ΔWᵀ (H symmetric).
+    const double one = 1.0, zero = 0.0;
+    QUAD_CUBLAS_CHECK(cublasDgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, k, rows, k, &one, dh, k, dd, k,
+                                  &zero, prod, k));
+    QUAD_CUBLAS_CHECK(cublasSetPointerMode(blas_, CUBLAS_POINTER_MODE_HOST));
+    QUAD_CUBLAS_CHECK(cublasDdot(blas_, int(rk), dd, 1, prod, 1, result));  // waits for the sum
+    return true;
+  }
+
   bool gptq_supported(int block_size) const override {
     return block_size >= 1 && block_size <= cuda::kMaxGptqBlock;
   }
