@@ -6,8 +6,9 @@
 # folders' perplexity. Optional stages (environment):
 #   TABLE_MODELS="m1 m2"  scripts/results_table.sh for these models (quantize on cuda),
 #                          with TABLE_PPL_DEVICE (default cpu) and TABLE_CHUNKS (default all);
-#   RANDOM_SHAPE=llama3-8b `quad quantize --random` of that shape on cuda (wall time), with the
-#                          tokenizer of RANDOM_TOKENIZER (a carried model folder).
+#   RANDOM_SHAPES="llama3.2-1b llama3-8b"  `quad quantize --random` of each shape on cuda (wall
+#                          time, each cut at RANDOM_TIMEOUT s), with the tokenizer of
+#                          RANDOM_TOKENIZER (a carried model folder) and RANDOM_FLAGS.
 #   TIMING_DEVICES         devices of the timing stage (default "cuda"; "cpu cuda" adds the CPU
 #                          with CPU_THREADS threads, default 4; "" skips the stage).
 # Before the call, here: bash scripts/fetch_gpu_deps.sh; PACK=1 DATA="c4 wikitext2 tinystories"
@@ -64,15 +65,16 @@ if [ -n "${TABLE_MODELS:-}" ]; then
     bash scripts/results_table.sh "$LOG/table" 2> "$LOG/table.err" | tee "$LOG/table.md" || status=1
 fi
 
-if [ -n "${RANDOM_SHAPE:-}" ]; then
-  echo "== quad quantize --random $RANDOM_SHAPE --device cuda (defaults: r 64, GPTQ 128 x 2048)"
+for shape in ${RANDOM_SHAPES:-}; do
+  echo "== quad quantize --random $shape --device cuda (defaults: r 64, GPTQ 128 x 2048)"
   start=$SECONDS
-  timeout "${RANDOM_TIMEOUT:-400}" build-gpu/quad quantize --random "$RANDOM_SHAPE" \
-    -m "$QUAD_ASSETS/models/$RANDOM_TOKENIZER" -o "$LOG/q-random" --calib "$calib" --device cuda \
-    ${RANDOM_FLAGS:-} > "$LOG/q-random.log" 2>&1 || { status=1; echo "(exit $?)"; }
-  tr '\r' '\n' < "$LOG/q-random.log" | grep -vE '^gptq: model' | tail -25
+  timeout "${RANDOM_TIMEOUT:-400}" build-gpu/quad quantize --random "$shape" \
+    -m "$QUAD_ASSETS/models/$RANDOM_TOKENIZER" -o "$LOG/q-random-$shape" --calib "$calib" \
+    --device cuda ${RANDOM_FLAGS:-} > "$LOG/q-random-$shape.log" 2>&1 || { status=1; echo "(exit $?)"; }
+  tr '\r' '\n' < "$LOG/q-random-$shape.log" | grep -vE '^gptq: model' | tail -8
   echo "wall $((SECONDS - start)) s"
-  du -sh "$LOG/q-random" 2>/dev/null
-fi
+  du -sh "$LOG/q-random-$shape" 2>/dev/null
+  rm -rf "$LOG/q-random-$shape"
+done
 echo "gpu_quantize.sh: $([ $status = 0 ] && echo all passed || echo FAILURES)"
 exit $status

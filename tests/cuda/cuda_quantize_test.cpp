@@ -133,6 +133,29 @@ TEST(CudaQuantize, QuadraticTraceMatchesTheSum) {
   }
 }
 
+// The fp64 products of the offline weight transforms, both operand layouts, against the loops.
+TEST(CudaQuantize, MatmulF64MatchesTheLoops) {
+  QUAD_REQUIRE_GPU();
+  auto cuda = make_backend("cuda");
+  for (auto [m, n, k] : {std::tuple{1, 1, 1}, {37, 65, 129}, {300, 20, 64}}) {
+    for (bool transposed : {false, true}) {
+      const auto fa = test::random_normal(size_t(m) * k, 41),
+                 fb = test::random_normal(size_t(k) * n, 42);
+      const std::vector<double> a(fa.begin(), fa.end()), b(fb.begin(), fb.end());
+      std::vector<double> want(size_t(m) * n, 0.0), got(want.size(), -1.0);
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j)
+          for (int p = 0; p < k; ++p)
+            want[size_t(i) * n + j] +=
+                (transposed ? a[size_t(p) * m + i] : a[size_t(i) * k + p]) * b[size_t(p) * n + j];
+      ASSERT_TRUE(cuda->matmul_f64(transposed, m, n, k, a.data(), b.data(), got.data()));
+      double err = 0;
+      for (size_t i = 0; i < want.size(); ++i) err = std::max(err, std::fabs(got[i] - want[i]));
+      EXPECT_LT(err, 1e-12 * k) << m << "x" << n << "x" << k << " transposed " << transposed;
+    }
+  }
+}
+
 // Damping retries on the GPU as on the CPU: an indefinite H with a positive diagonal becomes
 // positive definite at 1000x the damping; one far from it is refused with the CPU's error.
 TEST(CudaQuantize, GptqDampingRetriesAndRefusals) {

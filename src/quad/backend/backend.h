@@ -152,6 +152,14 @@ class Backend {
     return false;
   }
 
+  // c (m, n) = a·b, or aᵀ·b when a_transposed, with a (m, k) or (k, m), b (k, n); fp64,
+  // row-major, host memory (the pipeline's offline weight transforms); false to let the caller
+  // use the host BLAS.
+  virtual bool matmul_f64(bool a_transposed, int m, int n, int k, const double* a, const double* b,
+                          double* c) {
+    (void)a_transposed, (void)m, (void)n, (void)k, (void)a, (void)b, (void)c;
+    return false;
+  }
   // tr(ΔW·H·ΔWᵀ) into *result for ΔW (rows, k) and H (k, k), both fp64 in host memory (GPTQ's
   // output error proxy); false to let the caller compute it on the host.
   virtual bool quadratic_trace(const double* dw, int rows, int k, const double* h, double* result) {

@@ -296,7 +296,7 @@ void quantize_layers(Model& m, const LayerSource& source, const LayerSink& sink,
   std::vector<double> t;
   if (transform) {
     t = residual_transform(r > 0 ? &basis : nullptr, d, recipe.rotate(), recipe.seed);
-    transform_embedding_and_head(m, t, d + r);
+    transform_embedding_and_head(m, t, d + r, &backend);
   }
   std::unique_ptr<OnlineHadamards> online;
   if (recipe.rotate()) online = std::make_unique<OnlineHadamards>(c);
@@ -319,7 +319,7 @@ void quantize_layers(Model& m, const LayerSource& source, const LayerSink& sink,
   for (int l = 0; l < L; ++l) {
     PhaseTimes::add(times.prepare, [&] {
       DecoderLayer layer = folded_layer(l);
-      if (transform) transform_layer(layer, d, t, d + r);
+      if (transform) transform_layer(layer, d, t, d + r, &backend);
       if (online) online->apply(layer);
       m.layers[l] = std::move(layer);
     });

@@ -11,39 +11,52 @@ namespace quad {
 namespace {
 
 std::vector<double> to_double(const std::vector<float>& v) {
-  return {v.begin(), v.end()};
+  std::vector<double> out(v.size());
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < v.size(); ++i) out[i] = v[i];
+  return out;
 }
 std::vector<float> to_float(const std::vector<double>& v) {
-  return {v.begin(), v.end()};
+  std::vector<float> out(v.size());
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < v.size(); ++i) out[i] = float(v[i]);
+  return out;
+}
+
+// c (m × n) = op(a)·b in fp64: on the backend when it has the op, else OpenBLAS.
+void matmul(Backend* backend, bool a_transposed, int m, int n, int k, const double* a,
+            const double* b, double* c) {
+  if (backend && backend->matmul_f64(a_transposed, m, n, k, a, b, c)) return;
+  cblas_dgemm(CblasRowMajor, a_transposed ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, 1.0,
+              a, a_transposed ? m : k, b, n, 0.0, c, n);
 }
 
 // W (rows × d) ← W·T (rows × D)
-void right_multiply(std::vector<float>& w, int rows, int d, const std::vector<double>& t, int D) {
+void right_multiply(std::vector<float>& w, int rows, int d, const std::vector<double>& t, int D,
+                    Backend* backend) {
   std::vector<double> a = to_double(w), out(size_t(rows) * D);
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, d, 1.0, a.data(), d, t.data(), D,
-              0.0, out.data(), D);
+  matmul(backend, false, rows, D, d, a.data(), t.data(), out.data());
   w = to_float(out);
 }
 
 // W (d × cols) ← Tᵀ·W (D × cols)
 void left_multiply_transposed(std::vector<float>& w, int d, int cols, const std::vector<double>& t,
-                              int D) {
+                              int D, Backend* backend) {
   std::vector<double> a = to_double(w), out(size_t(D) * cols);
-  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, cols, d, 1.0, t.data(), D, a.data(), cols,
-              0.0, out.data(), cols);
+  matmul(backend, true, D, cols, d, t.data(), a.data(), out.data());
   w = to_float(out);
 }
 
-void read_side(Linear& lin, int d, const std::vector<double>& t, int D) {
+void read_side(Linear& lin, int d, const std::vector<double>& t, int D, Backend* backend) {
   check(lin.in == d, "rotate", "{}: input width {} != {}", lin.name, lin.in, d);
-  right_multiply(lin.weight, lin.out, d, t, D);
+  right_multiply(lin.weight, lin.out, d, t, D, backend);
   lin.in = D;
 }
 
-void write_side(Linear& lin, int d, const std::vector<double>& t, int D) {
+void write_side(Linear& lin, int d, const std::vector<double>& t, int D, Backend* backend) {
   check(lin.out == d, "rotate", "{}: output width {} != {}", lin.name, lin.out, d);
-  left_multiply_transposed(lin.weight, d, lin.in, t, D);
-  if (lin.has_bias()) left_multiply_transposed(lin.bias, d, 1, t, D);
+  left_multiply_transposed(lin.weight, d, lin.in, t, D, backend);
+  if (lin.has_bias()) left_multiply_transposed(lin.bias, d, 1, t, D, backend);
   lin.out = D;
 }
 
@@ -73,20 +86,21 @@ std::vector<double> residual_transform(const OutlierBasis* basis, int d, bool ro
   return t;
 }
 
-void transform_layer(DecoderLayer& L, int d, const std::vector<double>& t, int D) {
+void transform_layer(DecoderLayer& L, int d, const std::vector<double>& t, int D,
+                     Backend* backend) {
   check(L.attn_norm.weight.empty() && L.mlp_norm.weight.empty(), "rotate",
         "fold the norms before rotating");
   check(t.size() == size_t(d) * D, "rotate", "transform has the wrong shape");
-  for (Linear* lin : {&L.q, &L.k, &L.v, &L.gate, &L.up}) read_side(*lin, d, t, D);
-  for (Linear* lin : {&L.o, &L.down}) write_side(*lin, d, t, D);
+  for (Linear* lin : {&L.q, &L.k, &L.v, &L.gate, &L.up}) read_side(*lin, d, t, D, backend);
+  for (Linear* lin : {&L.o, &L.down}) write_side(*lin, d, t, D, backend);
 }
 
-void transform_embedding_and_head(Model& m, const std::vector<double>& t, int D) {
+void transform_embedding_and_head(Model& m, const std::vector<double>& t, int D, Backend* backend) {
   const int d = m.config.hidden_size;
   check(m.residual_width == d, "rotate", "the residual transform applies to a d-wide model");
   check(t.size() == size_t(d) * D, "rotate", "transform has the wrong shape");
-  right_multiply(m.embed, m.config.vocab_size, d, t, D);
-  read_side(m.lm_head, d, t, D);
+  right_multiply(m.embed, m.config.vocab_size, d, t, D, backend);
+  read_side(m.lm_head, d, t, D, backend);
   m.residual_width = D;
 }
 

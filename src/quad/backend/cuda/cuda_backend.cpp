@@ -329,6 +329,27 @@ class CudaBackend final : public Backend {
     return true;
   }
 
+  bool matmul_f64(bool a_transposed, int m, int n, int k, const double* a, const double* b,
+                  double* c) override {
+    Op op(*this, "matmul_f64");
+    check(m >= 0 && n >= 0 && k >= 0, "cuda", "matmul_f64: {}x{}x{}", m, n, k);
+    if (m == 0 || n == 0) return true;
+    const size_t ak = size_t(m) * k, bk = size_t(k) * n, mn = size_t(m) * n;
+    double* da = static_cast<double*>(gptq_.u.ensure(sizeof(double) * ak));
+    double* db = static_cast<double*>(gptq_.w.ensure(sizeof(double) * bk));
+    double* dc = static_cast<double*>(gptq_.err.ensure(sizeof(double) * mn));
+    QUAD_CUDA_CHECK(cudaMemcpyAsync(da, a, sizeof(double) * ak, cudaMemcpyHostToDevice, stream_));
+    QUAD_CUDA_CHECK(cudaMemcpyAsync(db, b, sizeof(double) * bk, cudaMemcpyHostToDevice, stream_));
+    // Row-major C = op(A)·B is column-major Cᵀ = Bᵀ·op(A)ᵀ: B's buffer is Bᵀ column-major, and
+    // A's buffer is Aᵀ (op N) or, transposed, A (op T).
+    const double one = 1.0, zero = 0.0;
+    QUAD_CUBLAS_CHECK(cublasDgemm(blas_, CUBLAS_OP_N, a_transposed ? CUBLAS_OP_T : CUBLAS_OP_N, n,
+                                  m, k, &one, db, n, da, a_transposed ? m : k, &zero, dc, n));
+    QUAD_CUDA_CHECK(cudaMemcpyAsync(c, dc, sizeof(double) * mn, cudaMemcpyDeviceToHost, stream_));
+    QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return true;
+  }
+
   bool quadratic_trace(const double* dw, int rows, int k, const double* h,
                        double* result) override {
     Op op(*this, "quadratic_trace");
@@ -337,10 +358,10 @@ class CudaBackend final : public Backend {
     if (rows == 0 || k == 0) return true;
     const size_t rk = size_t(rows) * k, kk = size_t(k) * k;
     double* dd = static_cast<double*>(gptq_.w.ensure(sizeof(double) * rk));
-    double* dh = static_cast<double*>(gptq_.u.ensure(sizeof(double) * kk));
     double* prod = static_cast<double*>(gptq_.err.ensure(sizeof(double) * rk));
     QUAD_CUDA_CHECK(cudaMemcpyAsync(dd, dw, sizeof(double) * rk, cudaMemcpyHostToDevice, stream_));
-    QUAD_CUDA_CHECK(cudaMemcpyAsync(dh, h, sizeof(double) * kk, cudaMemcpyHostToDevice, stream_));
+    // H stays cached between the calls for one linear (GPTQ's and round-to-nearest's errors).
+    const double* dh = weights_.get(h, kk, stream_);
     // Row-major P = ΔW·H is column-major Pᵀ = Hᵀ·ΔWᵀ = H·ΔWᵀ (H symmetric).
     const double one = 1.0, zero = 0.0;
     QUAD_CUBLAS_CHECK(cublasDgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, k, rows, k, &one, dh, k, dd, k,
