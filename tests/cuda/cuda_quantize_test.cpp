@@ -156,6 +156,27 @@ TEST(CudaQuantize, MatmulF64MatchesTheLoops) {
   }
 }
 
+// The pipeline tells the backend when a layer's weights are dead: their device copies go, so a
+// long quantization does not fill the GPU with every layer it has seen; a later use uploads
+// again and computes the same.
+TEST(CudaQuantize, ReleasedWeightsFreeTheirDeviceCopies) {
+  QUAD_REQUIRE_GPU();
+  auto cuda = make_backend("cuda");
+  const int in = 4096, out = 16384;  // 256 MiB of fp32 weights
+  const auto w = test::random_normal(size_t(in) * out, 51);
+  const auto x = test::random_normal(size_t(2) * in, 52);
+  std::vector<float> y0(size_t(2) * out), y1(y0.size());
+  cuda->linear(x.data(), 2, in, w.data(), out, nullptr, y0.data());
+  const size_t held = cuda->device_memory_used();
+  cuda->release_weights();
+  const size_t released = cuda->device_memory_used();
+  std::printf("device memory in use: %zu MiB with the weight, %zu MiB after release\n", held >> 20,
+              released >> 20);
+  EXPECT_GE(held - released, size_t(200) << 20);
+  cuda->linear(x.data(), 2, in, w.data(), out, nullptr, y1.data());
+  EXPECT_EQ(y0, y1);
+}
+
 // Damping retries on the GPU as on the CPU: an indefinite H with a positive diagonal becomes
 // positive definite at 1000x the damping; one far from it is refused with the CPU's error.
 TEST(CudaQuantize, GptqDampingRetriesAndRefusals) {

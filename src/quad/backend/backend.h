@@ -54,6 +54,9 @@ class Backend {
   // The caller's promise that the weights it passes from now on do not change in place
   // (inference commands): backends that cache weights may skip their change checks.
   virtual void assume_weights_frozen() {}
+  // The caller's word that no weight passed so far will be used again (the quantization
+  // pipeline moving on to the next layer): backends that cache weights free those copies.
+  virtual void release_weights() {}
   // Lets fp ops that have faster reduced-precision versions use them (--dtype bf16): on cuda,
   // prefill attention on fp16 tensor cores (q, k, v and probabilities rounded to fp16).
   virtual void allow_reduced_precision() {}

@@ -334,6 +334,7 @@ void quantize_layers(Model& m, const LayerSource& source, const LayerSink& sink,
     PhaseTimes::add(times.write, [&] {
       if (sink.layer_done) sink.layer_done(m, l);
     });
+    backend.release_weights();  // this layer's weights and Hessians are not needed again
     progress.update(l + 1, times.summary());
   }
   progress.finish(times.summary());

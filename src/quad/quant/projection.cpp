@@ -60,6 +60,7 @@ std::vector<double> residual_gram(Model& model, const std::function<DecoderLayer
       forward_layer(model, backend, l, xw.data(), len, 0, k_cache.data(), v_cache.data(), scratch,
                     &observer);
     model.layers[l] = DecoderLayer{};
+    backend.release_weights();
     progress.update(l + 1);
   }
   progress.finish();

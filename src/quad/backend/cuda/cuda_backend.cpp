@@ -103,6 +103,15 @@ class CudaBackend final : public Backend {
 
   void allow_reduced_precision() override { reduced_precision_ = true; }
 
+  // Without this the cache would hold every layer the pipeline has seen until an upload of its
+  // own ran out of memory, while other allocations (the Hessian accumulators) would just fail.
+  void release_weights() override {
+    Op op(*this, "release_weights");
+    weights_.clear();
+    fused_.clear();
+    last_quant_ = {};
+  }
+
   void assume_weights_frozen() override {
     Op op(*this, "assume_weights_frozen");
     weights_.freeze();
