@@ -18,7 +18,8 @@ constexpr int kDampRetries = 3;  // after the first try, retry with 10x, 100x, 1
 
 // Dead inputs (H_ii == 0) never reach the layer: give them a unit diagonal so H stays
 // invertible, and zero their weights so they quantize to 0 and push no error anywhere.
-void handle_dead_columns(std::vector<double>& H, std::vector<double>& W, int rows, int cols) {
+template <typename T>
+void handle_dead_columns(std::vector<double>& H, std::vector<T>& W, int rows, int cols) {
   for (int i = 0; i < cols; ++i) {
     if (H[size_t(i) * cols + i] != 0) continue;
     H[size_t(i) * cols + i] = 1;
@@ -132,16 +133,17 @@ std::vector<int8_t> gptq_quantize(const float* w, int rows, int cols, std::vecto
   if (rows == 0 || cols == 0) return codes;
   const int qmin = quant_min(o.bits), qmax = quant_max(o.bits);
 
-  std::vector<double> W(w, w + size_t(rows) * cols);  // (rows, cols), updated in place
-  handle_dead_columns(hessian, W, rows, cols);
   if (backend && backend->gptq_supported(o.block_size)) {
-    const std::vector<float> wf(W.begin(), W.end());  // exact: w with dead columns zeroed
+    std::vector<float> wf(w, w + size_t(rows) * cols);  // the backend widens it to fp64 itself
+    handle_dead_columns(hessian, wf, rows, cols);
     retry_with_damping(diagonal(hessian, cols), o.percdamp, [&](double damp) {
       return backend->gptq(wf.data(), rows, cols, hessian.data(), damp, scales.data(), o.bits,
                            o.block_size, codes.data());
     });
     return codes;
   }
+  std::vector<double> W(w, w + size_t(rows) * cols);  // (rows, cols), updated in place
+  handle_dead_columns(hessian, W, rows, cols);
   damped_inverse_factor(hessian, cols, o.percdamp);
   const std::vector<double> U = std::move(hessian);  // (cols, cols), upper triangular
 
