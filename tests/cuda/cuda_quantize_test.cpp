@@ -250,12 +250,7 @@ Model quantized_on(const std::string& backend_name, const std::string& method,
 std::vector<float> probe_logits(const Model& m) {
   std::vector<int32_t> ids;
   for (int i = 0; i < 32; ++i) ids.push_back((i * 7919 + 31) % m.config.vocab_size);
-  auto cpu = make_cpu_backend();
-  KVCache cache(m.config, int(ids.size()));
-  ForwardScratch s;
-  std::vector<float> out(ids.size() * m.config.vocab_size);
-  forward(m, *cpu, ids.data(), int(ids.size()), 0, cache, s, out.data(), int(ids.size()));
-  return out;
+  return test::all_logits(m, ids);
 }
 
 // Whole GPTQ quantization with the calibration on either backend. QuaRot (a seeded rotation,

@@ -12,9 +12,21 @@
 #include <sstream>
 #include <vector>
 
+#include "quad/backend/backend.h"
+#include "quad/model/model.h"
+
 namespace quad::test {
 
 namespace fs = std::filesystem;
+
+std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids) {
+  auto backend = make_cpu_backend();
+  KVCache cache(m.config, int(ids.size()));
+  ForwardScratch s;
+  std::vector<float> out(ids.size() * m.config.vocab_size);
+  forward(m, *backend, ids.data(), int(ids.size()), 0, cache, s, out.data(), int(ids.size()));
+  return out;
+}
 
 fs::path assets_dir() {
   if (const char* env = std::getenv("QUAD_ASSETS"); env && *env) return fs::path(env);

@@ -8,7 +8,14 @@
 #include <string>
 #include <vector>
 
+namespace quad {
+struct Model;
+}
+
 namespace quad::test {
+
+// Logits of every position of ids (n, vocab), one forward pass on the cpu backend.
+std::vector<float> all_logits(const Model& model, const std::vector<int32_t>& ids);
 
 // $QUAD_ASSETS, else <source>/../shared/assets.
 std::filesystem::path assets_dir();

@@ -33,16 +33,6 @@ std::vector<int32_t> probe_tokens(int vocab) {
   return ids;
 }
 
-// Logits of every position, (n, vocab).
-std::vector<float> logits_of(const Model& m, const std::vector<int32_t>& ids) {
-  auto b = make_cpu_backend();
-  KVCache cache(m.config, int(ids.size()));
-  ForwardScratch s;
-  std::vector<float> out(ids.size() * m.config.vocab_size);
-  forward(m, *b, ids.data(), int(ids.size()), 0, cache, s, out.data(), int(ids.size()));
-  return out;
-}
-
 // max |a − b| / max |b|
 double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
   double num = 0, den = 0;
@@ -75,11 +65,11 @@ TEST_P(Invariance, FoldQuarotAndQuadKeepLogits) {
   Tokenizer tok = Tokenizer::load(dir);
   const Model original = Model::load(dir);
   const auto ids = probe_tokens(original.config.vocab_size);
-  const auto want = logits_of(original, ids);
+  const auto want = test::all_logits(original, ids);
   {
     Model folded = original;
     fold_norms(folded);
-    EXPECT_LT(max_rel(logits_of(folded, ids), want), 1e-5) << "fold";
+    EXPECT_LT(max_rel(test::all_logits(folded, ids), want), 1e-5) << "fold";
   }
   const int d = original.config.hidden_size;
   for (auto [method, rank] : {std::pair{"quarot", 0}, {"quad", std::min(64, d / 4)}}) {
@@ -88,7 +78,7 @@ TEST_P(Invariance, FoldQuarotAndQuadKeepLogits) {
     auto backend = make_cpu_backend();
     quantize_model(m, tok, r, *backend, false);
     EXPECT_EQ(m.residual_width, d + rank);
-    EXPECT_LT(max_rel(logits_of(m, ids), want), 1e-4) << method << " r=" << rank;
+    EXPECT_LT(max_rel(test::all_logits(m, ids), want), 1e-4) << method << " r=" << rank;
   }
 }
 
@@ -102,14 +92,14 @@ TEST_P(Invariance, CenteredModelIsTheSameForEveryRank) {
   const auto ids = probe_tokens(original.config.vocab_size);
   Model centered = original;
   center_embeddings(centered);
-  const auto want = logits_of(centered, ids);
+  const auto want = test::all_logits(centered, ids);
   const int d = original.config.hidden_size;
   for (int rank : {0, 8, std::min(64, d / 4)}) {
     Model m = original;
     Recipe r = unquantized_recipe(rank ? "quad" : "quarot", rank, true);
     auto backend = make_cpu_backend();
     quantize_model(m, tok, r, *backend, false);
-    EXPECT_LT(max_rel(logits_of(m, ids), want), 1e-4) << "rank " << rank;
+    EXPECT_LT(max_rel(test::all_logits(m, ids), want), 1e-4) << "rank " << rank;
   }
 }
 
@@ -193,7 +183,7 @@ TEST(QuantizedModel, IntegerPathMatchesFakeQuantization) {
   EXPECT_EQ(checked, 7 * m.config.num_layers);
   // Quantization does change the model (the comparison above is not vacuous).
   const auto ids = probe_tokens(m.config.vocab_size);
-  EXPECT_GT(max_rel(logits_of(Model::load(dir), ids), logits_of(m, ids)), 1e-3);
+  EXPECT_GT(max_rel(test::all_logits(Model::load(dir), ids), test::all_logits(m, ids)), 1e-3);
 }
 
 // Saved folders reload to the same logits, and the same inputs and seed give identical bytes.
@@ -210,13 +200,13 @@ TEST(QuantizedModel, SaveLoadRoundTripAndDeterminism) {
     quantize_model(m, tok, r, *backend, false);
     round_to_storage_precision(m, r);
     save_quantized(m, r, dir.string(), (out / ("run" + std::to_string(run))).string());
-    if (run == 0) first_logits = logits_of(m, probe_tokens(m.config.vocab_size));
+    if (run == 0) first_logits = test::all_logits(m, probe_tokens(m.config.vocab_size));
   }
   for (const char* f : {"config.json", "model.safetensors", "tokenizer.json"})
     EXPECT_EQ(test::read_file(out / "run0" / f), test::read_file(out / "run1" / f)) << f;
   Model loaded = Model::load((out / "run0").string());
   EXPECT_EQ(loaded.residual_width, 64 + 8);
-  const auto again = logits_of(loaded, probe_tokens(loaded.config.vocab_size));
+  const auto again = test::all_logits(loaded, probe_tokens(loaded.config.vocab_size));
   // Same values, different kernels (the loaded head is fp16, run by the fp16 GEMV/GEMM; the
   // in-memory one holds the same values in fp32, run by sgemm): only summation order differs.
   EXPECT_LT(max_rel(again, first_logits), 1e-5);
@@ -310,14 +300,14 @@ TEST(KvQuant, FourBitCacheChangesLogitsSlightly) {
   QUAD_REQUIRE_ASSET(dir, "models/tiny-llama3-30m");
   Model m = Model::load(dir);
   const auto ids = probe_tokens(m.config.vocab_size);
-  const auto fp = logits_of(m, ids);
+  const auto fp = test::all_logits(m, ids);
   m.kv_quant = make_kv_quantizer(m.config.head_dim, 4, 0.95f);
-  const auto kv4 = logits_of(m, ids);
+  const auto kv4 = test::all_logits(m, ids);
   EXPECT_GT(max_rel(kv4, fp), 1e-4);
   EXPECT_LT(max_rel(kv4, fp), 0.25);
   // 8-bit is much closer than 4-bit
   m.kv_quant = make_kv_quantizer(m.config.head_dim, 8, 0.95f);
-  EXPECT_LT(max_rel(logits_of(m, ids), fp), max_rel(kv4, fp) / 4);
+  EXPECT_LT(max_rel(test::all_logits(m, ids), fp), max_rel(kv4, fp) / 4);
 }
 
 }  // namespace
