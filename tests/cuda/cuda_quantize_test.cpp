@@ -111,6 +111,19 @@ TEST(CudaQuantize, GptqMatchesTheCpu) {
     std::printf("gptq %dx%d: %.4f%% codes identical, output error cpu %.6g gpu %.6g\n", rows, cols,
                 100.0 * double(same) / double(want.size()), e_cpu, e_gpu);
     EXPECT_NEAR(e_gpu, e_cpu, 0.005 * e_cpu);
+    // The pipeline's form: H in GPU memory (a finished Gram matrix) with its diagonal on the
+    // host, the dead column left at 0 there: the same codes as from the host copy.
+    BackendArray<double> dh;
+    cuda->copy(dh.ensure(cuda->memory(), h.size()), h.data(), sizeof(double) * h.size());
+    std::vector<double> diag(cols);
+    for (int i = 0; i < cols; ++i) diag[i] = h[size_t(i) * cols + i];
+    EXPECT_EQ(gptq_quantize(w.data(), rows, cols, dh.data(), diag, scales, o, *cuda), got);
+    // and the output error proxy reads that H where it lies.
+    std::vector<double> dw(size_t(rows) * cols);
+    for (size_t i = 0; i < dw.size(); ++i) dw[i] = double(w[i]) - double(got[i]) * scales[i / cols];
+    double from_device = 0;
+    ASSERT_TRUE(cuda->quadratic_trace(dw.data(), rows, cols, dh.data(), &from_device));
+    EXPECT_NEAR(from_device, e_gpu, 1e-9 * e_gpu);
   }
 }
 
@@ -133,25 +146,31 @@ TEST(CudaQuantize, QuadraticTraceMatchesTheSum) {
   }
 }
 
-// The fp64 products of the offline weight transforms, both operand layouts, against the loops.
-TEST(CudaQuantize, MatmulF64MatchesTheLoops) {
+// The offline weight transforms (fp64 products of fp32 weights, rounded once), both sides,
+// against the loops: equal up to the last bit of the rounding.
+TEST(CudaQuantize, TransformWeightMatchesTheLoops) {
   QUAD_REQUIRE_GPU();
   auto cuda = make_backend("cuda");
-  for (auto [m, n, k] : {std::tuple{1, 1, 1}, {37, 65, 129}, {300, 20, 64}}) {
-    for (bool transposed : {false, true}) {
-      const auto fa = test::random_normal(size_t(m) * k, 41),
-                 fb = test::random_normal(size_t(k) * n, 42);
-      const std::vector<double> a(fa.begin(), fa.end()), b(fb.begin(), fb.end());
-      std::vector<double> want(size_t(m) * n, 0.0), got(want.size(), -1.0);
-      for (int i = 0; i < m; ++i)
-        for (int j = 0; j < n; ++j)
-          for (int p = 0; p < k; ++p)
-            want[size_t(i) * n + j] +=
-                (transposed ? a[size_t(p) * m + i] : a[size_t(i) * k + p]) * b[size_t(p) * n + j];
-      ASSERT_TRUE(cuda->matmul_f64(transposed, m, n, k, a.data(), b.data(), got.data()));
-      double err = 0;
-      for (size_t i = 0; i < want.size(); ++i) err = std::max(err, std::fabs(got[i] - want[i]));
-      EXPECT_LT(err, 1e-12 * k) << m << "x" << n << "x" << k << " transposed " << transposed;
+  for (auto [rows, d, D] : {std::tuple{1, 1, 1}, {37, 65, 129}, {300, 64, 80}}) {
+    for (bool t_left : {false, true}) {
+      const auto w = test::random_normal(size_t(rows) * d, 41);  // (rows, d) or, left, (d, rows)
+      const auto ft = test::random_normal(size_t(d) * D, 42);
+      const std::vector<double> t(ft.begin(), ft.end());
+      std::vector<float> want(size_t(rows) * D), got(want.size(), -1.0f);
+      for (int i = 0; i < rows; ++i)
+        for (int j = 0; j < D; ++j) {
+          double sum = 0;
+          for (int p = 0; p < d; ++p)
+            sum += t_left ? t[size_t(p) * D + j] * w[size_t(p) * rows + i]
+                          : double(w[size_t(i) * d + p]) * t[size_t(p) * D + j];
+          // right: out (rows, D); left: out (D, rows)
+          (t_left ? want[size_t(j) * rows + i] : want[size_t(i) * D + j]) = float(sum);
+        }
+      ASSERT_TRUE(cuda->transform_weight(t_left, w.data(), t_left ? d : rows, t_left ? rows : d,
+                                         t.data(), d, D, got.data()));
+      for (size_t i = 0; i < want.size(); ++i)
+        ASSERT_LE(std::fabs(got[i] - want[i]), 1.2e-7f * std::fabs(want[i]) + 1e-30f)
+            << rows << "x" << d << "->" << D << " left " << t_left << " at " << i;
     }
   }
 }

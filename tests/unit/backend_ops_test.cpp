@@ -241,8 +241,32 @@ TEST_P(BackendOps, GramAccumulate) {
         }
       }
       EXPECT_LT(err, 1e-13 * scale) << n << " rows, columns " << col << "+" << k;
+      // finish_gram: scaled, mirrored, the diagonal to the host; exactly the host's arithmetic.
+      const double factor = 2.0 / (n + 1);
+      std::vector<double> diag(k, -1.0), finished(start.size());
+      be->finish_gram(acc.data(), k, factor, diag.data());
+      be->copy(finished.data(), acc.data(), sizeof(double) * finished.size());
+      for (int i = 0; i < k; ++i) {
+        ASSERT_EQ(diag[i], got[size_t(i) * k + i] * factor) << i;
+        for (int j = 0; j < k; ++j)
+          ASSERT_EQ(finished[size_t(i) * k + j],
+                    got[size_t(std::min(i, j)) * k + std::max(i, j)] * factor)
+              << "(" << i << ", " << j << ")";
+      }
     }
   }
+}
+
+TEST_P(BackendOps, ZeroFillsHostAndBackendMemory) {
+  const auto seed = test::random_normal(1001, 13);
+  BackendArray<float> a;
+  be->copy(a.ensure(be->memory(), seed.size()), seed.data(), sizeof(float) * seed.size());
+  be->zero(a.data() + 1, sizeof(float) * 999);
+  std::vector<float> got(seed.size());
+  be->copy(got.data(), a.data(), sizeof(float) * got.size());
+  EXPECT_EQ(got.front(), seed.front());
+  EXPECT_EQ(got.back(), seed.back());
+  for (int i = 1; i < 1000; ++i) ASSERT_EQ(got[i], 0.0f) << i;
 }
 
 // X ← A·X·Bᵀ per row (the online Hadamards in Kronecker form), with and without B, x in host

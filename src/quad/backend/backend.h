@@ -51,6 +51,8 @@ class Backend {
   // dst ← src, each in host memory or this backend's memory; returns once dst holds the data,
   // ordered after every op issued before it.
   virtual void copy(void* dst, const void* src, size_t bytes);
+  // dst (host memory or this backend's) ← `bytes` zero bytes, ordered like copy.
+  virtual void zero(void* dst, size_t bytes);
   // The caller's promise that the weights it passes from now on do not change in place
   // (inference commands): backends that cache weights may skip their change checks.
   virtual void assume_weights_frozen() {}
@@ -129,6 +131,10 @@ class Backend {
   // (memory()); x in host memory or the backend's. The lower triangle is left as it is. The
   // default is the host version (OpenBLAS dsyrk).
   virtual void gram_accumulate(const float* x, int n, int ld, int col, int k, double* acc);
+  // Finishes such an accumulator in place: every entry ← scale · the upper-triangle one, so
+  // acc (k, k) is whole and symmetric; its diagonal goes to diag (k, host memory). The default
+  // is the host loop.
+  virtual void finish_gram(double* acc, int k, double scale, double* diag);
 
   // Weight quantization on the backend, where it has its own (cuda); the defaults return false
   // and the caller runs the host versions (quant/weight_quant.h, which say what is computed).
@@ -146,8 +152,9 @@ class Backend {
     return false;
   }
   // GPTQ's codes (rows, cols) for w (rows, cols) with fixed per-row scales, from the Hessian h
-  // (cols, cols, symmetric, dead columns already given a unit diagonal and zero weights) damped
-  // by damp·I; all in host memory. Returns false when H + damp·I is not positive definite.
+  // (cols, cols, symmetric; host or the backend's memory, never written; a zero diagonal entry,
+  // a dead input whose weights the caller zeroed, counts as 1) damped by damp·I; w, scales and
+  // codes in host memory. Returns false when H + damp·I is not positive definite.
   virtual bool gptq(const float* w, int rows, int cols, const double* h, double damp,
                     const float* scales, int bits, int block_size, int8_t* codes) {
     (void)w, (void)rows, (void)cols, (void)h, (void)damp, (void)scales, (void)bits,
@@ -155,16 +162,18 @@ class Backend {
     return false;
   }
 
-  // c (m, n) = a·b, or aᵀ·b when a_transposed, with a (m, k) or (k, m), b (k, n); fp64,
-  // row-major, host memory (the pipeline's offline weight transforms); false to let the caller
-  // use the host BLAS.
-  virtual bool matmul_f64(bool a_transposed, int m, int n, int k, const double* a, const double* b,
-                          double* c) {
-    (void)a_transposed, (void)m, (void)n, (void)k, (void)a, (void)b, (void)c;
+  // The offline weight transforms (quant/rotate.cpp) in fp64 on fp32 weights: out (rows, D) =
+  // w (rows, d)·t (d, D), or with t_left, out (D, cols) = tᵀ (D, d)·w (d, cols); w and out
+  // fp32 (rounded once, at the end), t fp64, all host memory. false to let the caller run it on
+  // the host (OpenBLAS dgemm).
+  virtual bool transform_weight(bool t_left, const float* w, int w_rows, int w_cols,
+                                const double* t, int d, int D, float* out) {
+    (void)t_left, (void)w, (void)w_rows, (void)w_cols, (void)t, (void)d, (void)D, (void)out;
     return false;
   }
-  // tr(ΔW·H·ΔWᵀ) into *result for ΔW (rows, k) and H (k, k), both fp64 in host memory (GPTQ's
-  // output error proxy); false to let the caller compute it on the host.
+  // tr(ΔW·H·ΔWᵀ) into *result for ΔW (rows, k) (host memory) and H (k, k) (host or the
+  // backend's memory), both fp64 (GPTQ's output error proxy); false to let the caller compute
+  // it on the host.
   virtual bool quadratic_trace(const double* dw, int rows, int k, const double* h, double* result) {
     (void)dw, (void)rows, (void)k, (void)h, (void)result;
     return false;

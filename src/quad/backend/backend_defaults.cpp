@@ -1,5 +1,6 @@
 // The defaults of Backend::linear_f16 / linear_bf16 (widen the weights to fp32, then the
-// backend's linear), of Backend::copy (host memory only) and of Backend::gram_accumulate.
+// backend's linear), of Backend::copy (host memory only) and of Backend::gram_accumulate /
+// finish_gram.
 #include <cblas.h>
 
 #include <cstring>
@@ -27,6 +28,10 @@ void Backend::linear_bf16(const float* x, int n, int in, const uint16_t* w16, in
 
 void Backend::copy(void* dst, const void* src, size_t bytes) {
   if (bytes > 0) std::memcpy(dst, src, bytes);
+}
+
+void Backend::zero(void* dst, size_t bytes) {
+  if (bytes > 0) std::memset(dst, 0, bytes);
 }
 
 void Backend::kron_transform(float* x, int rows, int outer, const float* a, int inner,
@@ -64,6 +69,14 @@ void Backend::gram_accumulate(const float* x, int n, int ld, int col, int k, dou
   for (int t = 0; t < n; ++t)
     for (int c = 0; c < k; ++c) rows[size_t(t) * k + c] = x[size_t(t) * ld + col + c];
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, k, n, 1.0, rows.data(), k, 1.0, acc, k);
+}
+
+void Backend::finish_gram(double* acc, int k, double scale, double* diag) {
+  // Row i writes column i below the diagonal: rows are independent.
+#pragma omp parallel for schedule(dynamic, 64)
+  for (int i = 0; i < k; ++i)
+    for (int j = i; j < k; ++j) acc[size_t(j) * k + i] = acc[size_t(i) * k + j] *= scale;
+  for (int i = 0; i < k; ++i) diag[i] = acc[size_t(i) * k + i];
 }
 
 }  // namespace quad

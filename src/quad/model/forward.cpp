@@ -67,6 +67,17 @@ void fp_gemm(Backend& backend, const Linear& lin, const float* input, int n, flo
 // y (n, out) = lin(x (n, in)): online input transform (on a copy, since x is shared by sibling
 // linears such as q/k/v), then either the integer path or activation fake quantization (when
 // the weights are fp) and the fp GEMM.
+namespace {
+
+// Shows the observer lin's input; true when it has seen enough, so the GEMM is not needed.
+bool observe(ForwardObserver* observer, int layer, const Linear& lin, const float* x, int n) {
+  if (!observer) return false;
+  observer->linear_input(layer, lin, x, n);
+  return observer->seen_enough();
+}
+
+}  // namespace
+
 void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, float* y,
                   ForwardScratch& s, int layer, ForwardObserver* observer) {
   // Calibration observes the transformed input, so it takes the op-by-op path.
@@ -82,11 +93,11 @@ void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, fl
       if (kron)
         backend.kron_transform(t, n, kron->outer, kron->a.data(), kron->inner,
                                kron->b.empty() ? nullptr : kron->b.data());
-      if (observer) observer->linear_input(layer, lin, t, n);
+      if (observe(observer, layer, lin, t, n)) return;
       if (lin.input_quant.enabled()) backend.act_quant(t, n, lin.in, lin.input_quant);
       input = t;
-    } else if (observer) {
-      observer->linear_input(layer, lin, x, n);
+    } else if (observe(observer, layer, lin, x, n)) {
+      return;
     }
     return fp_gemm(backend, lin, input, n, y);
   }
@@ -110,7 +121,7 @@ void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, fl
     lin.input_transform->apply(s.normed.data(), n, lin.in);
     input = s.normed.data();
   }
-  if (observer) observer->linear_input(layer, lin, input, n);
+  if (observe(observer, layer, lin, input, n)) return;
   if (lin.integer_path()) return integer_linear(backend, lin, input, n, y, s);
   if (lin.input_quant.enabled()) {
     if (input == x) s.normed.assign(x, x + size_t(n) * lin.in);
@@ -178,6 +189,24 @@ void branch_attention(Backend& backend, const float* q, std::span<const int> bra
   }
 }
 
+// Linears reading the same input x (q/k/v, gate/up), each into its output. When none of them
+// transforms or quantizes its input, the observer sees every input before any GEMM runs, so a
+// calibration pass that needs only these inputs stops without computing them.
+void apply_linears_on(Backend& backend,
+                      std::initializer_list<std::pair<const Linear*, float*>> lins, const float* x,
+                      int n, ForwardScratch& s, int l, ForwardObserver* obs) {
+  const bool plain = std::all_of(lins.begin(), lins.end(), [](const auto& p) {
+    const Linear& lin = *p.first;
+    return !lin.input_transform && !lin.input_quant.enabled() && !lin.integer_path();
+  });
+  if (obs && plain) {
+    for (const auto& [lin, y] : lins) obs->linear_input(l, *lin, x, n);
+    if (obs->seen_enough()) return;
+    obs = nullptr;
+  }
+  for (const auto& [lin, y] : lins) apply_linear(backend, *lin, x, n, y, s, l, obs);
+}
+
 // One decoder layer; `branches` empty for a single sequence.
 void decoder_layer(const Model& model, Backend& backend, int l, float* x, int n, int pos0,
                    std::span<const int> branches, float* k_cache, float* v_cache, ForwardScratch& s,
@@ -209,9 +238,7 @@ void decoder_layer(const Model& model, Backend& backend, int l, float* x, int n,
   auto seen_enough = [&] { return obs && obs->seen_enough(); };
   if (obs) obs->norm_input(l, 0, x, n, D);
   norm(backend, L.attn_norm, x, n, D, xn);
-  apply_linear(backend, L.q, xn, n, q, s, l, obs);
-  apply_linear(backend, L.k, xn, n, k_new, s, l, obs);
-  apply_linear(backend, L.v, xn, n, v_new, s, l, obs);
+  apply_linears_on(backend, {{&L.q, q}, {&L.k, k_new}, {&L.v, v_new}}, xn, n, s, l, obs);
   if (seen_enough()) return;
   backend.rope(q, n, H, hd, s.positions.data(), model.rope);
   backend.rope(k_new, n, Hkv, hd, s.positions.data(), model.rope);
@@ -229,11 +256,11 @@ void decoder_layer(const Model& model, Backend& backend, int l, float* x, int n,
   // MLP block (SwiGLU).
   if (obs) obs->norm_input(l, 1, x, n, D);
   norm(backend, L.mlp_norm, x, n, D, xn);
-  apply_linear(backend, L.gate, xn, n, gate, s, l, obs);
-  apply_linear(backend, L.up, xn, n, up, s, l, obs);
+  apply_linears_on(backend, {{&L.gate, gate}, {&L.up, up}}, xn, n, s, l, obs);
   if (seen_enough()) return;
   backend.silu_mul(gate, up, size_t(n) * ff, gate);
   apply_linear(backend, L.down, gate, n, proj, s, l, obs);
+  if (seen_enough()) return;
   backend.add(x, proj, size_t(n) * D);
 }
 

@@ -75,14 +75,17 @@ class ForwardObserver {
   // The input x (n, lin.in) of a linear layer after its online transform, before activation
   // quantization.
   virtual void linear_input(int layer, const Linear& lin, const float* x, int n) {}
-  // True once the observer has seen all it wants of the layer being run: the layer stops after
-  // the current linear, leaving its outputs (the residual stream, the KV cache) unspecified.
+  // True once the observer has seen all it wants of the layer being run: the layer stops there,
+  // without the GEMM of the linear whose input it just saw (nor those of linears sharing that
+  // input, when they transform nothing), leaving its outputs (the residual stream, the KV
+  // cache) unspecified.
   virtual bool seen_enough() const { return false; }
 };
 
 // y (n, out) = lin(x (n, in)) with the layer's online transform and input quantizer: the
 // integer path when it has quantized weights and quantized inputs, else (fake-quantized
-// inputs and) the fp GEMM. `layer` and `observer` are for calibration hooks.
+// inputs and) the fp GEMM. `layer` and `observer` are for calibration hooks (y is left
+// unwritten once the observer has seen enough).
 void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, float* y,
                   ForwardScratch& scratch, int layer = -1, ForwardObserver* observer = nullptr);
 

@@ -98,15 +98,19 @@ void damped_inverse_factor(std::vector<double>& H, int n, double percdamp) {
   for (int i = 1; i < n; ++i) std::fill_n(H.data() + size_t(i) * n, i, 0.0);
 }
 
+// H whole, or (H empty) only its diagonal.
 void check_inputs(const float* w, int rows, int cols, const std::vector<double>& H,
-                  const std::vector<float>& scales, const GptqOptions& o) {
+                  const std::vector<float>& scales, const GptqOptions& o,
+                  const std::vector<double>* diag = nullptr) {
   check(rows >= 0 && cols >= 0, "gptq", "bad weight shape {}x{}", rows, cols);
   check(o.bits >= 2 && o.bits <= 8, "gptq", "bits must be in 2..8, got {}", o.bits);
   check(o.block_size >= 1, "gptq", "block_size must be >= 1, got {}", o.block_size);
   check(std::isfinite(o.percdamp) && o.percdamp >= 0, "gptq",
         "percdamp must be finite and >= 0, got {}", o.percdamp);
-  check(H.size() == size_t(cols) * cols, "gptq", "Hessian has {} entries, expected {}x{}", H.size(),
-        cols, cols);
+  if (!diag) {
+    check(H.size() == size_t(cols) * cols, "gptq", "Hessian has {} entries, expected {}x{}",
+          H.size(), cols, cols);
+  }
   check(scales.size() == size_t(rows), "gptq", "{} scales for {} rows", scales.size(), rows);
   for (int r = 0; r < rows; ++r) {
     check(std::isfinite(scales[r]) && scales[r] > 0, "gptq",
@@ -118,30 +122,65 @@ void check_inputs(const float* w, int rows, int cols, const std::vector<double>&
            k / cols, k % cols, H[k]);
     }
   }
+  for (size_t i = 0; diag && i < diag->size(); ++i) {
+    if (!std::isfinite((*diag)[i])) {
+      fail("gptq", "Hessian entry ({}, {}) is {} (NaN/inf in the calibration activations?)", i, i,
+           (*diag)[i]);
+    }
+  }
   for (size_t k = 0; k < size_t(rows) * cols; ++k) {
     if (!std::isfinite(w[k])) fail("gptq", "weight ({}, {}) is {}", k / cols, k % cols, w[k]);
   }
 }
 
+// GPTQ on a backend that has it, H (host or backend memory) left as it is: dead columns are
+// zeroed in a float copy of w and count as a unit diagonal (Backend::gptq does the same).
+std::vector<int8_t> gptq_on_backend(const float* w, int rows, int cols, const double* h,
+                                    std::vector<double> diag, const std::vector<float>& scales,
+                                    const GptqOptions& o, Backend& backend) {
+  std::vector<int8_t> codes(size_t(rows) * cols);
+  if (rows == 0 || cols == 0) return codes;
+  std::vector<float> wf(w, w + size_t(rows) * cols);  // the backend widens it to fp64 itself
+  for (int i = 0; i < cols; ++i) {
+    if (diag[i] != 0) continue;
+    diag[i] = 1;
+    for (int r = 0; r < rows; ++r) wf[size_t(r) * cols + i] = 0;
+  }
+  retry_with_damping(diag, o.percdamp, [&](double damp) {
+    return backend.gptq(wf.data(), rows, cols, h, damp, scales.data(), o.bits, o.block_size,
+                        codes.data());
+  });
+  return codes;
+}
+
 }  // namespace
+
+std::vector<int8_t> gptq_quantize(const float* w, int rows, int cols, const double* hessian,
+                                  const std::vector<double>& diag, const std::vector<float>& scales,
+                                  const GptqOptions& o, Backend& backend) {
+  check(diag.size() == size_t(cols), "gptq", "Hessian diagonal has {} entries, expected {}",
+        diag.size(), cols);
+  if (!backend.gptq_supported(o.block_size)) {
+    std::vector<double> h(size_t(cols) * cols);
+    backend.copy(h.data(), hessian, sizeof(double) * h.size());
+    return gptq_quantize(w, rows, cols, std::move(h), scales, o, &backend);
+  }
+  // The whole of H is not read on the host: its diagonal catches non-finite activations.
+  check_inputs(w, rows, cols, std::vector<double>(), scales, o, &diag);
+  return gptq_on_backend(w, rows, cols, hessian, diag, scales, o, backend);
+}
 
 std::vector<int8_t> gptq_quantize(const float* w, int rows, int cols, std::vector<double> hessian,
                                   const std::vector<float>& scales, const GptqOptions& o,
                                   Backend* backend) {
   check_inputs(w, rows, cols, hessian, scales, o);
+  if (backend && backend->gptq_supported(o.block_size))
+    return gptq_on_backend(w, rows, cols, hessian.data(), diagonal(hessian, cols), scales, o,
+                           *backend);
   std::vector<int8_t> codes(size_t(rows) * cols);
   if (rows == 0 || cols == 0) return codes;
   const int qmin = quant_min(o.bits), qmax = quant_max(o.bits);
 
-  if (backend && backend->gptq_supported(o.block_size)) {
-    std::vector<float> wf(w, w + size_t(rows) * cols);  // the backend widens it to fp64 itself
-    handle_dead_columns(hessian, wf, rows, cols);
-    retry_with_damping(diagonal(hessian, cols), o.percdamp, [&](double damp) {
-      return backend->gptq(wf.data(), rows, cols, hessian.data(), damp, scales.data(), o.bits,
-                           o.block_size, codes.data());
-    });
-    return codes;
-  }
   std::vector<double> W(w, w + size_t(rows) * cols);  // (rows, cols), updated in place
   handle_dead_columns(hessian, W, rows, cols);
   damped_inverse_factor(hessian, cols, o.percdamp);

@@ -7,24 +7,28 @@ namespace quad {
 GramAccumulator::GramAccumulator(Backend& backend, int k) : backend_(&backend), k_(k) {
   check(k > 0, "calib", "an accumulator needs at least one column, got {}", k);
   const size_t count = size_t(k) * k;
-  double* acc = acc_.ensure(backend.memory(), count, "calibration statistics");
-  const std::vector<double> zeros(count, 0.0);
-  backend.copy(acc, zeros.data(), sizeof(double) * count);
+  backend.zero(acc_.ensure(backend.memory(), count, "calibration statistics"),
+               sizeof(double) * count);
 }
 
 void GramAccumulator::add(const float* x, int n, int ld, int col) {
+  check(!finished_, "calib", "a finished Gram matrix cannot take more rows");
   backend_->gram_accumulate(x, n, ld, col, k_, acc_.data());
   rows_ += n;
 }
 
-std::vector<double> GramAccumulator::symmetric(double scale) const {
-  const int k = k_;
-  std::vector<double> h(size_t(k) * k);
+const std::vector<double>& GramAccumulator::finish(double scale) {
+  check(!finished_, "calib", "the Gram matrix is already finished");
+  diag_.resize(k_);
+  backend_->finish_gram(acc_.data(), k_, scale, diag_.data());
+  finished_ = true;
+  return diag_;
+}
+
+std::vector<double> GramAccumulator::to_host() const {
+  check(finished_, "calib", "finish the Gram matrix before reading it");
+  std::vector<double> h(size_t(k_) * k_);
   backend_->copy(h.data(), acc_.data(), sizeof(double) * h.size());
-  // Row i writes column i below the diagonal: rows are independent.
-#pragma omp parallel for schedule(dynamic, 64)
-  for (int i = 0; i < k; ++i)
-    for (int j = i; j < k; ++j) h[size_t(j) * k + i] = h[size_t(i) * k + j] *= scale;
   return h;
 }
 

@@ -1,5 +1,6 @@
 // A running fp64 sum of xᵀx (k × k) kept where the backend computes (GPU memory on cuda), so
-// calibration statistics need no host round trip per batch; read back once at the end.
+// calibration statistics need no host round trip per batch. finish() scales and mirrors it in
+// place; then it is read where it lies (GPTQ on the backend) or copied to the host once.
 #pragma once
 
 #include <cstdint>
@@ -18,14 +19,23 @@ class GramAccumulator {
   void add(const float* x, int n, int ld, int col);
   int k() const { return k_; }
   int64_t rows() const { return rows_; }
-  // The whole symmetric matrix in host memory, every entry times `scale`.
-  std::vector<double> symmetric(double scale = 1.0) const;
+  // Multiplies every entry by `scale` and makes the matrix whole and symmetric, in place (once;
+  // add() may not follow); returns the diagonal.
+  const std::vector<double>& finish(double scale = 1.0);
+  bool finished() const { return finished_; }
+  const std::vector<double>& diagonal() const { return diag_; }
+  // The finished matrix (k, k) in the backend's memory.
+  const double* data() const { return acc_.data(); }
+  // A host copy of the finished matrix.
+  std::vector<double> to_host() const;
 
  private:
   Backend* backend_;
   int k_;
   int64_t rows_ = 0;
-  BackendArray<double> acc_;  // upper triangle valid
+  bool finished_ = false;
+  BackendArray<double> acc_;  // upper triangle valid until finish()
+  std::vector<double> diag_;
 };
 
 }  // namespace quad

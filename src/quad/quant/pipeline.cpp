@@ -26,12 +26,13 @@ namespace {
 // Wall time of the pipeline's phases, reported once at the end (where a large model's time
 // goes). GPU work is asynchronous: a phase that waits for results also pays for queued work.
 struct PhaseTimes {
-  double prepare = 0, passes = 0, hessians = 0, quantize = 0, errors = 0, write = 0;
+  double read = 0, rotate = 0, online = 0, passes = 0, hessians = 0, quantize = 0, errors = 0,
+         write = 0;
   std::string summary() const {
     return fmt::format(
-        "read + transform {:.1f}s, calibration passes {:.1f}s, Hessians {:.1f}s, scales + codes "
-        "{:.1f}s, error report {:.1f}s, write {:.1f}s",
-        prepare, passes, hessians, quantize, errors, write);
+        "read {:.1f}s, rotate {:.1f}s, online Hadamards {:.1f}s, calibration passes {:.1f}s, "
+        "Hessians {:.1f}s, scales + codes {:.1f}s, error report {:.1f}s, write {:.1f}s",
+        read, rotate, online, passes, hessians, quantize, errors, write);
   }
   template <typename F>
   static void add(double& slot, F&& f) {
@@ -83,10 +84,11 @@ class HessianObserver final : public ForwardObserver {
 
   bool seen_enough() const override { return seen_ == int(targets_.size()); }
 
-  // H = (2 / tokens) Σ xxᵀ, symmetrized.
-  std::vector<double> hessian(const Linear* lin) const {
-    const GramAccumulator& acc = *hessians_[slot_.at(lin)];
-    return acc.symmetric(2.0 / double(std::max<int64_t>(acc.rows(), 1)));
+  // H = (2 / tokens) Σ xxᵀ, symmetric, where the backend computes (finished on first use).
+  const GramAccumulator& hessian(const Linear* lin) {
+    GramAccumulator& acc = *hessians_[slot_.at(lin)];
+    if (!acc.finished()) acc.finish(2.0 / double(std::max<int64_t>(acc.rows(), 1)));
+    return acc;
   }
 
  private:
@@ -115,8 +117,7 @@ void set_quantized(Linear& lin, int outlier, int bits, std::vector<int8_t> codes
 
 // tr(ΔW·H·ΔWᵀ) for ΔW = W − codes·scales (rows × k), on the backend when it has the op.
 double output_error(Backend& backend, const std::vector<float>& w, const std::vector<int8_t>& codes,
-                    const std::vector<float>& scales, int rows, int k,
-                    const std::vector<double>& h) {
+                    const std::vector<float>& scales, int rows, int k, const double* h) {
   std::vector<double> dw(size_t(rows) * k);
 #pragma omp parallel for schedule(static)
   for (int o = 0; o < rows; ++o)
@@ -124,17 +125,17 @@ double output_error(Backend& backend, const std::vector<float>& w, const std::ve
       dw[size_t(o) * k + c] =
           double(w[size_t(o) * k + c]) - double(codes[size_t(o) * k + c]) * scales[o];
   double err = 0;
-  if (backend.quadratic_trace(dw.data(), rows, k, h.data(), &err)) return err;
-  std::vector<double> dwh(size_t(rows) * k);
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, k, k, 1.0, dw.data(), k, h.data(), k,
-              0.0, dwh.data(), k);
+  if (backend.quadratic_trace(dw.data(), rows, k, h, &err)) return err;
+  std::vector<double> dwh(size_t(rows) * k);  // h is host memory on a backend without the op
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, k, k, 1.0, dw.data(), k, h, k, 0.0,
+              dwh.data(), k);
   for (size_t i = 0; i < dw.size(); ++i) err += dw[i] * dwh[i];
   return err;
 }
 
 // Codes for one linear from its current fp weights (columns [outlier, in)).
 void quantize_linear(Linear& lin, int outlier, const Recipe& recipe, Backend& backend,
-                     const std::vector<double>* hessian, PhaseTimes& times,
+                     const GramAccumulator* hessian, PhaseTimes& times,
                      LayerError* error = nullptr) {
   const int k = lin.in - outlier;
   std::vector<float> w(size_t(lin.out) * k);
@@ -151,7 +152,8 @@ void quantize_linear(Linear& lin, int outlier, const Recipe& recipe, Backend& ba
       GptqOptions go;
       go.bits = recipe.w_bits;
       go.percdamp = recipe.percdamp;
-      codes = gptq_quantize(w.data(), lin.out, k, *hessian, scales, go, &backend);
+      codes = gptq_quantize(w.data(), lin.out, k, hessian->data(), hessian->diagonal(), scales, go,
+                            backend);
     } else {
       codes = quantize_rtn(w.data(), lin.out, k, scales, recipe.w_bits);
     }
@@ -159,10 +161,10 @@ void quantize_linear(Linear& lin, int outlier, const Recipe& recipe, Backend& ba
   if (hessian && error) {
     PhaseTimes::add(times.errors, [&] {
       error->name = lin.name;
-      error->gptq = output_error(backend, w, codes, scales, lin.out, k, *hessian);
+      error->gptq = output_error(backend, w, codes, scales, lin.out, k, hessian->data());
       error->rtn =
           output_error(backend, w, quantize_rtn(w.data(), lin.out, k, scales, recipe.w_bits),
-                       scales, lin.out, k, *hessian);
+                       scales, lin.out, k, hessian->data());
     });
   }
   set_quantized(lin, outlier, recipe.w_bits, std::move(codes), std::move(scales));
@@ -239,11 +241,11 @@ void gptq_layer(Model& m, int l, const Recipe& recipe, Backend& backend, GptqInp
       }
     });
     for (Linear* lin : group) {
-      std::vector<double> h;
-      PhaseTimes::add(times.hessians, [&] { h = observer.hessian(lin); });
+      const GramAccumulator* h = nullptr;
+      PhaseTimes::add(times.hessians, [&] { h = &observer.hessian(lin); });
       LayerError e;
       e.layer = l;
-      quantize_linear(*lin, offsets[lin], recipe, backend, &h, times, errors ? &e : nullptr);
+      quantize_linear(*lin, offsets[lin], recipe, backend, h, times, errors ? &e : nullptr);
       if (errors) errors->push_back(e);
     }
   }
@@ -317,12 +319,15 @@ void quantize_layers(Model& m, const LayerSource& source, const LayerSink& sink,
                     L, "layers", show_progress);
   PhaseTimes times;
   for (int l = 0; l < L; ++l) {
-    PhaseTimes::add(times.prepare, [&] {
-      DecoderLayer layer = folded_layer(l);
+    DecoderLayer layer;
+    PhaseTimes::add(times.read, [&] { layer = folded_layer(l); });
+    PhaseTimes::add(times.rotate, [&] {
       if (transform) transform_layer(layer, d, t, d + r, &backend);
-      if (online) online->apply(layer);
-      m.layers[l] = std::move(layer);
     });
+    PhaseTimes::add(times.online, [&] {
+      if (online) online->apply(layer);
+    });
+    m.layers[l] = std::move(layer);
     if (gptq) {
       gptq_layer(m, l, recipe, backend, *inputs, scratch, times, errors);
     } else if (recipe.w_bits < 16) {

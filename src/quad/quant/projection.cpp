@@ -23,7 +23,10 @@ class GramObserver final : public ForwardObserver {
     check(width == gram_.k(), "calib", "Gram observer expects width {}, got {}", gram_.k(), width);
     gram_.add(x, n, width, 0);
   }
-  std::vector<double> take() const { return gram_.symmetric(); }
+  std::vector<double> take() {
+    gram_.finish();
+    return gram_.to_host();
+  }
 
  private:
   GramAccumulator gram_;

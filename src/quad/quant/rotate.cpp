@@ -23,28 +23,38 @@ std::vector<float> to_float(const std::vector<double>& v) {
   return out;
 }
 
-// c (m × n) = op(a)·b in fp64: on the backend when it has the op, else OpenBLAS.
-void matmul(Backend* backend, bool a_transposed, int m, int n, int k, const double* a,
-            const double* b, double* c) {
-  if (backend && backend->matmul_f64(a_transposed, m, n, k, a, b, c)) return;
-  cblas_dgemm(CblasRowMajor, a_transposed ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, 1.0,
-              a, a_transposed ? m : k, b, n, 0.0, c, n);
-}
-
-// W (rows × d) ← W·T (rows × D)
+// W (rows × d) ← W·T (rows × D), in fp64: on the backend when it has the op, else OpenBLAS.
 void right_multiply(std::vector<float>& w, int rows, int d, const std::vector<double>& t, int D,
                     Backend* backend) {
-  std::vector<double> a = to_double(w), out(size_t(rows) * D);
-  matmul(backend, false, rows, D, d, a.data(), t.data(), out.data());
-  w = to_float(out);
+  if (backend) {
+    std::vector<float> out(size_t(rows) * D);
+    if (backend->transform_weight(false, w.data(), rows, d, t.data(), d, D, out.data()))
+      return void(w = std::move(out));
+  }
+  {
+    const std::vector<double> a = to_double(w);
+    std::vector<double> c(size_t(rows) * D);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, d, 1.0, a.data(), d, t.data(),
+                D, 0.0, c.data(), D);
+    w = to_float(c);
+  }
 }
 
-// W (d × cols) ← Tᵀ·W (D × cols)
+// W (d × cols) ← Tᵀ·W (D × cols), likewise.
 void left_multiply_transposed(std::vector<float>& w, int d, int cols, const std::vector<double>& t,
                               int D, Backend* backend) {
-  std::vector<double> a = to_double(w), out(size_t(D) * cols);
-  matmul(backend, true, D, cols, d, t.data(), a.data(), out.data());
-  w = to_float(out);
+  if (backend) {
+    std::vector<float> out(size_t(D) * cols);
+    if (backend->transform_weight(true, w.data(), d, cols, t.data(), d, D, out.data()))
+      return void(w = std::move(out));
+  }
+  {
+    const std::vector<double> a = to_double(w);
+    std::vector<double> c(size_t(D) * cols);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, cols, d, 1.0, t.data(), D, a.data(),
+                cols, 0.0, c.data(), cols);
+    w = to_float(c);
+  }
 }
 
 void read_side(Linear& lin, int d, const std::vector<double>& t, int D, Backend* backend) {

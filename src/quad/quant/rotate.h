@@ -23,7 +23,7 @@ std::vector<double> residual_transform(const OutlierBasis* basis, int d, bool ro
 // readers (q/k/v/gate/up, lm_head) ← W·T, writers (o/down) ← Tᵀ·W (and their biases); norms
 // stay weightless with divisor d. In two parts, for one layer at a time: a decoder layer (norms
 // folded), and the embedding + lm_head (which sets the model's residual width to D).
-// The fp64 products run on `backend` when it has matmul_f64 (cuda), else on the host.
+// The fp64 products run on `backend` when it has transform_weight (cuda), else on the host.
 void transform_layer(DecoderLayer& layer, int d, const std::vector<double>& t, int D,
                      Backend* backend = nullptr);
 void transform_embedding_and_head(Model& model, const std::vector<double>& t, int D,

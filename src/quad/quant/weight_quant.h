@@ -55,6 +55,11 @@ struct GptqOptions {
 std::vector<int8_t> gptq_quantize(const float* w, int rows, int cols, std::vector<double> hessian,
                                   const std::vector<float>& scales, const GptqOptions& o,
                                   Backend* backend = nullptr);
+// The same from a Hessian in the backend's memory (a finished GramAccumulator) with its
+// diagonal diag (host): read where it lies when the backend has GPTQ, else copied to the host.
+std::vector<int8_t> gptq_quantize(const float* w, int rows, int cols, const double* hessian,
+                                  const std::vector<double>& diag, const std::vector<float>& scales,
+                                  const GptqOptions& o, Backend& backend);
 
 // int4 packing: two's-complement nibbles, two per byte along a row, even column in the low
 // nibble (CUTLASS int4b_t order). cols must be even. packed is rows × cols/2.

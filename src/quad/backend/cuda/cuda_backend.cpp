@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -99,6 +100,17 @@ class CudaBackend final : public Backend {
     QUAD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_));
     // Device to device stays ordered on the stream; host memory must hold the data on return.
     if (!on_device(dst) || !on_device(src)) QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  void zero(void* dst, size_t bytes) override {
+    Op op(*this, "zero");
+    if (bytes == 0) return;
+    if (!on_device(dst)) {
+      QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));  // ordered after the ops before it
+      std::memset(dst, 0, bytes);
+      return;
+    }
+    QUAD_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream_));
   }
 
   void allow_reduced_precision() override { reduced_precision_ = true; }
@@ -325,6 +337,17 @@ class CudaBackend final : public Backend {
     }
   }
 
+  void finish_gram(double* acc, int k, double scale, double* diag) override {
+    Op op(*this, "finish_gram");
+    check(k >= 0 && on_device(acc), "cuda", "finish_gram: a {}x{} accumulator in GPU memory", k, k);
+    if (k == 0) return;
+    check_launch(cuda::launch_finish_gram(acc, k, scale, stream_), "finish_gram");
+    // The diagonal is every (k + 1)-th entry: one strided copy.
+    QUAD_CUDA_CHECK(cudaMemcpy2DAsync(diag, sizeof(double), acc, sizeof(double) * (size_t(k) + 1),
+                                      sizeof(double), k, cudaMemcpyDeviceToHost, stream_));
+    QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
   bool weight_scales(const float* w, int rows, int cols, int bits, bool clip_search,
                      float* scales) override {
     Op op(*this, "weight_scales");
@@ -338,24 +361,39 @@ class CudaBackend final : public Backend {
     return true;
   }
 
-  bool matmul_f64(bool a_transposed, int m, int n, int k, const double* a, const double* b,
-                  double* c) override {
-    Op op(*this, "matmul_f64");
-    check(m >= 0 && n >= 0 && k >= 0, "cuda", "matmul_f64: {}x{}x{}", m, n, k);
-    if (m == 0 || n == 0) return true;
-    const size_t ak = size_t(m) * k, bk = size_t(k) * n, mn = size_t(m) * n;
-    double* da = static_cast<double*>(gptq_.u.ensure(sizeof(double) * ak));
-    double* db = static_cast<double*>(gptq_.w.ensure(sizeof(double) * bk));
-    double* dc = static_cast<double*>(gptq_.err.ensure(sizeof(double) * mn));
-    QUAD_CUDA_CHECK(cudaMemcpyAsync(da, a, sizeof(double) * ak, cudaMemcpyHostToDevice, stream_));
-    QUAD_CUDA_CHECK(cudaMemcpyAsync(db, b, sizeof(double) * bk, cudaMemcpyHostToDevice, stream_));
-    // Row-major C = op(A)·B is column-major Cᵀ = Bᵀ·op(A)ᵀ: B's buffer is Bᵀ column-major, and
-    // A's buffer is Aᵀ (op N) or, transposed, A (op T).
+  bool transform_weight(bool t_left, const float* w, int w_rows, int w_cols, const double* t, int d,
+                        int D, float* out) override {
+    Op op(*this, "transform_weight");
+    check(w_rows >= 0 && w_cols >= 0 && d > 0 && D >= d && (t_left ? w_rows : w_cols) == d, "cuda",
+          "transform_weight: {}x{} weight, {}x{} transform", w_rows, w_cols, d, D);
+    const double* dt = weights_.get(t, size_t(d) * D, stream_);
     const double one = 1.0, zero = 0.0;
-    QUAD_CUBLAS_CHECK(cublasDgemm(blas_, CUBLAS_OP_N, a_transposed ? CUBLAS_OP_T : CUBLAS_OP_N, n,
-                                  m, k, &one, db, n, da, a_transposed ? m : k, &zero, dc, n));
-    QUAD_CUDA_CHECK(cudaMemcpyAsync(c, dc, sizeof(double) * mn, cudaMemcpyDeviceToHost, stream_));
-    QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    // Row-major t (d, D) is column-major tᵀ (D, d) with leading dimension D.
+    if (t_left) {  // out (D, cols) = tᵀ·w: column-major outᵀ (cols, D) = wᵀ (cols, d) · t (d, D)
+      const int cols = w_cols;
+      const size_t in = size_t(d) * cols, res = size_t(D) * cols;
+      if (res == 0) return true;
+      double* wide = static_cast<double*>(gptq_.w.ensure(sizeof(double) * in));
+      double* prod = static_cast<double*>(gptq_.err.ensure(sizeof(double) * res));
+      widen_upload(w, d, cols, wide);
+      QUAD_CUBLAS_CHECK(cublasDgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_T, cols, D, d, &one, wide, cols,
+                                    dt, D, &zero, prod, cols));
+      narrow_download(prod, res, out);
+      return true;
+    }
+    // out (rows, D) = w·t in row blocks (the embedding is 128256 rows): column-major
+    // outᵀ (D, rows) = tᵀ·wᵀ, t's buffer being tᵀ column-major (D, d) and w's wᵀ (d, rows).
+    const int chunk =
+        int(std::clamp<size_t>((size_t(1) << 30) / (12 * (size_t(d) + D)), 1, std::max(w_rows, 1)));
+    for (int r0 = 0; r0 < w_rows; r0 += chunk) {
+      const int rows = std::min(chunk, w_rows - r0);
+      double* wide = static_cast<double*>(gptq_.w.ensure(sizeof(double) * rows * d));
+      double* prod = static_cast<double*>(gptq_.err.ensure(sizeof(double) * rows * D));
+      widen_upload(w + size_t(r0) * d, rows, d, wide);
+      QUAD_CUBLAS_CHECK(cublasDgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, D, rows, d, &one, dt, D, wide,
+                                    d, &zero, prod, D));
+      narrow_download(prod, size_t(rows) * D, out + size_t(r0) * D);
+    }
     return true;
   }
 
@@ -369,8 +407,9 @@ class CudaBackend final : public Backend {
     double* dd = static_cast<double*>(gptq_.w.ensure(sizeof(double) * rk));
     double* prod = static_cast<double*>(gptq_.err.ensure(sizeof(double) * rk));
     QUAD_CUDA_CHECK(cudaMemcpyAsync(dd, dw, sizeof(double) * rk, cudaMemcpyHostToDevice, stream_));
-    // H stays cached between the calls for one linear (GPTQ's and round-to-nearest's errors).
-    const double* dh = weights_.get(h, kk, stream_);
+    // A host H stays cached between the calls for one linear (GPTQ's and round-to-nearest's
+    // errors).
+    const double* dh = on_device(h) ? h : weights_.get(h, kk, stream_);
     // Row-major P = ΔW·H is column-major Pᵀ = Hᵀ·ΔWᵀ = H·ΔWᵀ (H symmetric).
     const double one = 1.0, zero = 0.0;
     QUAD_CUBLAS_CHECK(cublasDgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, k, rows, k, &one, dh, k, dd, k,
@@ -378,6 +417,24 @@ class CudaBackend final : public Backend {
     QUAD_CUBLAS_CHECK(cublasSetPointerMode(blas_, CUBLAS_POINTER_MODE_HOST));
     QUAD_CUBLAS_CHECK(cublasDdot(blas_, int(rk), dd, 1, prod, 1, result));  // waits for the sum
     return true;
+  }
+
+  // wide (rows, cols) ← the fp32 host matrix w, widened to fp64 on the GPU.
+  void widen_upload(const float* w, int rows, int cols, double* wide) {
+    const size_t count = size_t(rows) * cols;
+    float* staged = static_cast<float*>(gptq_.wf.ensure(sizeof(float) * count));
+    QUAD_CUDA_CHECK(
+        cudaMemcpyAsync(staged, w, sizeof(float) * count, cudaMemcpyHostToDevice, stream_));
+    check_launch(cuda::launch_widen_columns(staged, rows, cols, 0, cols, wide, stream_),
+                 "widen_columns");
+  }
+  // out (count, host) ← the fp64 device values x rounded to fp32 on the GPU; waits for them.
+  void narrow_download(const double* x, size_t count, float* out) {
+    float* staged = static_cast<float*>(gptq_.wf.ensure(sizeof(float) * count));
+    check_launch(cuda::launch_narrow(x, count, staged, stream_), "narrow");
+    QUAD_CUDA_CHECK(
+        cudaMemcpyAsync(out, staged, sizeof(float) * count, cudaMemcpyDeviceToHost, stream_));
+    QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
   bool gptq_supported(int block_size) const override {
@@ -394,8 +451,8 @@ class CudaBackend final : public Backend {
           "gptq: {}x{}, {} bits, block {}", rows, cols, bits, block_size);
     const size_t nn = size_t(cols) * cols, rc = size_t(rows) * cols;
     double* U = static_cast<double*>(gptq_.u.ensure(sizeof(double) * nn));
-    QUAD_CUDA_CHECK(cudaMemcpyAsync(U, h, sizeof(double) * nn, cudaMemcpyHostToDevice, stream_));
-    check_launch(cuda::launch_add_diagonal(U, cols, damp, stream_), "add_diagonal");
+    QUAD_CUDA_CHECK(cudaMemcpyAsync(U, h, sizeof(double) * nn, cudaMemcpyDefault, stream_));
+    check_launch(cuda::launch_damp_diagonal(U, cols, damp, stream_), "damp_diagonal");
     if (!inverse_cholesky(U, cols)) return false;
 
     float* wf = static_cast<float*>(gptq_.wf.ensure(sizeof(float) * rc));

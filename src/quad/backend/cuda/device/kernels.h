@@ -62,6 +62,8 @@ cudaError_t launch_int4_gemm(const int8_t* xq, const float* sx, int n, int k, co
 // out (n, k) = columns [col, col + k) of x (n rows, stride ld), widened to fp64.
 cudaError_t launch_widen_columns(const float* x, int n, int ld, int col, int k, double* out,
                                  cudaStream_t stream);
+// out (n) = x (n) rounded to fp32 (to nearest).
+cudaError_t launch_narrow(const double* x, size_t n, float* out, cudaStream_t stream);
 
 // Per-row weight scales of w (rows, cols) (quant/weight_quant.h's weight_scales).
 cudaError_t launch_weight_scales(const float* w, int rows, int cols, int bits, bool clip_search,
@@ -74,7 +76,9 @@ inline constexpr int kMaxGptqBlock = 128;
 cudaError_t launch_gptq_block(const double* W, const double* U, const float* scales, int rows,
                               int cols, int b0, int width, int bits, int8_t* codes, double* errT,
                               cudaStream_t stream);
-// a (n, n) += v·I.
-cudaError_t launch_add_diagonal(double* a, int n, double v, cudaStream_t stream);
+// a (n, n) += v·I, a zero diagonal entry (a dead input) counting as 1.
+cudaError_t launch_damp_diagonal(double* a, int n, double v, cudaStream_t stream);
+// a (k, k) ← scale · its upper triangle, mirrored to the lower one (Backend::finish_gram).
+cudaError_t launch_finish_gram(double* a, int k, double scale, cudaStream_t stream);
 
 }  // namespace quad::cuda

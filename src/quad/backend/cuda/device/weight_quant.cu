@@ -80,9 +80,25 @@ __global__ void gptq_block_kernel(const double* W, const double* U, const float*
   }
 }
 
-__global__ void add_diagonal_kernel(double* a, int n, double v) {
+__global__ void damp_diagonal_kernel(double* a, int n, double v) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < n) a[size_t(i) * n + i] += v;
+  if (i >= n) return;
+  double& aii = a[size_t(i) * n + i];
+  aii = (aii == 0 ? 1.0 : aii) + v;  // a dead input counts as 1 (quant/gptq.cpp)
+}
+
+// Tiles of 32 × 32 entries: tiles on and above the diagonal scale the upper entry and write it
+// to both places; the lower tiles have nothing to do.
+__global__ void finish_gram_kernel(double* a, int k, double scale) {
+  if (blockIdx.y > blockIdx.x) return;
+  const int i = blockIdx.y * 32 + threadIdx.y, j = blockIdx.x * 32 + threadIdx.x;
+  for (int di = 0; di < 32; di += blockDim.y) {
+    const int row = i + di;
+    if (row >= k || j >= k || j < row) continue;
+    const double v = a[size_t(row) * k + j] * scale;
+    a[size_t(row) * k + j] = v;
+    a[size_t(j) * k + row] = v;
+  }
 }
 
 }  // namespace
@@ -107,9 +123,16 @@ cudaError_t launch_gptq_block(const double* W, const double* U, const float* sca
   return cudaGetLastError();
 }
 
-cudaError_t launch_add_diagonal(double* a, int n, double v, cudaStream_t stream) {
+cudaError_t launch_damp_diagonal(double* a, int n, double v, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  add_diagonal_kernel<<<(n + 255) / 256, 256, 0, stream>>>(a, n, v);
+  damp_diagonal_kernel<<<(n + 255) / 256, 256, 0, stream>>>(a, n, v);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_finish_gram(double* a, int k, double scale, cudaStream_t stream) {
+  if (k <= 0) return cudaSuccess;
+  const int tiles = (k + 31) / 32;
+  finish_gram_kernel<<<dim3(tiles, tiles), dim3(32, 8), 0, stream>>>(a, k, scale);
   return cudaGetLastError();
 }
 

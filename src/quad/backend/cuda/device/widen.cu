@@ -1,4 +1,5 @@
-// fp32 → fp64 copy of a column block, the input of the fp64 Gram matrices (cuBLAS dsyrk).
+// fp32 → fp64 copy of a column block, the input of the fp64 Gram matrices (cuBLAS dsyrk) and
+// of the offline weight transforms, and the fp64 → fp32 rounding of their results.
 #include "kernels.h"
 
 namespace quad::cuda {
@@ -14,16 +15,32 @@ __global__ void widen_columns_kernel(const float* x, int n, int ld, int col, int
   }
 }
 
+__global__ void narrow_kernel(const double* x, size_t n, float* out) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    out[i] = __double2float_rn(x[i]);
+}
+
+constexpr int kThreads = 256;
+
+int grid_for(size_t total) {
+  const size_t blocks = (total + kThreads - 1) / kThreads;
+  return int(blocks < 65535u * 16u ? blocks : 65535u * 16u);
+}
+
 }  // namespace
+
+cudaError_t launch_narrow(const double* x, size_t n, float* out, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  narrow_kernel<<<grid_for(n), kThreads, 0, stream>>>(x, n, out);
+  return cudaGetLastError();
+}
 
 cudaError_t launch_widen_columns(const float* x, int n, int ld, int col, int k, double* out,
                                  cudaStream_t stream) {
-  constexpr int kThreads = 256;
   const size_t total = size_t(n) * k;
   if (total == 0) return cudaSuccess;
-  const size_t blocks = (total + kThreads - 1) / kThreads;
-  widen_columns_kernel<<<int(blocks < 65535u * 16u ? blocks : 65535u * 16u), kThreads, 0, stream>>>(
-      x, n, ld, col, k, out);
+  widen_columns_kernel<<<grid_for(total), kThreads, 0, stream>>>(x, n, ld, col, k, out);
   return cudaGetLastError();
 }
 
