@@ -9,6 +9,10 @@
 #   RANDOM_SHAPES="llama3.2-1b llama3-8b"  `quad quantize --random` of each shape on cuda (wall
 #                          time, each cut at RANDOM_TIMEOUT s), with the tokenizer of
 #                          RANDOM_TOKENIZER (a carried model folder) and RANDOM_FLAGS.
+#   PARITY=1               each carried model quantized on cuda with the defaults (r 64;
+#                          stories260K r 16), then its perplexity over the whole test file on
+#                          cuda and on the cpu (CPU_THREADS, default all cores): the issue's
+#                          0.2% bound for quantized folders;
 #   TIMING_DEVICES         devices of the timing stage (default "cuda"; "cpu cuda" adds the CPU
 #                          with CPU_THREADS threads, default 4; "" skips the stage).
 # Before the call, here: bash scripts/fetch_gpu_deps.sh; PACK=1 DATA="c4 wikitext2 tinystories"
@@ -55,6 +59,34 @@ if [ -n "${TIMING_DEVICES-cuda}" ]; then
       echo "$name r=$rank quantize --device $dev: ${secs} s, ppl (cpu, 40 chunks) $ppl"
       grep -E "done in" "$LOG/q-$name-$dev.log" | tr '\n' ' '; echo
     done
+  done
+fi
+
+if [ "${PARITY:-0}" = 1 ]; then
+  echo "== quantized perplexity, cuda vs cpu (whole test file)"
+  for model in "$QUAD_ASSETS"/models/*/; do
+    name="$(basename "$model")"
+    text="$QUAD_ASSETS/data/wikitext2/wiki.test.raw"
+    rank=64
+    if [ "$name" = stories260K ]; then
+      text="$QUAD_ASSETS/data/tinystories/tinystories_val.txt"
+      rank=16
+    fi
+    out="$LOG/parity-$name"
+    rm -rf "$out"
+    build-gpu/quad quantize -m "$model" -o "$out" --rank $rank --calib "$calib" --device cuda       > "$LOG/parity-$name.log" 2>&1 || { status=1; tail -3 "$LOG/parity-$name.log"; continue; }
+    declare -A ppl=()
+    for dev in cuda cpu; do
+      start=$SECONDS
+      ppl[$dev]=$(build-gpu/quad ppl -m "$out" --text "$text" --device $dev \
+        -t "$([ $dev = cpu ] && echo "${CPU_THREADS:-$(nproc)}" || echo 4)" --json \
+        2> "$LOG/parity-$name-ppl-$dev.err" | tail -1 | sed -E 's/.*"ppl":([0-9.eE+-]+).*/\1/')
+      echo "$name QUAD W4A4/A8 r=$rank (quantized on cuda): ppl $dev ${ppl[$dev]} ($((SECONDS - start)) s)"
+    done
+    awk -v a="${ppl[cuda]}" -v b="${ppl[cpu]}" -v n="$name" \
+      'BEGIN { d = (a - b) / b; printf "%s: cuda vs cpu %+.4f%% %s\n", n, 100 * d, \
+        (d < 0.002 && d > -0.002) ? "(within 0.2%)" : "(OUTSIDE 0.2%)" }'
+    rm -rf "$out"
   done
 fi
 

@@ -119,29 +119,38 @@ TEST(CudaQuantize, GptqMatchesTheCpu) {
     for (int i = 0; i < cols; ++i) diag[i] = h[size_t(i) * cols + i];
     EXPECT_EQ(gptq_quantize(w.data(), rows, cols, dh.data(), diag, scales, o, *cuda), got);
     // and the output error proxy reads that H where it lies.
-    std::vector<double> dw(size_t(rows) * cols);
-    for (size_t i = 0; i < dw.size(); ++i) dw[i] = double(w[i]) - double(got[i]) * scales[i / cols];
     double from_device = 0;
-    ASSERT_TRUE(cuda->quadratic_trace(dw.data(), rows, cols, dh.data(), &from_device));
+    ASSERT_TRUE(cuda->quantization_error(w.data(), got.data(), scales.data(), rows, cols, dh.data(),
+                                         &from_device));
     EXPECT_NEAR(from_device, e_gpu, 1e-9 * e_gpu);
   }
 }
 
-// GPTQ's output error proxy tr(ΔW·H·ΔWᵀ) on the GPU against the plain sum (fp64 both ways).
-TEST(CudaQuantize, QuadraticTraceMatchesTheSum) {
+// GPTQ's output error proxy tr(ΔW·H·ΔWᵀ), ΔW = w − codes·scales, on the GPU against the plain
+// sum (fp64 both ways).
+TEST(CudaQuantize, QuantizationErrorMatchesTheSum) {
   QUAD_REQUIRE_GPU();
   auto cuda = make_backend("cuda");
   for (auto [rows, k] : {std::pair{1, 3}, {37, 129}, {300, 64}}) {
     const auto w = test::random_normal(size_t(rows) * k, 31);
-    const std::vector<double> dw(w.begin(), w.end());
+    std::vector<float> scales(rows);
+    for (int o = 0; o < rows; ++o) scales[o] = 0.2f + 0.01f * float(o % 13);
+    std::vector<int8_t> codes(w.size());
+    for (size_t i = 0; i < w.size(); ++i)
+      codes[i] = int8_t(std::clamp(std::lround(w[i] / scales[i / k]), -8l, 7l));
     const auto h = random_hessian(2 * k, k, -1, 32);
     double want = 0;
-    for (int o = 0; o < rows; ++o)
+    std::vector<double> dw(k);
+    for (int o = 0; o < rows; ++o) {
       for (int a = 0; a < k; ++a)
-        for (int b = 0; b < k; ++b)
-          want += dw[size_t(o) * k + a] * h[size_t(a) * k + b] * dw[size_t(o) * k + b];
+        dw[a] = double(w[size_t(o) * k + a]) - double(codes[size_t(o) * k + a]) * scales[o];
+      for (int a = 0; a < k; ++a)
+        for (int b = 0; b < k; ++b) want += dw[a] * h[size_t(a) * k + b] * dw[b];
+    }
     double got = -1;
-    ASSERT_TRUE(cuda->quadratic_trace(dw.data(), rows, k, h.data(), &got));
+    ASSERT_TRUE(
+        cuda->quantization_error(w.data(), codes.data(), scales.data(), rows, k, h.data(), &got));
+    EXPECT_GT(want, 0);
     EXPECT_NEAR(got, want, 1e-11 * std::fabs(want)) << rows << "x" << k;
   }
 }

@@ -171,11 +171,12 @@ class Backend {
     (void)t_left, (void)w, (void)w_rows, (void)w_cols, (void)t, (void)d, (void)D, (void)out;
     return false;
   }
-  // tr(ΔW·H·ΔWᵀ) into *result for ΔW (rows, k) (host memory) and H (k, k) (host or the
-  // backend's memory), both fp64 (GPTQ's output error proxy); false to let the caller compute
-  // it on the host.
-  virtual bool quadratic_trace(const double* dw, int rows, int k, const double* h, double* result) {
-    (void)dw, (void)rows, (void)k, (void)h, (void)result;
+  // GPTQ's output error proxy tr(ΔW·H·ΔWᵀ) into *result, ΔW (rows, k) = w − codes·scales (per
+  // row) in fp64: w, codes and scales in host memory, H (k, k) fp64 in host or the backend's
+  // memory. false to let the caller compute it on the host.
+  virtual bool quantization_error(const float* w, const int8_t* codes, const float* scales,
+                                  int rows, int k, const double* h, double* result) {
+    (void)w, (void)codes, (void)scales, (void)rows, (void)k, (void)h, (void)result;
     return false;
   }
 

@@ -118,14 +118,15 @@ void set_quantized(Linear& lin, int outlier, int bits, std::vector<int8_t> codes
 // tr(ΔW·H·ΔWᵀ) for ΔW = W − codes·scales (rows × k), on the backend when it has the op.
 double output_error(Backend& backend, const std::vector<float>& w, const std::vector<int8_t>& codes,
                     const std::vector<float>& scales, int rows, int k, const double* h) {
+  double err = 0;
+  if (backend.quantization_error(w.data(), codes.data(), scales.data(), rows, k, h, &err))
+    return err;
   std::vector<double> dw(size_t(rows) * k);
 #pragma omp parallel for schedule(static)
   for (int o = 0; o < rows; ++o)
     for (int c = 0; c < k; ++c)
       dw[size_t(o) * k + c] =
           double(w[size_t(o) * k + c]) - double(codes[size_t(o) * k + c]) * scales[o];
-  double err = 0;
-  if (backend.quadratic_trace(dw.data(), rows, k, h, &err)) return err;
   std::vector<double> dwh(size_t(rows) * k);  // h is host memory on a backend without the op
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, k, k, 1.0, dw.data(), k, h, k, 0.0,
               dwh.data(), k);

@@ -397,16 +397,24 @@ class CudaBackend final : public Backend {
     return true;
   }
 
-  bool quadratic_trace(const double* dw, int rows, int k, const double* h,
-                       double* result) override {
-    Op op(*this, "quadratic_trace");
-    check(rows >= 0 && k >= 0, "cuda", "quadratic_trace: {}x{}", rows, k);
+  bool quantization_error(const float* w, const int8_t* codes, const float* scales, int rows, int k,
+                          const double* h, double* result) override {
+    Op op(*this, "quantization_error");
+    check(rows >= 0 && k >= 0, "cuda", "quantization_error: {}x{}", rows, k);
     *result = 0;
     if (rows == 0 || k == 0) return true;
     const size_t rk = size_t(rows) * k, kk = size_t(k) * k;
+    float* dwf = static_cast<float*>(gptq_.wf.ensure(sizeof(float) * rk));
+    int8_t* dc = static_cast<int8_t*>(gptq_.codes.ensure(rk));
+    float* ds = static_cast<float*>(gptq_.scales.ensure(sizeof(float) * rows));
+    QUAD_CUDA_CHECK(cudaMemcpyAsync(dwf, w, sizeof(float) * rk, cudaMemcpyHostToDevice, stream_));
+    QUAD_CUDA_CHECK(cudaMemcpyAsync(dc, codes, rk, cudaMemcpyHostToDevice, stream_));
+    QUAD_CUDA_CHECK(
+        cudaMemcpyAsync(ds, scales, sizeof(float) * rows, cudaMemcpyHostToDevice, stream_));
     double* dd = static_cast<double*>(gptq_.w.ensure(sizeof(double) * rk));
+    check_launch(cuda::launch_weight_residual(dwf, dc, ds, rows, k, dd, stream_),
+                 "weight_residual");
     double* prod = static_cast<double*>(gptq_.err.ensure(sizeof(double) * rk));
-    QUAD_CUDA_CHECK(cudaMemcpyAsync(dd, dw, sizeof(double) * rk, cudaMemcpyHostToDevice, stream_));
     // A host H stays cached between the calls for one linear (GPTQ's and round-to-nearest's
     // errors).
     const double* dh = on_device(h) ? h : weights_.get(h, kk, stream_);

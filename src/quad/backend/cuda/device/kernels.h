@@ -78,6 +78,9 @@ cudaError_t launch_gptq_block(const double* W, const double* U, const float* sca
                               cudaStream_t stream);
 // a (n, n) += v·I, a zero diagonal entry (a dead input) counting as 1.
 cudaError_t launch_damp_diagonal(double* a, int n, double v, cudaStream_t stream);
+// out (rows, k) = w − codes · scales (per row), in fp64: the weights' quantization residual.
+cudaError_t launch_weight_residual(const float* w, const int8_t* codes, const float* scales,
+                                   int rows, int k, double* out, cudaStream_t stream);
 // a (k, k) ← scale · its upper triangle, mirrored to the lower one (Backend::finish_gram).
 cudaError_t launch_finish_gram(double* a, int k, double scale, cudaStream_t stream);
 

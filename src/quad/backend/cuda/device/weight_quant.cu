@@ -3,6 +3,8 @@
 // columns is a cuBLAS dgemm in the caller). Same expressions as quant/weight_quant.cpp and
 // quant/gptq.cpp; products and differences are rounded separately (__fmul_rn, __dsub_rn, ...)
 // so nvcc does not fuse what the CPU code rounds twice.
+#include <algorithm>
+
 #include "kernels.h"
 #include "reduce.cuh"
 
@@ -87,6 +89,13 @@ __global__ void damp_diagonal_kernel(double* a, int n, double v) {
   aii = (aii == 0 ? 1.0 : aii) + v;  // a dead input counts as 1 (quant/gptq.cpp)
 }
 
+__global__ void weight_residual_kernel(const float* w, const int8_t* codes, const float* scales,
+                                       int k, size_t total, double* out) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
+       i += size_t(gridDim.x) * blockDim.x)
+    out[i] = __dsub_rn(double(w[i]), __dmul_rn(double(codes[i]), double(scales[i / k])));
+}
+
 // Tiles of 32 × 32 entries: tiles on and above the diagonal scale the upper entry and write it
 // to both places; the lower tiles have nothing to do.
 __global__ void finish_gram_kernel(double* a, int k, double scale) {
@@ -126,6 +135,15 @@ cudaError_t launch_gptq_block(const double* W, const double* U, const float* sca
 cudaError_t launch_damp_diagonal(double* a, int n, double v, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   damp_diagonal_kernel<<<(n + 255) / 256, 256, 0, stream>>>(a, n, v);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_weight_residual(const float* w, const int8_t* codes, const float* scales,
+                                   int rows, int k, double* out, cudaStream_t stream) {
+  const size_t total = size_t(rows) * k;
+  if (total == 0) return cudaSuccess;
+  const size_t blocks = std::min<size_t>((total + 255) / 256, 65535u * 16u);
+  weight_residual_kernel<<<int(blocks), 256, 0, stream>>>(w, codes, scales, k, total, out);
   return cudaGetLastError();
 }
 
