@@ -10,6 +10,7 @@
 #include "quad/backend/backend.h"
 #include "quad/backend/cpu/kernels/int4_gemm.h"
 #include "quad/backend/cpu/kernels/linear_f16.h"
+#include "quad/backend/cpu/serial_blas.h"
 #include "quad/backend/ref/ref_ops.h"
 
 namespace quad {
@@ -22,12 +23,14 @@ class CpuBackend final : public Backend {
 
   void linear(const float* x, int n, int in, const float* w, int out, const float* bias,
               float* y) override {
-    if (n == 1) {
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
-    } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, 0.0f, y,
-                  out);
-    }
+    blas_split(out, 16, 2.0 * n * out * in, [&](int o0, int o1) {
+      const float* wb = w + size_t(o0) * in;
+      if (n == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, o1 - o0, in, 1.0f, wb, in, x, 1, 0.0f, y + o0, 1);
+      else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, o1 - o0, in, 1.0f, x, in, wb, in,
+                    0.0f, y + o0, out);
+    });
     if (bias) {
 #pragma omp parallel for schedule(static) if (size_t(n) * out > 65536)
       for (int i = 0; i < n; ++i)
@@ -65,13 +68,15 @@ class CpuBackend final : public Backend {
     const int len = pos0 + n;  // keys visible to the last query
     const float scale = 1.0f / std::sqrt(float(hd));
     const int q_stride = n_heads * hd, kv_stride = n_kv_heads * hd;
+    const SerialBlas serial_blas;
 #pragma omp parallel
     {
       std::vector<float> scores(size_t(n) * len);  // (n, len) for one head
 #pragma omp for schedule(dynamic)
       for (int h = 0; h < n_heads; ++h) {
         const int kvh = h / group;
-        // scores = q_h · k_hᵀ · scale; BLAS runs single-threaded inside the parallel region.
+        // scores = q_h · k_hᵀ · scale; BLAS runs single-threaded inside the parallel region
+        // (SerialBlas).
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, len, hd, scale, q + h * hd,
                     q_stride, k_cache + kvh * hd, kv_stride, 0.0f, scores.data(), len);
         for (int i = 0; i < n; ++i) {
@@ -184,14 +189,18 @@ class CpuBackend final : public Backend {
   // rest.
   void linear_backward_input(const float* dy, int n, int out, const float* w, int in,
                              float* dx) override {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in, 0.0f,
-                dx, in);
+    blas_split(in, 16, 2.0 * n * in * out, [&](int c0, int c1) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, c1 - c0, out, 1.0f, dy, out, w + c0,
+                  in, 0.0f, dx + c0, in);
+    });
   }
 
   void linear_backward_weight(const float* dy, int n, int out, const float* x, int in,
                               float* dw) override {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 0.0f, dw,
-                in);
+    blas_split(out, 16, 2.0 * n * in * out, [&](int o0, int o1) {
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, in, n, 1.0f, dy + o0, out, x,
+                  in, 0.0f, dw + size_t(o0) * in, in);
+    });
   }
 
   void rmsnorm_backward(const float* x, const float* dy, int n, int width, const float* weight,
@@ -229,6 +238,7 @@ class CpuBackend final : public Backend {
     const int group = n_heads / n_kv_heads;
     const float scale = 1.0f / std::sqrt(float(hd));
     const int q_stride = n_heads * hd, kv_stride = n_kv_heads * hd;
+    const SerialBlas serial_blas;
 #pragma omp parallel
     {
       std::vector<float> p(size_t(n) * n), dp(size_t(n) * n);  // (n, n) for one head

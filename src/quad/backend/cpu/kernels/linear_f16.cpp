@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "quad/backend/cpu/serial_blas.h"
 #include "quad/tensor/dtype.h"
 
 namespace quad::kernels {
@@ -62,6 +63,7 @@ void linear16(const float* x, int n, int in, const uint16_t* w16, int out, const
     return;
   }
   const int blocks = (out + kBlock - 1) / kBlock;
+  const SerialBlas serial_blas;
 #pragma omp parallel
   {
     std::vector<float> tile(size_t(kBlock) * in);  // (rows, in) widened weights
@@ -73,7 +75,7 @@ void linear16(const float* x, int n, int in, const uint16_t* w16, int out, const
       for (; i + 8 <= size_t(rows) * in; i += 8)
         _mm256_storeu_ps(tile.data() + i, widen8<BF16>(src + i));
       for (; i < size_t(rows) * in; ++i) tile[i] = widen1<BF16>(src[i]);
-      // BLAS runs single-threaded inside the parallel region.
+      // BLAS runs single-threaded inside the parallel region (SerialBlas).
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, in, 1.0f, x, in, tile.data(),
                   in, 0.0f, y + o0, out);
       if (bias)
