@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "quad/core/error.h"
+#include "quad/core/log_sum_exp.h"
 
 namespace quad::eval {
 
@@ -52,12 +53,10 @@ TokenizedRequest encode_request(const Tokenizer& tok, const Request& request, Bo
 }
 
 double log_softmax_at(const float* row, int vocab, int target, bool* is_argmax) {
-  const float* mx_it = std::max_element(row, row + vocab);  // first maximum
-  const double mx = *mx_it;
-  double sum = 0;
-  for (int v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - mx);
-  if (is_argmax) *is_argmax = (mx_it - row) == target;
-  return double(row[target]) - mx - std::log(sum);
+  int top = 0;
+  const double lse = log_sum_exp(row, vocab, &top);
+  if (is_argmax) *is_argmax = top == target;
+  return double(row[target]) - lse;
 }
 
 Scorer::Scorer(Model& model, Backend& backend, int batch_tokens)

@@ -8,23 +8,10 @@
 #include <string>
 
 #include "quad/core/error.h"
+#include "quad/core/log_sum_exp.h"
 #include "quad/core/progress.h"
 
 namespace quad {
-
-namespace {
-
-// log Σ exp(row) in fp64, and (when asked) the index of the first maximum.
-double log_sum_exp(const float* row, int vocab, int* argmax = nullptr) {
-  const float* mx_it = std::max_element(row, row + vocab);
-  const double mx = *mx_it;
-  double sum = 0;
-  for (int v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - mx);
-  if (argmax) *argmax = int(mx_it - row);
-  return mx + std::log(sum);
-}
-
-}  // namespace
 
 double next_token_nll_sum(const float* logits, const int32_t* ids, int n, int vocab) {
   double total = 0;

@@ -6,6 +6,7 @@
 //    per-token activation quantizer applied to their input.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -93,6 +94,9 @@ struct DecoderLayer {
   RmsNorm attn_norm, mlp_norm;
   Linear q, k, v, o;
   Linear gate, up, down;
+  // The seven linears in checkpoint order.
+  std::array<Linear*, 7> linears() { return {&q, &k, &v, &o, &gate, &up, &down}; }
+  std::array<const Linear*, 7> linears() const { return {&q, &k, &v, &o, &gate, &up, &down}; }
 };
 
 }  // namespace quad

@@ -105,7 +105,7 @@ size_t Model::weight_bytes() const {
   size_t b = 4 * (embed.size() + final_norm.weight.size()) + linear_bytes(lm_head);
   for (const auto& L : layers) {
     b += 4 * (L.attn_norm.weight.size() + L.mlp_norm.weight.size());
-    for (const Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) b += linear_bytes(*l);
+    for (const Linear* l : L.linears()) b += linear_bytes(*l);
   }
   return b;
 }

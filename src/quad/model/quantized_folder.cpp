@@ -31,13 +31,6 @@ void round_all(std::vector<float>& v) {
   for (auto& x : v) x = round_f16(x);
 }
 
-std::vector<Linear*> linears(DecoderLayer& L) {
-  return {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down};
-}
-std::vector<const Linear*> linears(const DecoderLayer& L) {
-  return {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down};
-}
-
 void add_floats(ShardedSafetensorsWriter& w, const std::string& name, std::vector<int64_t> shape,
                 const std::vector<float>& v, bool half) {
   if (!half) return w.add(name, DType::F32, std::move(shape), v.data(), v.size() * 4);
@@ -69,7 +62,7 @@ void round_to_storage_precision(Model& m, const Recipe& recipe) {
   round_all(m.embed);
   round_all(m.lm_head.weight);
   for (auto& L : m.layers)
-    for (Linear* lin : linears(L)) {
+    for (Linear* lin : L.linears()) {
       round_all(lin->bias);
       if (!lin->qweight) {
         round_all(lin->weight);
@@ -117,7 +110,7 @@ void QuantizedFolderWriter::add_embedding(const Model& m) {
 }
 
 void QuantizedFolderWriter::add_layer(const DecoderLayer& layer) {
-  for (const Linear* lin : linears(layer)) write_linear(*tensors_, *lin, half_);
+  for (const Linear* lin : layer.linears()) write_linear(*tensors_, *lin, half_);
 }
 
 void QuantizedFolderWriter::finish(const Model& m, const Recipe& recipe) {
@@ -254,7 +247,7 @@ Model load_quantized(const std::string& dir, const ModelConfig& c, const nlohman
   if (recipe.rotate()) attach_online_transforms(m);
   attach_quantizers(m, recipe);
   for (auto& L : m.layers)
-    for (Linear* lin : linears(L)) dequantize_if_needed(*lin);
+    for (Linear* lin : L.linears()) dequantize_if_needed(*lin);
   m.ensure_positions(c.max_position_embeddings);
   return m;
 }

@@ -17,7 +17,7 @@ void to_bf16(Linear& lin) {
 
 void store_fp_linears_in_bf16(Model& m) {
   for (DecoderLayer& L : m.layers)
-    for (Linear* lin : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) to_bf16(*lin);
+    for (Linear* lin : L.linears()) to_bf16(*lin);
   to_bf16(m.lm_head);
 }
 

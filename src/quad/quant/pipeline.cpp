@@ -333,7 +333,7 @@ void quantize_layers(Model& m, const LayerSource& source, const LayerSink& sink,
       gptq_layer(m, l, recipe, backend, *inputs, scratch, times, errors);
     } else if (recipe.w_bits < 16) {
       DecoderLayer& q = m.layers[l];
-      for (Linear* lin : {&q.q, &q.k, &q.v, &q.o, &q.gate, &q.up, &q.down})
+      for (Linear* lin : q.linears())
         quantize_linear(*lin, is_u_type(q, lin) ? r : 0, recipe, backend, nullptr, times);
     }
     attach_layer_quantizers(m.layers[l], r, recipe);

@@ -120,7 +120,7 @@ nlohmann::json random_shape_json(const std::string& shape) {
   }
   std::string known;
   for (const Shape& s : kShapes) known += std::string(known.empty() ? "" : ", ") + s.name;
-  fail("bench", "unknown random shape '{}' (known: {})", shape, known);
+  fail("random", "unknown random shape '{}' (known: {})", shape, known);
 }
 
 ModelConfig random_shape_config(const std::string& shape) {
@@ -131,7 +131,7 @@ namespace {
 
 int random_rank(const ModelConfig& c, const RandomQuant& q) {
   const int r = q.quantized ? q.rank : 0;
-  check(r >= 0 && r < c.hidden_size, "bench", "rank {} must be in [0, {})", r, c.hidden_size);
+  check(r >= 0 && r < c.hidden_size, "random", "rank {} must be in [0, {})", r, c.hidden_size);
   return r;
 }
 

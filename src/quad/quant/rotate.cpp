@@ -23,50 +23,40 @@ std::vector<float> to_float(const std::vector<double>& v) {
   return out;
 }
 
-// W (rows × d) ← W·T (rows × D), in fp64: on the backend when it has the op, else OpenBLAS.
-void right_multiply(std::vector<float>& w, int rows, int d, const std::vector<double>& t, int D,
-                    Backend* backend) {
+// The offline transforms of a weight in fp64, on the backend when it has the op, else
+// OpenBLAS: a reader's W (rows × d) ← W·T (rows × D), or with t_left a writer's W (d × cols) ←
+// Tᵀ·W (D × cols).
+void transform(std::vector<float>& w, bool t_left, int w_rows, int w_cols,
+               const std::vector<double>& t, int d, int D, Backend* backend) {
+  const int m = t_left ? D : w_rows, n = t_left ? w_cols : D;
   if (backend) {
-    std::vector<float> out(size_t(rows) * D);
-    if (backend->transform_weight(false, w.data(), rows, d, t.data(), d, D, out.data()))
-      return void(w = std::move(out));
+    std::vector<float> out(size_t(m) * n);
+    if (backend->transform_weight(t_left, w.data(), w_rows, w_cols, t.data(), d, D, out.data())) {
+      w = std::move(out);
+      return;
+    }
   }
-  {
-    const std::vector<double> a = to_double(w);
-    std::vector<double> c(size_t(rows) * D);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, d, 1.0, a.data(), d, t.data(),
-                D, 0.0, c.data(), D);
-    w = to_float(c);
-  }
-}
-
-// W (d × cols) ← Tᵀ·W (D × cols), likewise.
-void left_multiply_transposed(std::vector<float>& w, int d, int cols, const std::vector<double>& t,
-                              int D, Backend* backend) {
-  if (backend) {
-    std::vector<float> out(size_t(D) * cols);
-    if (backend->transform_weight(true, w.data(), d, cols, t.data(), d, D, out.data()))
-      return void(w = std::move(out));
-  }
-  {
-    const std::vector<double> a = to_double(w);
-    std::vector<double> c(size_t(D) * cols);
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, cols, d, 1.0, t.data(), D, a.data(),
-                cols, 0.0, c.data(), cols);
-    w = to_float(c);
-  }
+  const std::vector<double> a = to_double(w);
+  std::vector<double> c(size_t(m) * n);
+  if (t_left)
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, d, 1.0, t.data(), D, a.data(), n,
+                0.0, c.data(), n);
+  else
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, d, 1.0, a.data(), d, t.data(), D,
+                0.0, c.data(), n);
+  w = to_float(c);
 }
 
 void read_side(Linear& lin, int d, const std::vector<double>& t, int D, Backend* backend) {
   check(lin.in == d, "rotate", "{}: input width {} != {}", lin.name, lin.in, d);
-  right_multiply(lin.weight, lin.out, d, t, D, backend);
+  transform(lin.weight, false, lin.out, d, t, d, D, backend);
   lin.in = D;
 }
 
 void write_side(Linear& lin, int d, const std::vector<double>& t, int D, Backend* backend) {
   check(lin.out == d, "rotate", "{}: output width {} != {}", lin.name, lin.out, d);
-  left_multiply_transposed(lin.weight, d, lin.in, t, D, backend);
-  if (lin.has_bias()) left_multiply_transposed(lin.bias, d, 1, t, D, backend);
+  transform(lin.weight, true, d, lin.in, t, d, D, backend);
+  if (lin.has_bias()) transform(lin.bias, true, d, 1, t, d, D, backend);
   lin.out = D;
 }
 
@@ -109,7 +99,7 @@ void transform_embedding_and_head(Model& m, const std::vector<double>& t, int D,
   const int d = m.config.hidden_size;
   check(m.residual_width == d, "rotate", "the residual transform applies to a d-wide model");
   check(t.size() == size_t(d) * D, "rotate", "transform has the wrong shape");
-  right_multiply(m.embed, m.config.vocab_size, d, t, D, backend);
+  transform(m.embed, false, m.config.vocab_size, d, t, d, D, backend);
   read_side(m.lm_head, d, t, D, backend);
   m.residual_width = D;
 }

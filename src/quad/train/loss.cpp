@@ -5,19 +5,11 @@
 #include <cstddef>
 
 #include "quad/core/error.h"
+#include "quad/core/log_sum_exp.h"
 
 namespace quad::train {
 
 namespace {
-
-// log Σ exp(row) in double, stable.
-double log_sum_exp(const float* row, int vocab) {
-  float mx = row[0];
-  for (int c = 1; c < vocab; ++c) mx = std::max(mx, row[c]);
-  double sum = 0;
-  for (int c = 0; c < vocab; ++c) sum += std::exp(double(row[c]) - mx);
-  return mx + std::log(sum);
-}
 
 void check_label(int32_t label, int vocab) {
   check(label < vocab, "finetune", "label {} outside the vocabulary of {}", label, vocab);
