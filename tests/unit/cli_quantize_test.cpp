@@ -144,6 +144,26 @@ TEST(CliQuantize, BadInput) {
   EXPECT_FALSE(fs::exists(dir / "x"));
 }
 
+// --random with a tokenizer larger than the shape's vocabulary: one error line, no output. The
+// shared tokenizers all fit the smallest shape, so one grows tiny-llama3-30m's past 8192 tokens.
+TEST(CliQuantize, RandomShapeRefusesATokenizerLargerThanItsVocabulary) {
+  QUAD_REQUIRE_ASSET(model, "models/tiny-llama3-30m");
+  QUAD_REQUIRE_ASSET(calib, "data/c4/c4_validation_2k.jsonl");
+  fs::path dir = test::temp_dir("cliq-random-vocab");
+  const fs::path tok = dir / "tokenizer";
+  fs::create_directories(tok);
+  for (const char* f : {"config.json", "tokenizer_config.json"}) fs::copy_file(model / f, tok / f);
+  nlohmann::json t = nlohmann::json::parse(std::ifstream(model / "tokenizer.json"));
+  auto& vocab = t["model"]["vocab"];
+  const int first = 9000;  // above every id the file has (8192 with the added tokens)
+  for (int i = 0; i < 200; ++i) vocab["zzextra" + std::to_string(i)] = first + i;
+  std::ofstream(tok / "tokenizer.json") << t.dump();
+  expect_error(
+      test::run_quad(quantize_cmd(tok, dir / "x", calib, "--random tiny-llama3-30m --rtn")),
+      "more than the 8192 of the random shape tiny-llama3-30m");
+  EXPECT_FALSE(fs::exists(dir / "x"));
+}
+
 // --random: a random-weight model of a named shape, streamed layer by layer from its generator,
 // quantized and written with the shape's config (marked random) and -m's tokenizer; the result
 // is a folder every command loads, and the same run twice gives the same bytes.
