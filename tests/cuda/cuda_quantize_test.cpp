@@ -104,8 +104,9 @@ TEST(CudaQuantize, GptqMatchesTheCpu) {
     size_t same = 0;
     for (size_t i = 0; i < want.size(); ++i) same += want[i] == got[i];
     EXPECT_GE(double(same) / double(want.size()), 0.995);
-    if (dead >= 0)
+    if (dead >= 0) {
       for (int r = 0; r < rows; ++r) EXPECT_EQ(got[size_t(r) * cols + dead], 0);
+    }
     const double e_cpu = output_error(w, want, scales, rows, cols, h);
     const double e_gpu = output_error(w, got, scales, rows, cols, h);
     std::printf("gptq %dx%d: %.4f%% codes identical, output error cpu %.6g gpu %.6g\n", rows, cols,

@@ -270,8 +270,11 @@ TEST(QuantizedModel, LayersStreamOneAtATime) {
   sink.layer_done = [&](Model& model, int l) {
     EXPECT_EQ(l, done++);
     EXPECT_TRUE(model.layers[l].q.qweight != nullptr);
-    for (int j = 0; j < config.num_layers; ++j)
-      if (j != l) EXPECT_TRUE(model.layers[j].q.weight.empty()) << "layer " << j << " held";
+    for (int j = 0; j < config.num_layers; ++j) {
+      if (j != l) {
+        EXPECT_TRUE(model.layers[j].q.weight.empty()) << "layer " << j << " held";
+      }
+    }
     model.layers[l] = DecoderLayer{};
   };
   Recipe r = small_w4_recipe();

@@ -39,7 +39,9 @@ TEST(SerialBlas, SplitRunsEveryIndexOnceAndRestoresTheThreadCount) {
   }
   {
     const SerialBlas serial;
-    if (blas_uses_own_threads()) EXPECT_EQ(openblas_get_num_threads(), 1);
+    if (blas_uses_own_threads()) {
+      EXPECT_EQ(openblas_get_num_threads(), 1);
+    }
   }
   EXPECT_EQ(openblas_get_num_threads(), before);
 }
