@@ -28,13 +28,15 @@ float round_f16(float v) {
   return f16_to_f32(f32_to_f16(v));
 }
 void round_all(std::vector<float>& v) {
-  for (auto& x : v) x = round_f16(x);
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < v.size(); ++i) v[i] = round_f16(v[i]);
 }
 
 void add_floats(ShardedSafetensorsWriter& w, const std::string& name, std::vector<int64_t> shape,
                 const std::vector<float>& v, bool half) {
   if (!half) return w.add(name, DType::F32, std::move(shape), v.data(), v.size() * 4);
   std::vector<uint16_t> h(v.size());
+#pragma omp parallel for schedule(static)
   for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
   w.add(name, DType::F16, std::move(shape), h.data(), h.size() * 2);
 }

@@ -10,6 +10,7 @@ namespace {
 void scale_columns(Linear& lin, const std::vector<float>& gamma) {
   check(int(gamma.size()) == lin.in, "fold", "{}: norm width {} != input width {}", lin.name,
         gamma.size(), lin.in);
+#pragma omp parallel for schedule(static)
   for (int o = 0; o < lin.out; ++o)
     for (int i = 0; i < lin.in; ++i) lin.weight[size_t(o) * lin.in + i] *= gamma[i];
 }
@@ -41,8 +42,9 @@ void fold_norms(Model& m) {
 
 void center_embeddings(Model& m) {
   const int D = m.residual_width;
-  const size_t V = m.embed.size() / D;
-  for (size_t v = 0; v < V; ++v) {
+  const int64_t V = int64_t(m.embed.size() / D);
+#pragma omp parallel for schedule(static)
+  for (int64_t v = 0; v < V; ++v) {
     float* row = m.embed.data() + v * D;
     double mean = 0;
     for (int i = 0; i < D; ++i) mean += row[i];

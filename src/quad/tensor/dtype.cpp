@@ -86,11 +86,13 @@ void convert_to_f32(DType t, const void* src, float* dst, size_t n) {
     case DType::F32: std::memcpy(dst, src, n * 4); return;
     case DType::F16: {
       const auto* s = static_cast<const uint16_t*>(src);
+#pragma omp parallel for schedule(static) if (n > (size_t(1) << 16))
       for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
       return;
     }
     case DType::BF16: {
       const auto* s = static_cast<const uint16_t*>(src);
+#pragma omp parallel for schedule(static) if (n > (size_t(1) << 16))
       for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
       return;
     }
