@@ -69,6 +69,11 @@ void fp_gemm(Backend& backend, const Linear& lin, const float* input, int n, flo
 // the weights are fp) and the fp GEMM.
 namespace {
 
+// Whether lin multiplies its input as it is: no online transform, no quantizer, fp weights.
+bool reads_input_as_is(const Linear& lin) {
+  return !lin.input_transform && !lin.integer_path() && !lin.input_quant.enabled();
+}
+
 // Shows the observer lin's input; true when it has seen enough, so the GEMM is not needed.
 bool observe(ForwardObserver* observer, int layer, const Linear& lin, const float* x, int n) {
   if (!observer) return false;
@@ -103,8 +108,7 @@ void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, fl
   }
   // The rest has host-side steps: stage x and y through host memory when the backend keeps
   // them elsewhere.
-  const bool plain = !lin.input_transform && !lin.integer_path() && !lin.input_quant.enabled();
-  if (!plain && !(backend.host_accessible(x) && backend.host_accessible(y))) {
+  if (!reads_input_as_is(lin) && !(backend.host_accessible(x) && backend.host_accessible(y))) {
     const float* host_x = host_view(backend, x, size_t(n) * lin.in, s.host_in);
     float* host_y = y;
     if (!backend.host_accessible(y)) {
@@ -195,11 +199,9 @@ void branch_attention(Backend& backend, const float* q, std::span<const int> bra
 void apply_linears_on(Backend& backend,
                       std::initializer_list<std::pair<const Linear*, float*>> lins, const float* x,
                       int n, ForwardScratch& s, int l, ForwardObserver* obs) {
-  const bool plain = std::all_of(lins.begin(), lins.end(), [](const auto& p) {
-    const Linear& lin = *p.first;
-    return !lin.input_transform && !lin.input_quant.enabled() && !lin.integer_path();
-  });
-  if (obs && plain) {
+  const bool as_is = std::all_of(lins.begin(), lins.end(),
+                                 [](const auto& p) { return reads_input_as_is(*p.first); });
+  if (obs && as_is) {
     for (const auto& [lin, y] : lins) obs->linear_input(l, *lin, x, n);
     if (obs->seen_enough()) return;
     obs = nullptr;

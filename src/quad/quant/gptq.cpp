@@ -16,15 +16,20 @@ namespace {
 
 constexpr int kDampRetries = 3;  // after the first try, retry with 10x, 100x, 1000x the damping
 
-// Dead inputs (H_ii == 0) never reach the layer: give them a unit diagonal so H stays
-// invertible, and zero their weights so they quantize to 0 and push no error anywhere.
+// Dead inputs (H_ii == 0) never reach the layer: their diagonal entry becomes 1 so H stays
+// invertible, and their weights 0 so they quantize to 0 and push no error anywhere. Applied to
+// H's diagonal diag (cols) and W (rows, cols); returns the dead columns.
 template <typename T>
-void handle_dead_columns(std::vector<double>& H, std::vector<T>& W, int rows, int cols) {
+std::vector<int> handle_dead_columns(std::vector<double>& diag, std::vector<T>& W, int rows,
+                                     int cols) {
+  std::vector<int> dead;
   for (int i = 0; i < cols; ++i) {
-    if (H[size_t(i) * cols + i] != 0) continue;
-    H[size_t(i) * cols + i] = 1;
+    if (diag[i] != 0) continue;
+    diag[i] = 1;
     for (int r = 0; r < rows; ++r) W[size_t(r) * cols + i] = 0;
+    dead.push_back(i);
   }
+  return dead;
 }
 
 // LAPACK is called column-major with 'L' on our row-major buffers: the column-major lower
@@ -141,11 +146,7 @@ std::vector<int8_t> gptq_on_backend(const float* w, int rows, int cols, const do
   std::vector<int8_t> codes(size_t(rows) * cols);
   if (rows == 0 || cols == 0) return codes;
   std::vector<float> wf(w, w + size_t(rows) * cols);  // the backend widens it to fp64 itself
-  for (int i = 0; i < cols; ++i) {
-    if (diag[i] != 0) continue;
-    diag[i] = 1;
-    for (int r = 0; r < rows; ++r) wf[size_t(r) * cols + i] = 0;
-  }
+  handle_dead_columns(diag, wf, rows, cols);
   retry_with_damping(diag, o.percdamp, [&](double damp) {
     return backend.gptq(wf.data(), rows, cols, h, damp, scales.data(), o.bits, o.block_size,
                         codes.data());
@@ -182,7 +183,8 @@ std::vector<int8_t> gptq_quantize(const float* w, int rows, int cols, std::vecto
   const int qmin = quant_min(o.bits), qmax = quant_max(o.bits);
 
   std::vector<double> W(w, w + size_t(rows) * cols);  // (rows, cols), updated in place
-  handle_dead_columns(hessian, W, rows, cols);
+  std::vector<double> diag = diagonal(hessian, cols);
+  for (int i : handle_dead_columns(diag, W, rows, cols)) hessian[size_t(i) * cols + i] = 1;
   damped_inverse_factor(hessian, cols, o.percdamp);
   const std::vector<double> U = std::move(hessian);  // (cols, cols), upper triangular
 

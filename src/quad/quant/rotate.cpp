@@ -16,10 +16,14 @@ std::vector<double> to_double(const std::vector<float>& v) {
   for (size_t i = 0; i < v.size(); ++i) out[i] = v[i];
   return out;
 }
-std::vector<float> to_float(const std::vector<double>& v) {
-  std::vector<float> out(v.size());
+// out (v.size()) = v rounded to fp32.
+void narrow(const std::vector<double>& v, float* out) {
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < v.size(); ++i) out[i] = float(v[i]);
+}
+std::vector<float> to_float(const std::vector<double>& v) {
+  std::vector<float> out(v.size());
+  narrow(v, out.data());
   return out;
 }
 
@@ -29,22 +33,20 @@ std::vector<float> to_float(const std::vector<double>& v) {
 void transform(std::vector<float>& w, bool t_left, int w_rows, int w_cols,
                const std::vector<double>& t, int d, int D, Backend* backend) {
   const int m = t_left ? D : w_rows, n = t_left ? w_cols : D;
-  if (backend) {
-    std::vector<float> out(size_t(m) * n);
-    if (backend->transform_weight(t_left, w.data(), w_rows, w_cols, t.data(), d, D, out.data())) {
-      w = std::move(out);
-      return;
-    }
+  std::vector<float> out(size_t(m) * n);
+  if (!backend ||
+      !backend->transform_weight(t_left, w.data(), w_rows, w_cols, t.data(), d, D, out.data())) {
+    const std::vector<double> a = to_double(w);
+    std::vector<double> c(out.size());
+    if (t_left)
+      cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, d, 1.0, t.data(), D, a.data(), n,
+                  0.0, c.data(), n);
+    else
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, d, 1.0, a.data(), d, t.data(), D,
+                  0.0, c.data(), n);
+    narrow(c, out.data());
   }
-  const std::vector<double> a = to_double(w);
-  std::vector<double> c(size_t(m) * n);
-  if (t_left)
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, d, 1.0, t.data(), D, a.data(), n,
-                0.0, c.data(), n);
-  else
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, d, 1.0, a.data(), d, t.data(), D,
-                0.0, c.data(), n);
-  w = to_float(c);
+  w = std::move(out);
 }
 
 void read_side(Linear& lin, int d, const std::vector<double>& t, int D, Backend* backend) {

@@ -2,18 +2,12 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "grid_stride.cuh"
 #include "kernels.h"
 
 namespace quad::cuda {
 
 namespace {
-
-constexpr int kThreads = 256;
-
-int blocks_for(size_t n) {
-  const size_t b = (n + kThreads - 1) / kThreads;
-  return int(b < 65535u * 16u ? b : 65535u * 16u);  // grid-stride loops cover the rest
-}
 
 __global__ void add_bias_kernel(float* y, const float* bias, int n, int out) {
   const size_t total = size_t(n) * out;
@@ -52,26 +46,27 @@ __global__ void to_half_kernel(const float* x, size_t n, uint16_t* out, bool bf1
 cudaError_t launch_to_half(const float* x, size_t n, uint16_t* out, bool bf16,
                            cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  to_half_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n, out, bf16);
+  to_half_kernel<<<grid_stride_blocks(n), kGridStrideThreads, 0, stream>>>(x, n, out, bf16);
   return cudaGetLastError();
 }
 
 cudaError_t launch_add_bias(float* y, const float* bias, int n, int out, cudaStream_t stream) {
   if (n <= 0 || out <= 0) return cudaSuccess;
-  add_bias_kernel<<<blocks_for(size_t(n) * out), kThreads, 0, stream>>>(y, bias, n, out);
+  add_bias_kernel<<<grid_stride_blocks(size_t(n) * out), kGridStrideThreads, 0, stream>>>(y, bias,
+                                                                                          n, out);
   return cudaGetLastError();
 }
 
 cudaError_t launch_add(float* x, const float* y, size_t n, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  add_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, n);
+  add_kernel<<<grid_stride_blocks(n), kGridStrideThreads, 0, stream>>>(x, y, n);
   return cudaGetLastError();
 }
 
 cudaError_t launch_silu_mul(const float* gate, const float* up, size_t n, float* out,
                             cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  silu_mul_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate, up, n, out);
+  silu_mul_kernel<<<grid_stride_blocks(n), kGridStrideThreads, 0, stream>>>(gate, up, n, out);
   return cudaGetLastError();
 }
 

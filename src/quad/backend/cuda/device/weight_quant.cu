@@ -3,8 +3,7 @@
 // columns is a cuBLAS dgemm in the caller). Same expressions as quant/weight_quant.cpp and
 // quant/gptq.cpp; products and differences are rounded separately (__fmul_rn, __dsub_rn, ...)
 // so nvcc does not fuse what the CPU code rounds twice.
-#include <algorithm>
-
+#include "grid_stride.cuh"
 #include "kernels.h"
 #include "reduce.cuh"
 
@@ -142,8 +141,8 @@ cudaError_t launch_weight_residual(const float* w, const int8_t* codes, const fl
                                    int rows, int k, double* out, cudaStream_t stream) {
   const size_t total = size_t(rows) * k;
   if (total == 0) return cudaSuccess;
-  const size_t blocks = std::min<size_t>((total + 255) / 256, 65535u * 16u);
-  weight_residual_kernel<<<int(blocks), 256, 0, stream>>>(w, codes, scales, k, total, out);
+  weight_residual_kernel<<<grid_stride_blocks(total), kGridStrideThreads, 0, stream>>>(
+      w, codes, scales, k, total, out);
   return cudaGetLastError();
 }
 

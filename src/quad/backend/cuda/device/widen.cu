@@ -1,5 +1,6 @@
 // fp32 → fp64 copy of a column block, the input of the fp64 Gram matrices (cuBLAS dsyrk) and
 // of the offline weight transforms, and the fp64 → fp32 rounding of their results.
+#include "grid_stride.cuh"
 #include "kernels.h"
 
 namespace quad::cuda {
@@ -21,18 +22,11 @@ __global__ void narrow_kernel(const double* x, size_t n, float* out) {
     out[i] = __double2float_rn(x[i]);
 }
 
-constexpr int kThreads = 256;
-
-int grid_for(size_t total) {
-  const size_t blocks = (total + kThreads - 1) / kThreads;
-  return int(blocks < 65535u * 16u ? blocks : 65535u * 16u);
-}
-
 }  // namespace
 
 cudaError_t launch_narrow(const double* x, size_t n, float* out, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  narrow_kernel<<<grid_for(n), kThreads, 0, stream>>>(x, n, out);
+  narrow_kernel<<<grid_stride_blocks(n), kGridStrideThreads, 0, stream>>>(x, n, out);
   return cudaGetLastError();
 }
 
@@ -40,7 +34,8 @@ cudaError_t launch_widen_columns(const float* x, int n, int ld, int col, int k, 
                                  cudaStream_t stream) {
   const size_t total = size_t(n) * k;
   if (total == 0) return cudaSuccess;
-  widen_columns_kernel<<<grid_for(total), kThreads, 0, stream>>>(x, n, ld, col, k, out);
+  widen_columns_kernel<<<grid_stride_blocks(total), kGridStrideThreads, 0, stream>>>(x, n, ld, col,
+                                                                                     k, out);
   return cudaGetLastError();
 }
 
