@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "cuda_test_util.h"
+#include "quad/backend/memory.h"
 #include "quad/core/error.h"
 #include "quad/quant/weight_quant.h"
 #include "test_support.h"
@@ -192,6 +193,29 @@ TEST_F(CudaOps, FlashAttentionPrefill) {
         << "n=" << n << " pos0=" << pos0 << " " << H << "/" << Hkv << " hd=" << hd
         << " amp=" << amp;
     EXPECT_GT(nmse(o1, o0), 0.0) << "the fp16 kernel ran";  // not the exact fp32 path
+  }
+}
+
+// The embedding gather: on the host for few tokens, on the GPU from the cached table once the
+// weights are frozen (inference); both copy rows exactly, into host or device memory.
+TEST_F(CudaOps, EmbedGathersExactRows) {
+  const int vocab = 301, width = 37;
+  const std::vector<float> table = random_normal(size_t(vocab) * width, 950);
+  auto frozen = make_backend("cuda");
+  frozen->assume_weights_frozen();
+  for (int n : {1, 31, 32, 200}) {
+    std::vector<int32_t> tokens(n);
+    for (int i = 0; i < n; ++i) tokens[i] = (i * 7919 + 13) % vocab;
+    std::vector<float> x0(size_t(n) * width), x1(x0.size(), kPoison), x2(x0.size(), kPoison);
+    ref->embed(table.data(), vocab, width, tokens.data(), n, x0.data());
+    frozen->embed(table.data(), vocab, width, tokens.data(), n, x1.data());
+    EXPECT_EQ(x1, x0) << n;
+    BackendArray<float> dx;
+    dx.ensure(MemoryKind::cuda, x0.size());
+    frozen->embed(table.data(), vocab, width, tokens.data(), n, dx.data());
+    frozen->copy(x2.data(), dx.data(), sizeof(float) * x2.size());
+    EXPECT_EQ(x2, x0) << n << " into device memory";
+    EXPECT_EQ(x0[size_t(n - 1) * width + 5], table[size_t(tokens[n - 1]) * width + 5]);
   }
 }
 

@@ -12,6 +12,7 @@
 #include "quad/backend/memory.h"
 #include "quad/model/model.h"
 #include "quad/quant/random_model.h"
+#include "quad/tensor/dtype.h"
 #include "test_support.h"
 
 namespace quad {
@@ -53,6 +54,45 @@ TEST(CudaResident, FusedLinearsShareTheQuantizedInputOnlyWhileItIsUnchanged) {
     shared->add(x.data(), bump_d.data(), x0.size());
     const std::vector<float> k_after = run_linear(*shared, k, x, n);
     EXPECT_EQ(k_after, run_linear(*alone, k, x, n));
+    EXPECT_NE(k_after, k_shared);
+  }
+}
+
+// The same for the bf16 linears (q, k, v in bf16): k reuses q's rounded input and gives what k
+// computes alone, bit for bit; an op writing x in between stops the reuse.
+TEST(CudaResident, Bf16LinearsShareTheRoundedInputOnlyWhileItIsUnchanged) {
+  QUAD_REQUIRE_GPU();
+  const int in = 96, out_q = 80, out_k = 48;
+  const std::vector<float> wq = test::random_normal(size_t(out_q) * in, 21),
+                           wk = test::random_normal(size_t(out_k) * in, 22);
+  std::vector<uint16_t> wq16(wq.size()), wk16(wk.size());
+  for (size_t i = 0; i < wq.size(); ++i) wq16[i] = f32_to_bf16(wq[i]);
+  for (size_t i = 0; i < wk.size(); ++i) wk16[i] = f32_to_bf16(wk[i]);
+  for (int n : {1, 7, 300}) {
+    SCOPED_TRACE(n);
+    const std::vector<float> x0 = test::random_normal(size_t(n) * in, 31 + n),
+                             bump = test::random_normal(size_t(n) * in, 32 + n);
+    auto shared = make_backend("cuda"), alone = make_backend("cuda");
+    BackendArray<float> x, bump_d, yq, yk;
+    x.ensure(MemoryKind::cuda, x0.size());
+    bump_d.ensure(MemoryKind::cuda, bump.size());
+    yq.ensure(MemoryKind::cuda, size_t(n) * out_q);
+    yk.ensure(MemoryKind::cuda, size_t(n) * out_k);
+    shared->copy(x.data(), x0.data(), sizeof(float) * x0.size());
+    shared->copy(bump_d.data(), bump.data(), sizeof(float) * bump.size());
+    auto k_of = [&](Backend& b) {
+      b.linear_bf16(x.data(), n, in, wk16.data(), out_k, nullptr, yk.data());
+      std::vector<float> host(size_t(n) * out_k);
+      b.copy(host.data(), yk.data(), sizeof(float) * host.size());
+      return host;
+    };
+    shared->linear_bf16(x.data(), n, in, wq16.data(), out_q, nullptr, yq.data());
+    const std::vector<float> k_shared = k_of(*shared);
+    EXPECT_EQ(k_shared, k_of(*alone));
+    shared->linear_bf16(x.data(), n, in, wq16.data(), out_q, nullptr, yq.data());
+    shared->add(x.data(), bump_d.data(), x0.size());
+    const std::vector<float> k_after = k_of(*shared);
+    EXPECT_EQ(k_after, k_of(*alone));
     EXPECT_NE(k_after, k_shared);
   }
 }

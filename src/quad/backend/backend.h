@@ -53,6 +53,10 @@ class Backend {
   virtual void copy(void* dst, const void* src, size_t bytes);
   // dst (host memory or this backend's) ← `bytes` zero bytes, ordered like copy.
   virtual void zero(void* dst, size_t bytes);
+  // x (n, width; host memory or this backend's) ← rows tokens[0..n) of table (vocab, width; a
+  // host weight). The caller has checked the ids against vocab.
+  virtual void embed(const float* table, int vocab, int width, const int32_t* tokens, int n,
+                     float* x);
   // The caller's promise that the weights it passes from now on do not change in place
   // (inference commands): backends that cache weights may skip their change checks.
   virtual void assume_weights_frozen() {}

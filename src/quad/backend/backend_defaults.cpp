@@ -34,6 +34,21 @@ void Backend::zero(void* dst, size_t bytes) {
   if (bytes > 0) std::memset(dst, 0, bytes);
 }
 
+void Backend::embed(const float* table, int vocab, int width, const int32_t* tokens, int n,
+                    float* x) {
+  (void)vocab;
+  const size_t row = size_t(width);
+  std::vector<float> staged;
+  float* dst = x;
+  if (!host_accessible(x)) {
+    staged.resize(size_t(n) * row);
+    dst = staged.data();
+  }
+  for (int i = 0; i < n; ++i)
+    std::memcpy(dst + size_t(i) * row, table + size_t(tokens[i]) * row, sizeof(float) * row);
+  if (dst != x) copy(x, dst, sizeof(float) * staged.size());
+}
+
 void Backend::kron_transform(float* x, int rows, int outer, const float* a, int inner,
                              const float* b) {
   check(rows >= 0 && outer > 0 && inner > 0 && a, "backend", "kron_transform: {} x ({} x {})", rows,

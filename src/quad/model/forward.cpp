@@ -155,13 +155,18 @@ void apply_on_host(Backend& backend, const InputTransform& t, float* x, int rows
 
 }  // namespace
 
-void embed(const Model& model, const int32_t* tokens, int n, float* x) {
-  const int D = model.residual_width, V = model.config.vocab_size;
-  for (int i = 0; i < n; ++i) {
+static void check_token_ids(const Model& model, const int32_t* tokens, int n) {
+  const int V = model.config.vocab_size;
+  for (int i = 0; i < n; ++i)
     check(tokens[i] >= 0 && tokens[i] < V, "model", "token id {} outside the vocabulary of {}",
           tokens[i], V);
+}
+
+void embed(const Model& model, const int32_t* tokens, int n, float* x) {
+  check_token_ids(model, tokens, n);
+  const int D = model.residual_width;
+  for (int i = 0; i < n; ++i)
     std::memcpy(x + size_t(i) * D, model.embed.data() + size_t(tokens[i]) * D, sizeof(float) * D);
-  }
 }
 
 namespace {
@@ -294,13 +299,8 @@ float* run_layers(const Model& model, Backend& backend, const int32_t* tokens, i
                   ForwardObserver* observer) {
   const size_t count = size_t(n) * model.residual_width;
   float* x = s.x.ensure(backend.memory(), count);  // (n, D) residual stream
-  if (backend.host_accessible(x)) {
-    embed(model, tokens, n, x);
-  } else {
-    s.host_in.resize(count);
-    embed(model, tokens, n, s.host_in.data());
-    backend.copy(x, s.host_in.data(), sizeof(float) * count);
-  }
+  check_token_ids(model, tokens, n);
+  backend.embed(model.embed.data(), model.config.vocab_size, model.residual_width, tokens, n, x);
   for (int l = 0; l < model.config.num_layers; ++l) {
     check(cache.k[l].kind() == backend.memory(), "model",
           "the KV cache is not in the memory of the {} backend", backend.name());

@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,22 @@ class CudaBackend final : public Backend {
     if (!on_device(dst) || !on_device(src)) QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
+  // Inference (weights frozen) gathers on the GPU from a cached copy of the table: a prefill's
+  // rows then cost no host gather and no pageable upload (32 MB for 2048 tokens of an 8B model).
+  // Elsewhere (the quantization pipeline releases its weights every layer) rows are gathered on
+  // the host and copied.
+  void embed(const float* table, int vocab, int width, const int32_t* tokens, int n,
+             float* x) override {
+    if (!fused_frozen_ || n < kDeviceEmbedMinTokens)
+      return Backend::embed(table, vocab, width, tokens, n, x);
+    Op op(*this, "embed");
+    const float* dt = weights_.get(table, size_t(vocab) * width, stream_);
+    const int32_t* dtok = input(kIn1, tokens, size_t(n));
+    float* dx = output(kOut, x, size_t(n) * width);
+    check_launch(cuda::launch_embed(dt, width, dtok, n, dx, stream_), "embed");
+    finish(x, dx, size_t(n) * width);
+  }
+
   void zero(void* dst, size_t bytes) override {
     Op op(*this, "zero");
     if (bytes == 0) return;
@@ -122,6 +139,7 @@ class CudaBackend final : public Backend {
     weights_.clear();
     fused_.clear();
     last_quant_ = {};
+    last_half_ = {};
   }
 
   void assume_weights_frozen() override {
@@ -223,9 +241,12 @@ class CudaBackend final : public Backend {
     float* dout = output(kOut, out, q_count);
     const float scale = 1.0f / std::sqrt(float(hd));
     if (n > 1 && reduced_precision_ && cuda::flash_attention_supported(hd))
-      check_launch(cuda::launch_flash_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale,
-                                                dout, stream_),
-                   "flash_attention");
+      check_launch(
+          cuda::launch_flash_attention(
+              dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout,
+              scratch<uint16_t>(kScores, cuda::flash_attention_scratch(pos0 + n, n_kv_heads, hd)),
+              stream_),
+          "flash_attention");
     else if (n >= kGemmAttentionMinTokens)
       gemm_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout);
     else
@@ -547,6 +568,8 @@ class CudaBackend final : public Backend {
   // Prefills of at least this many tokens run attention as GEMMs (the per-token kernel is for
   // decode).
   static constexpr int kGemmAttentionMinTokens = 32;
+  // Fewer tokens (decode) are gathered on the host: the copy is a few KB.
+  static constexpr int kDeviceEmbedMinTokens = 32;
   // Causal GQA attention as two batched fp32 GEMMs per chunk of query rows, S = scale · Q Kᵀ
   // (one matrix per head, keys up to the chunk's last position), softmax in place (masked keys
   // get 0), O = S V. Chunks keep S within kScoreBytes. Full fp32 like the reference; the masked
@@ -595,13 +618,24 @@ class CudaBackend final : public Backend {
   void half_linear(const float* x, int n, int in, const uint16_t* w16, int out, const float* bias,
                    float* y, bool bf16) {
     Op op(*this, "half_linear");
+    if (profile_)
+      op.shape = std::to_string(n) + "x" + std::to_string(out) + "x" + std::to_string(in);
     if (n <= 0 || out <= 0) return;
     float* dy = output(kOut, y, size_t(n) * out);
     const float* db = weights_.get(bias, bias ? size_t(out) : 0, stream_);
     if (in > 0) {
       const float* dx = input(kIn0, x, size_t(n) * in);
+      // q/k/v (and gate/up) read the same rows: the first rounds them, the next ones reuse that
+      // while no other op has run in between (the same rule as the fused linears' shared
+      // quantization).
+      const SharedHalf& last = last_half_;
+      const bool shared = last.op + 1 == op_count_ && last.x == x && dx == x && last.n == n &&
+                          last.in == in && last.bf16 == bf16 &&
+                          !overlaps(last.y, last.y_bytes, x, sizeof(float) * size_t(n) * in);
       uint16_t* dx16 = scratch<uint16_t>(kIn1, size_t(n) * in);
-      check_launch(cuda::launch_to_half(dx, size_t(n) * in, dx16, bf16, stream_), "to_half");
+      if (!shared)
+        check_launch(cuda::launch_to_half(dx, size_t(n) * in, dx16, bf16, stream_), "to_half");
+      last_half_ = {op_count_, x, n, in, bf16, y, sizeof(float) * size_t(n) * out};
       const uint16_t* dw = weights_.get(w16, size_t(out) * in, stream_);
       const cudaDataType type = bf16 ? CUDA_R_16BF : CUDA_R_16F;
       const float one = 1.0f, zero = 0.0f;
@@ -653,6 +687,15 @@ class CudaBackend final : public Backend {
     const void* y = nullptr;
     size_t y_bytes = 0;
   };
+  // The last half_linear's rounded input (in slot kIn1), for the next one.
+  struct SharedHalf {
+    uint64_t op = 0;
+    const float* x = nullptr;
+    int n = 0, in = 0;
+    bool bf16 = false;
+    const void* y = nullptr;
+    size_t y_bytes = 0;
+  };
   static bool overlaps(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
     const auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
     return pa < pb + b_bytes && pb < pa + a_bytes;
@@ -679,7 +722,7 @@ class CudaBackend final : public Backend {
       if (cudaEventRecord(backend.event_end_, backend.stream_) == cudaSuccess &&
           cudaEventSynchronize(backend.event_end_) == cudaSuccess)
         (void)cudaEventElapsedTime(&gpu_ms, backend.event_start_, backend.event_end_);
-      OpStats& st = backend.stats_[name];
+      OpStats& st = backend.stats_[shape.empty() ? std::string(name) : name + (" " + shape)];
       st.gpu_us.push_back(1e3 * gpu_ms);
       st.host_us.push_back(
           1e6 * std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -687,6 +730,7 @@ class CudaBackend final : public Backend {
     std::lock_guard<std::mutex> lock;
     CudaBackend& backend;
     const char* name;
+    std::string shape;  // profiled separately per shape where an op sets it
     std::chrono::steady_clock::time_point start;
   };
   struct OpStats {
@@ -700,12 +744,13 @@ class CudaBackend final : public Backend {
   void print_profile() const {
     std::fprintf(stderr,
                  "cuda op profile (QUAD_CUDA_PROFILE=1; medians; host = whole call incl. the "
-                 "event wait, gpu = between events around the enqueued work):\n%-22s %8s %14s "
-                 "%14s\n",
-                 "op", "calls", "host us/call", "gpu us/call");
+                 "event wait, gpu = between events around the enqueued work):\n%-34s %8s %14s "
+                 "%14s %14s\n",
+                 "op", "calls", "host us/call", "gpu us/call", "gpu ms total");
     for (const auto& [name, st] : stats_)
-      std::fprintf(stderr, "%-22s %8zu %14.2f %14.2f\n", name.c_str(), st.host_us.size(),
-                   median(st.host_us), median(st.gpu_us));
+      std::fprintf(stderr, "%-34s %8zu %14.2f %14.2f %14.3f\n", name.c_str(), st.host_us.size(),
+                   median(st.host_us), median(st.gpu_us),
+                   1e-3 * std::accumulate(st.gpu_us.begin(), st.gpu_us.end(), 0.0));
   }
 
   // In place on a (n, n, device): the upper Cholesky factor of a⁻¹ in the row-major upper
@@ -799,6 +844,7 @@ class CudaBackend final : public Backend {
   // the CPU backend's integer ops).
   uint64_t op_count_ = 0;  // ops started so far
   SharedQuant last_quant_;
+  SharedHalf last_half_;
   // QUAD_CUDA_SHARE_QUANT=0 quantizes every fused linear's input itself.
   bool share_quant_ = [] {
     const char* v = std::getenv("QUAD_CUDA_SHARE_QUANT");

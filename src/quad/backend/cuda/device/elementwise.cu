@@ -1,4 +1,5 @@
-// Element-wise kernels: bias add, residual add, SwiGLU's silu(gate) ⊙ up, fp32 → fp16/bf16.
+// Element-wise kernels: bias add, residual add, SwiGLU's silu(gate) ⊙ up, fp32 → fp16/bf16,
+// the embedding's row gather.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -41,7 +42,21 @@ __global__ void to_half_kernel(const float* x, size_t n, uint16_t* out, bool bf1
                   : __half_as_ushort(__float2half_rn(x[i]));
 }
 
+// One block per token: row tokens[i] of the table into row i of x.
+__global__ void embed_kernel(const float* table, int width, const int32_t* tokens, float* x) {
+  const float* src = table + size_t(tokens[blockIdx.x]) * width;
+  float* dst = x + size_t(blockIdx.x) * width;
+  for (int c = threadIdx.x; c < width; c += blockDim.x) dst[c] = src[c];
+}
+
 }  // namespace
+
+cudaError_t launch_embed(const float* table, int width, const int32_t* tokens, int n, float* x,
+                         cudaStream_t stream) {
+  if (n <= 0 || width <= 0) return cudaSuccess;
+  embed_kernel<<<n, 256, 0, stream>>>(table, width, tokens, x);
+  return cudaGetLastError();
+}
 
 cudaError_t launch_to_half(const float* x, size_t n, uint16_t* out, bool bf16,
                            cudaStream_t stream) {

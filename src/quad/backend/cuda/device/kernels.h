@@ -13,6 +13,9 @@ namespace quad::cuda {
 
 // out (n) = x (n) rounded to nearest even fp16 (bf16 = false) or bf16 (true), as bit patterns.
 cudaError_t launch_to_half(const float* x, size_t n, uint16_t* out, bool bf16, cudaStream_t stream);
+// x (n, width) ← rows tokens[i] of table (vocab, width); the ids are checked by the caller.
+cudaError_t launch_embed(const float* table, int width, const int32_t* tokens, int n, float* x,
+                         cudaStream_t stream);
 // y (n, out) += bias (out), broadcast over rows.
 cudaError_t launch_add_bias(float* y, const float* bias, int n, int out, cudaStream_t stream);
 // x (n) += y (n).
@@ -38,10 +41,12 @@ cudaError_t launch_attention(const float* q, int n, int n_heads, int n_kv_heads,
 // Causal GQA attention on fp16 tensor cores (flash_attention.cu), same arguments as
 // launch_attention; q, k, v and the probabilities are rounded to fp16, accumulation in fp32.
 // For head_dim 64 and 128 (flash_attention_supported); rows are independent, so any n works.
+// `scratch` holds flash_attention_scratch(pos0 + n, n_kv_heads, hd) halves (fp16 K and V).
 bool flash_attention_supported(int hd);
+size_t flash_attention_scratch(int len, int n_kv_heads, int hd);
 cudaError_t launch_flash_attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
                                    const float* k, const float* v, int pos0, float scale,
-                                   float* out, cudaStream_t stream);
+                                   float* out, uint16_t* scratch, cudaStream_t stream);
 // Prefill attention through GEMMs: scores (heads, rows, L) row-major, row i of each head sees
 // keys [0, first_len + i) (causal); softmax over those in place, the rest set to 0.
 cudaError_t launch_causal_softmax(float* scores, int heads, int rows, int L, int first_len,
