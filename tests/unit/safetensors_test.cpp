@@ -22,7 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
 void spit(const fs::path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), std::streamsize(bytes.size()));
@@ -130,6 +129,32 @@ TEST(Safetensors, RoundTripEveryDtype) {
   const TensorView& odd_view = file->get("odd");
   EXPECT_EQ(std::memcmp(odd_view.data, odd.data(), odd.size()), 0);
   EXPECT_EQ(file->get("f32.values").to_f32(), f);
+}
+
+// Spilling tensors to a scratch file gives the same bytes as holding them in memory, also for
+// more than one read-back buffer (8 MiB) and an empty tensor; the scratch file is gone at once.
+TEST(Safetensors, SpilledWriterWritesTheSameFile) {
+  const fs::path dir = test::temp_dir("st-spill");
+  const auto big = random_nonzero_bytes((size_t(9) << 20) + 6, 3);
+  const auto small = random_nonzero_bytes(2 * 3 * 2, 4);
+  auto fill = [&](SafetensorsWriter& w) {
+    w.set_metadata("format", "pt");
+    w.add("small", DType::BF16, {2, 3}, small.data(), small.size());
+    w.add("empty", DType::F32, {0, 4}, nullptr, 0);
+    w.add("big", DType::U8, {int64_t(big.size())}, big.data(), big.size());
+  };
+  SafetensorsWriter held, spilled;
+  spilled.spill_to((dir / "scratch.spill").string());
+  EXPECT_FALSE(fs::exists(dir / "scratch.spill"));
+  fill(held);
+  fill(spilled);
+  held.write((dir / "held.safetensors").string());
+  spilled.write((dir / "spilled.safetensors").string());
+  const std::string bytes = test::read_file(dir / "spilled.safetensors");
+  EXPECT_EQ(bytes, test::read_file(dir / "held.safetensors"));
+  EXPECT_GT(bytes.size(), big.size());
+  EXPECT_EQ(std::memcmp(bytes.data() + bytes.size() - big.size(), big.data(), big.size()), 0);
+  EXPECT_THROW(held.spill_to((dir / "late.spill").string()), Error);  // after add()
 }
 
 TEST(Safetensors, WriterOutputIsDeterministicAndInAddedOrder) {

@@ -72,7 +72,7 @@ class TensorStore {
   const TensorView& get(const std::string& name) const;  // error names the folder if absent
   // The tensor converted to fp32, after checking it has exactly `shape` (error names the file).
   std::vector<float> get_f32(const std::string& name, const std::vector<int64_t>& shape) const;
-  std::vector<std::string> names() const;                // sorted
+  std::vector<std::string> names() const;  // sorted
   const std::string& dir() const { return dir_; }
   // Metadata of the first file (our quantized folders store the recipe there too).
   std::map<std::string, std::string> metadata() const;
@@ -83,15 +83,22 @@ class TensorStore {
   std::map<std::string, const TensorView*> index_;
 };
 
+class SpillFile;  // safetensors_writer.cpp
+
 // Collects tensors and writes one safetensors file. Tensors are written in the order added
 // (deterministic output); the header is padded with spaces to a multiple of 8 bytes.
 // write() writes to "<path>.tmp" and renames, so a crash never leaves a half-written file.
+// Tensors are held in memory, or with spill_to() in a scratch file, so that a large output
+// costs disk rather than memory until write().
 class SafetensorsWriter {
  public:
   void add(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
            size_t nbytes);
   void add_f32(const std::string& name, std::vector<int64_t> shape, const float* data);
   void set_metadata(const std::string& key, const std::string& value);
+  // From now on, tensor bytes go to a scratch file at `path` (created, and unlinked at once:
+  // nothing stays behind, whatever happens). Only before the first add().
+  void spill_to(const std::string& path);
   void write(const std::string& path) const;
 
  private:
@@ -99,10 +106,12 @@ class SafetensorsWriter {
     std::string name;
     DType dtype;
     std::vector<int64_t> shape;
-    std::vector<uint8_t> bytes;
+    uint64_t size = 0;
+    std::vector<uint8_t> bytes;  // empty when spilled
   };
   std::vector<Entry> entries_;
   std::map<std::string, std::string> metadata_;
+  std::shared_ptr<SpillFile> spill_;
 };
 
 }  // namespace quad

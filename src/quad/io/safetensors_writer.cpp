@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -64,6 +65,57 @@ class TempFile {
 
 }  // namespace
 
+// An anonymous scratch file: created and unlinked at once, read back with pread.
+class SpillFile {
+ public:
+  explicit SpillFile(std::string path) : path_(std::move(path)) {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0) fail(kModule, "{}: cannot create: {}", path_, std::strerror(errno));
+    ::unlink(path_.c_str());
+  }
+  ~SpillFile() { ::close(fd_); }
+  SpillFile(const SpillFile&) = delete;
+  SpillFile& operator=(const SpillFile&) = delete;
+
+  void append(const void* data, size_t n) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    while (n > 0) {
+      const ssize_t written = ::write(fd_, p, n);
+      if (written < 0 && errno == EINTR) continue;
+      if (written <= 0)
+        fail(kModule, "{}: write failed: {}", path_,
+             written < 0 ? std::strerror(errno) : "no progress");
+      p += written;
+      n -= size_t(written);
+      size_ += uint64_t(written);
+    }
+  }
+  // Every byte appended so far, in order, into out.
+  void copy_to(TempFile& out) const {
+    std::vector<uint8_t> buffer(size_t(8) << 20);
+    for (uint64_t at = 0; at < size_;) {
+      const size_t want = size_t(std::min<uint64_t>(buffer.size(), size_ - at));
+      const ssize_t got = ::pread(fd_, buffer.data(), want, off_t(at));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0)
+        fail(kModule, "{}: read back failed: {}", path_,
+             got < 0 ? std::strerror(errno) : "unexpected end");
+      out.write(buffer.data(), size_t(got));
+      at += uint64_t(got);
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
+void SafetensorsWriter::spill_to(const std::string& path) {
+  if (!entries_.empty()) fail(kModule, "spill_to after tensors were added");
+  spill_ = std::make_shared<SpillFile>(path);
+}
+
 void SafetensorsWriter::add(const std::string& name, DType dtype, std::vector<int64_t> shape,
                             const void* data, size_t nbytes) {
   using safetensors_detail::checked_nbytes;
@@ -80,9 +132,12 @@ void SafetensorsWriter::add(const std::string& name, DType dtype, std::vector<in
     fail(kModule, "tensor '{}': {} {} needs {} bytes but {} were given", name, dtype_name(dtype),
          shape_str(shape), *expected, nbytes);
   if (nbytes > 0 && data == nullptr) fail(kModule, "tensor '{}': data is null", name);
-  Entry entry{name, dtype, std::move(shape), {}};
+  Entry entry{name, dtype, std::move(shape), nbytes, {}};
   const auto* bytes = static_cast<const uint8_t*>(data);
-  if (nbytes > 0) entry.bytes.assign(bytes, bytes + nbytes);
+  if (spill_)
+    spill_->append(bytes, nbytes);
+  else if (nbytes > 0)
+    entry.bytes.assign(bytes, bytes + nbytes);
   entries_.push_back(std::move(entry));
 }
 
@@ -112,9 +167,9 @@ void SafetensorsWriter::write(const std::string& path) const {
     nlohmann::ordered_json info = nlohmann::ordered_json::object();
     info["dtype"] = std::string(dtype_name(e.dtype));
     info["shape"] = e.shape;
-    info["data_offsets"] = {offset, offset + e.bytes.size()};
+    info["data_offsets"] = {offset, offset + e.size};
     header[e.name] = std::move(info);
-    offset += e.bytes.size();
+    offset += e.size;
   }
   std::string text;
   try {
@@ -133,7 +188,10 @@ void SafetensorsWriter::write(const std::string& path) const {
   TempFile out(path + ".tmp", path);
   out.write(len, sizeof len);
   out.write(text.data(), text.size());
-  for (const Entry& e : entries_) out.write(e.bytes.data(), e.bytes.size());
+  if (spill_)
+    spill_->copy_to(out);
+  else
+    for (const Entry& e : entries_) out.write(e.bytes.data(), e.bytes.size());
   out.commit();
 }
 

@@ -17,7 +17,14 @@ ShardedSafetensorsWriter::ShardedSafetensorsWriter(fs::path dir, uint64_t max_sh
                                                    std::map<std::string, std::string> metadata)
     : dir_(std::move(dir)), max_shard_bytes_(max_shard_bytes), metadata_(std::move(metadata)) {
   check(max_shard_bytes_ > 0, "safetensors", "the shard size limit must be positive");
+  start_shard();
+}
+
+// Each shard's tensors wait in a scratch file beside it, not in memory (an 8B model's 5 GB).
+void ShardedSafetensorsWriter::start_shard() {
+  current_ = SafetensorsWriter();
   for (const auto& [key, value] : metadata_) current_.set_metadata(key, value);
+  current_.spill_to(part_path(shards_ + 1).string() + ".spill");
 }
 
 fs::path ShardedSafetensorsWriter::part_path(int shard) const {
@@ -38,8 +45,7 @@ void ShardedSafetensorsWriter::add(const std::string& name, DType dtype, std::ve
 void ShardedSafetensorsWriter::close_shard() {
   ++shards_;
   current_.write(part_path(shards_).string());
-  current_ = SafetensorsWriter();
-  for (const auto& [key, value] : metadata_) current_.set_metadata(key, value);
+  start_shard();
   current_bytes_ = 0;
   current_tensors_ = 0;
 }

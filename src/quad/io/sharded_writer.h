@@ -17,8 +17,9 @@ namespace quad {
 // model-00001-of-0000N.safetensors, ... and model.safetensors.index.json ({"metadata":
 // {"total_size"}, "weight_map": {tensor: file}}), which TensorStore::open_dir reads back.
 // Tensors keep the order they were added in; a shard is closed when the next tensor would take
-// it past the limit (a tensor larger than the limit gets a shard of its own), and written at
-// once, so memory holds one shard at a time. Output is deterministic.
+// it past the limit (a tensor larger than the limit gets a shard of its own). A shard's tensors
+// wait in an unlinked scratch file in `dir` until it is closed, so memory holds none of them.
+// Output is deterministic.
 class ShardedSafetensorsWriter {
  public:
   ShardedSafetensorsWriter(std::filesystem::path dir, uint64_t max_shard_bytes,
@@ -30,6 +31,7 @@ class ShardedSafetensorsWriter {
   int finish();
 
  private:
+  void start_shard();
   void close_shard();
   std::filesystem::path part_path(int shard) const;
 
