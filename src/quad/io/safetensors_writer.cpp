@@ -17,6 +17,20 @@ namespace {
 
 constexpr const char* kModule = "safetensors";
 
+// All n bytes to fd (the file at path), or a clear error.
+void write_all(int fd, const std::string& path, const void* data, size_t n) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  while (n > 0) {
+    const ssize_t written = ::write(fd, p, n);
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0)
+      fail(kModule, "{}: write failed: {}", path,
+           written < 0 ? std::strerror(errno) : "no progress");
+    p += written;
+    n -= static_cast<size_t>(written);
+  }
+}
+
 // An open temp file that is closed and removed unless commit() renamed it into place.
 class TempFile {
  public:
@@ -32,18 +46,7 @@ class TempFile {
   TempFile(const TempFile&) = delete;
   TempFile& operator=(const TempFile&) = delete;
 
-  void write(const void* data, size_t n) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    while (n > 0) {
-      const ssize_t written = ::write(fd_, p, n);
-      if (written < 0 && errno == EINTR) continue;
-      if (written <= 0)
-        fail(kModule, "{}: write failed: {}", tmp_,
-             written < 0 ? std::strerror(errno) : "no progress");
-      p += written;
-      n -= static_cast<size_t>(written);
-    }
-  }
+  void write(const void* data, size_t n) { write_all(fd_, tmp_, data, n); }
 
   // fsync, close and rename over the final path.
   void commit() {
@@ -78,17 +81,8 @@ class SpillFile {
   SpillFile& operator=(const SpillFile&) = delete;
 
   void append(const void* data, size_t n) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    while (n > 0) {
-      const ssize_t written = ::write(fd_, p, n);
-      if (written < 0 && errno == EINTR) continue;
-      if (written <= 0)
-        fail(kModule, "{}: write failed: {}", path_,
-             written < 0 ? std::strerror(errno) : "no progress");
-      p += written;
-      n -= size_t(written);
-      size_ += uint64_t(written);
-    }
+    write_all(fd_, path_, data, n);
+    size_ += n;
   }
   // Every byte appended so far, in order, into out.
   void copy_to(TempFile& out) const {
