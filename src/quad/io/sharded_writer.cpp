@@ -22,7 +22,6 @@ ShardedSafetensorsWriter::ShardedSafetensorsWriter(fs::path dir, uint64_t max_sh
 
 // Each shard's tensors wait in a scratch file beside it, not in memory (an 8B model's 5 GB).
 void ShardedSafetensorsWriter::start_shard() {
-  current_ = SafetensorsWriter();
   for (const auto& [key, value] : metadata_) current_.set_metadata(key, value);
   current_.spill_to(part_path(shards_ + 1).string() + ".spill");
 }
@@ -34,7 +33,10 @@ fs::path ShardedSafetensorsWriter::part_path(int shard) const {
 void ShardedSafetensorsWriter::add(const std::string& name, DType dtype, std::vector<int64_t> shape,
                                    const void* data, size_t nbytes) {
   check(names_.insert(name).second, "safetensors", "tensor '{}' added twice", name);
-  if (current_tensors_ > 0 && current_bytes_ + nbytes > max_shard_bytes_) close_shard();
+  if (current_tensors_ > 0 && current_bytes_ + nbytes > max_shard_bytes_) {
+    close_shard();
+    start_shard();
+  }
   current_.add(name, dtype, std::move(shape), data, nbytes);
   current_bytes_ += nbytes;
   total_bytes_ += nbytes;
@@ -45,7 +47,7 @@ void ShardedSafetensorsWriter::add(const std::string& name, DType dtype, std::ve
 void ShardedSafetensorsWriter::close_shard() {
   ++shards_;
   current_.write(part_path(shards_).string());
-  start_shard();
+  current_ = SafetensorsWriter();  // its scratch file goes with it
   current_bytes_ = 0;
   current_tensors_ = 0;
 }

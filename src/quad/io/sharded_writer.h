@@ -31,8 +31,8 @@ class ShardedSafetensorsWriter {
   int finish();
 
  private:
-  void start_shard();
-  void close_shard();
+  void start_shard();  // the empty current_ takes the metadata and its scratch file
+  void close_shard();  // writes current_'s part file and empties it
   std::filesystem::path part_path(int shard) const;
 
   std::filesystem::path dir_;

@@ -554,12 +554,12 @@ class CudaBackend final : public Backend {
     // ops write) that the previous layer's output did not overlap.
     const cuda::DeviceQuadLinear* shared = nullptr;
     const SharedQuant& last = last_quant_;
-    if (share_quant_ && last.layer && last.op + 1 == op_count_ && last.x == x && last.n == n &&
-        dx == x && !overlaps(last.y, last.y_bytes, x, sizeof(float) * size_t(n) * lin.in) &&
+    if (share_quant_ && last.layer &&
+        last.input.same_rows(op_count_, x, dx, n, sizeof(float) * size_t(n) * lin.in) &&
         last.layer->quantizes_like(d, n))
       shared = last.layer;
     d.forward(dx, n, dy, stream_, shared);
-    last_quant_ = {shared ? shared : &d, op_count_, x, n, y, sizeof(float) * size_t(n) * lin.out};
+    last_quant_ = {shared ? shared : &d, {op_count_, x, n, y, sizeof(float) * size_t(n) * lin.out}};
     finish(y, dy, size_t(n) * lin.out);
     return true;
   }
@@ -629,13 +629,12 @@ class CudaBackend final : public Backend {
       // while no other op has run in between (the same rule as the fused linears' shared
       // quantization).
       const SharedHalf& last = last_half_;
-      const bool shared = last.op + 1 == op_count_ && last.x == x && dx == x && last.n == n &&
-                          last.in == in && last.bf16 == bf16 &&
-                          !overlaps(last.y, last.y_bytes, x, sizeof(float) * size_t(n) * in);
+      const bool shared = last.in == in && last.bf16 == bf16 &&
+                          last.input.same_rows(op_count_, x, dx, n, sizeof(float) * size_t(n) * in);
       uint16_t* dx16 = scratch<uint16_t>(kIn1, size_t(n) * in);
       if (!shared)
         check_launch(cuda::launch_to_half(dx, size_t(n) * in, dx16, bf16, stream_), "to_half");
-      last_half_ = {op_count_, x, n, in, bf16, y, sizeof(float) * size_t(n) * out};
+      last_half_ = {{op_count_, x, n, y, sizeof(float) * size_t(n) * out}, in, bf16};
       const uint16_t* dw = weights_.get(w16, size_t(out) * in, stream_);
       const cudaDataType type = bf16 ? CUDA_R_16BF : CUDA_R_16F;
       const float one = 1.0f, zero = 0.0f;
@@ -678,23 +677,33 @@ class CudaBackend final : public Backend {
     }
     return *entry.second;
   }
-  // The last fused linear's quantized input, for the next one (fused_linear).
-  struct SharedQuant {
-    const cuda::DeviceQuadLinear* layer = nullptr;
+  // The op that last prepared its input (quantized or rounded it): which op it was, the rows it
+  // read and what it wrote.
+  struct LastInput {
     uint64_t op = 0;
     const float* x = nullptr;
     int n = 0;
     const void* y = nullptr;
     size_t y_bytes = 0;
+    // Whether op `op_count` reads the same rows, still unchanged: it comes right after, its x
+    // (x_bytes) is the same device memory (which only ops write), and the last output did not
+    // overlap it.
+    bool same_rows(uint64_t op_count, const float* x_now, const float* dx, int n_now,
+                   size_t x_bytes) const {
+      return op + 1 == op_count && x == x_now && dx == x_now && n == n_now &&
+             !overlaps(y, y_bytes, x_now, x_bytes);
+    }
+  };
+  // The last fused linear's quantized input, for the next one (fused_linear).
+  struct SharedQuant {
+    const cuda::DeviceQuadLinear* layer = nullptr;
+    LastInput input;
   };
   // The last half_linear's rounded input (in slot kIn1), for the next one.
   struct SharedHalf {
-    uint64_t op = 0;
-    const float* x = nullptr;
-    int n = 0, in = 0;
+    LastInput input;
+    int in = 0;
     bool bf16 = false;
-    const void* y = nullptr;
-    size_t y_bytes = 0;
   };
   static bool overlaps(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
     const auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);

@@ -74,9 +74,10 @@ __global__ void __launch_bounds__(kThreads)
   const int block_last = pos0 + min(n - 1, row0 + kRows - 1);  // ... and of the block
   const int n_tiles = block_last / kKeys + 1;
 
+  auto k_tile = [&](int stage) { return tiles + size_t(stage) * 2 * kKeys * S; };  // V follows
   // Keys past the cache are zero-filled (and masked below).
   auto load_tile = [&](int stage, int kt0) {
-    __half* Ks = tiles + size_t(stage) * 2 * kKeys * S;
+    __half* Ks = k_tile(stage);
     __half* Vs = Ks + kKeys * S;
     constexpr int kChunks = kKeys * HD / 8;  // 16-byte chunks per tile
     for (int c = tid; c < kChunks; c += kThreads) {
@@ -96,7 +97,7 @@ __global__ void __launch_bounds__(kThreads)
     cp_async_commit();   // possibly empty: keeps one group per iteration
     cp_async_wait<1>();  // this tile's group is complete
     __syncthreads();
-    const __half* Ks = tiles + size_t(it % kStages) * 2 * kKeys * S;
+    const __half* Ks = k_tile(it % kStages);
     const __half* Vs = Ks + kKeys * S;
     if (kt0 <= warp_last) {  // else every key of the tile is in this warp's future
       float s[kKeys / 8][4];
