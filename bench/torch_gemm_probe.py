@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Times PyTorch's bf16 GEMMs (cuBLAS underneath) at the Llama-3-8B linear shapes, for comparing
-with `QUAD_CUDA_PROFILE=1 quad bench --dtype bf16`'s per-shape half_linear times in the same call.
+with `QUAD_CUDA_PROFILE=1 quad bench --dtype bf16`'s per-shape half_linear times in the same call,
+and its causal scaled_dot_product_attention at the attention shape (32 heads, head_dim 128), for
+comparing with build-gpu/attention_bench.
 
 Prints, per shape (tokens x out x in), the median of CUDA-event timings over many runs of
 y = x · wᵀ with bf16 out, and with fp32 out where this torch has `out_dtype` (quad's GEMMs write
@@ -51,6 +53,12 @@ def main():
         except (TypeError, RuntimeError) as e:
             f32 = f"{'n/a':>12} ({type(e).__name__})"
         print(f"{f'{n}x{out}x{inp}':>22} {t16:12.3f} {flops / t16 / 1e9:8.0f} {f32}")
+    # SDPA: bf16 q, k, v (1, 32, n, 128), causal; K/V already expanded to the query heads.
+    q, k, v = (torch.randn(1, 32, n, 128, device="cuda").to(torch.bfloat16) for _ in range(3))
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    t = timed(lambda: sdpa(q, k, v, is_causal=True), args.reps)
+    flops = 4.0 * 128 * 32 * n * (n + 1) / 2
+    print(f"{'sdpa causal ' + str(n):>22} {t:12.3f} {flops / t / 1e9:8.0f}")
 
 
 if __name__ == "__main__":

@@ -97,6 +97,89 @@ TEST(CudaResident, Bf16LinearsShareTheRoundedInputOnlyWhileItIsUnchanged) {
   }
 }
 
+// A 16-bit linear (out, in) with random weights and bias.
+Linear half_linear_layer(int in, int out, bool bf16, uint64_t seed) {
+  Linear lin;
+  lin.name = "lin";
+  lin.in = in, lin.out = out;
+  lin.bias = test::random_normal(out, seed + 1);
+  std::vector<uint16_t>& w16 = bf16 ? lin.weight_bf16 : lin.weight_f16;
+  for (float v : test::random_normal(size_t(out) * in, seed))
+    w16.push_back(bf16 ? f32_to_bf16(0.2f * v) : f32_to_f16(0.2f * v));
+  return lin;
+}
+
+// The SwiGLU MLP in one call gives, bit for bit, what the steps give (16-bit gate and up linears,
+// silu_mul, the 16-bit down linear), for fp16 and bf16 weights with biases; with reduced
+// precision allowed (and no gate/up bias) gate(x) and up(x) stay 16-bit: close to the steps, not
+// equal. fp32 weights and host buffers are left to the caller.
+TEST(CudaResident, SwigluMlpMatchesTheSteps) {
+  QUAD_REQUIRE_GPU();
+  const int d = 72, ff = 136;
+  for (bool bf16 : {false, true}) {
+    Linear gate = half_linear_layer(d, ff, bf16, 41), up = half_linear_layer(d, ff, bf16, 43),
+           down = half_linear_layer(ff, d, bf16, 45);
+    for (int n : {1, 7, 300}) {
+      SCOPED_TRACE(testing::Message() << "bf16 " << bf16 << ", n " << n);
+      const std::vector<float> x0 = test::random_normal(size_t(n) * d, 47 + n);
+      for (bool reduced : {false, true}) {
+        auto be = make_backend("cuda");
+        if (reduced) be->allow_reduced_precision();
+        BackendArray<float> x, g, u, y;
+        x.ensure(MemoryKind::cuda, x0.size());
+        g.ensure(MemoryKind::cuda, size_t(n) * ff);
+        u.ensure(MemoryKind::cuda, size_t(n) * ff);
+        y.ensure(MemoryKind::cuda, size_t(n) * d);
+        be->copy(x.data(), x0.data(), sizeof(float) * x0.size());
+        auto y_host = [&] {
+          std::vector<float> host(size_t(n) * d);
+          be->copy(host.data(), y.data(), sizeof(float) * host.size());
+          return host;
+        };
+        auto lin16 = [&](const Linear& lin, const float* in, float* out) {
+          const float* b = lin.has_bias() ? lin.bias.data() : nullptr;
+          if (bf16)
+            be->linear_bf16(in, n, lin.in, lin.weight_bf16.data(), lin.out, b, out);
+          else
+            be->linear_f16(in, n, lin.in, lin.weight_f16.data(), lin.out, b, out);
+        };
+        // The reduced path needs bias-free gate and up (the exact path takes any).
+        Linear gate_nb = gate, up_nb = up;
+        if (reduced) gate_nb.bias.clear(), up_nb.bias.clear();
+        lin16(gate_nb, x.data(), g.data());
+        lin16(up_nb, x.data(), u.data());
+        be->silu_mul(g.data(), u.data(), size_t(n) * ff, g.data());
+        lin16(down, g.data(), y.data());
+        const std::vector<float> ref = y_host();
+        ASSERT_TRUE(
+            be->swiglu_mlp(gate_nb, up_nb, down, x.data(), n, g.data(), u.data(), y.data()));
+        const std::vector<float> fused = y_host();
+        if (!reduced) {
+          EXPECT_EQ(fused, ref);
+        } else {
+          EXPECT_NE(fused, ref);
+          double err = 0, norm = 0;
+          for (size_t i = 0; i < ref.size(); ++i)
+            err += (fused[i] - ref[i]) * double(fused[i] - ref[i]), norm += ref[i] * double(ref[i]);
+          EXPECT_LT(err / norm, bf16 ? 1e-4 : 1e-6);
+        }
+        std::vector<float> host_g(size_t(n) * ff);
+        EXPECT_FALSE(be->swiglu_mlp(gate_nb, up_nb, down, x0.data(), n, host_g.data(),
+                                    host_g.data(), y.data()));  // host input
+      }
+    }
+    Linear fp32 = gate;
+    fp32.weight.assign(size_t(ff) * d, 0.5f);
+    BackendArray<float> buf;
+    buf.ensure(MemoryKind::cuda, size_t(ff) * 4);
+    auto be = make_backend("cuda");
+    EXPECT_FALSE(be->swiglu_mlp(fp32, up, down, buf.data(), 1, buf.data(), buf.data(), buf.data()));
+    const Linear other = half_linear_layer(d, ff, !bf16, 49);
+    EXPECT_FALSE(
+        be->swiglu_mlp(other, up, down, buf.data(), 1, buf.data(), buf.data(), buf.data()));
+  }
+}
+
 // A whole forward pass with activations and the KV cache in GPU memory gives the logits of the
 // same pass through host buffers (every op staged), on an FP and a random QUAD model.
 TEST(CudaResident, DeviceMemoryForwardMatchesStagedForward) {

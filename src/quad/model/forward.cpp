@@ -69,11 +69,6 @@ void fp_gemm(Backend& backend, const Linear& lin, const float* input, int n, flo
 // the weights are fp) and the fp GEMM.
 namespace {
 
-// Whether lin multiplies its input as it is: no online transform, no quantizer, fp weights.
-bool reads_input_as_is(const Linear& lin) {
-  return !lin.input_transform && !lin.integer_path() && !lin.input_quant.enabled();
-}
-
 // Shows the observer lin's input; true when it has seen enough, so the GEMM is not needed.
 bool observe(ForwardObserver* observer, int layer, const Linear& lin, const float* x, int n) {
   if (!observer) return false;
@@ -108,7 +103,7 @@ void apply_linear(Backend& backend, const Linear& lin, const float* x, int n, fl
   }
   // The rest has host-side steps: stage x and y through host memory when the backend keeps
   // them elsewhere.
-  if (!reads_input_as_is(lin) && !(backend.host_accessible(x) && backend.host_accessible(y))) {
+  if (!lin.reads_input_as_is() && !(backend.host_accessible(x) && backend.host_accessible(y))) {
     const float* host_x = host_view(backend, x, size_t(n) * lin.in, s.host_in);
     float* host_y = y;
     if (!backend.host_accessible(y)) {
@@ -205,7 +200,7 @@ void apply_linears_on(Backend& backend,
                       std::initializer_list<std::pair<const Linear*, float*>> lins, const float* x,
                       int n, ForwardScratch& s, int l, ForwardObserver* obs) {
   const bool as_is = std::all_of(lins.begin(), lins.end(),
-                                 [](const auto& p) { return reads_input_as_is(*p.first); });
+                                 [](const auto& p) { return p.first->reads_input_as_is(); });
   if (obs && as_is) {
     for (const auto& [lin, y] : lins) obs->linear_input(l, *lin, x, n);
     if (obs->seen_enough()) return;
@@ -263,11 +258,17 @@ void decoder_layer(const Model& model, Backend& backend, int l, float* x, int n,
   // MLP block (SwiGLU).
   if (obs) obs->norm_input(l, 1, x, n, D);
   norm(backend, L.mlp_norm, x, n, D, xn);
-  apply_linears_on(backend, {{&L.gate, gate}, {&L.up, up}}, xn, n, s, l, obs);
-  if (seen_enough()) return;
-  backend.silu_mul(gate, up, size_t(n) * ff, gate);
-  apply_linear(backend, L.down, gate, n, proj, s, l, obs);
-  if (seen_enough()) return;
+  // In one backend call where it has one (fp layers, no calibration watching), else step by step.
+  const bool fused_mlp = !obs && L.gate.reads_input_as_is() && L.up.reads_input_as_is() &&
+                         L.down.reads_input_as_is() &&
+                         backend.swiglu_mlp(L.gate, L.up, L.down, xn, n, gate, up, proj);
+  if (!fused_mlp) {
+    apply_linears_on(backend, {{&L.gate, gate}, {&L.up, up}}, xn, n, s, l, obs);
+    if (seen_enough()) return;
+    backend.silu_mul(gate, up, size_t(n) * ff, gate);
+    apply_linear(backend, L.down, gate, n, proj, s, l, obs);
+    if (seen_enough()) return;
+  }
   backend.add(x, proj, size_t(n) * D);
 }
 

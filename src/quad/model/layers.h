@@ -78,6 +78,11 @@ struct Linear {
   bool has_bias() const { return !bias.empty(); }
   // Integer arithmetic: quantized weights and quantized inputs.
   bool integer_path() const { return qweight && input_quant.enabled(); }
+  // Whether the layer multiplies its input as it is: no online transform, no quantizer, fp
+  // weights.
+  bool reads_input_as_is() const {
+    return !input_transform && !integer_path() && !input_quant.enabled();
+  }
   size_t num_params() const {
     return qweight ? size_t(out) * in + bias.size()
                    : weight.size() + weight_f16.size() + weight_bf16.size() + bias.size();

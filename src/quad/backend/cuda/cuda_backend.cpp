@@ -618,11 +618,9 @@ class CudaBackend final : public Backend {
   void half_linear(const float* x, int n, int in, const uint16_t* w16, int out, const float* bias,
                    float* y, bool bf16) {
     Op op(*this, "half_linear");
-    if (profile_)
-      op.shape = std::to_string(n) + "x" + std::to_string(out) + "x" + std::to_string(in);
+    if (profile_) op.shape = gemm_shape(n, out, in);
     if (n <= 0 || out <= 0) return;
-    float* dy = output(kOut, y, size_t(n) * out);
-    const float* db = weights_.get(bias, bias ? size_t(out) : 0, stream_);
+    const uint16_t* dx16 = nullptr;
     if (in > 0) {
       const float* dx = input(kIn0, x, size_t(n) * in);
       // q/k/v (and gate/up) read the same rows: the first rounds them, the next ones reuse that
@@ -631,16 +629,82 @@ class CudaBackend final : public Backend {
       const SharedHalf& last = last_half_;
       const bool shared = last.in == in && last.bf16 == bf16 &&
                           last.input.same_rows(op_count_, x, dx, n, sizeof(float) * size_t(n) * in);
-      uint16_t* dx16 = scratch<uint16_t>(kIn1, size_t(n) * in);
+      uint16_t* rounded = scratch<uint16_t>(kIn1, size_t(n) * in);
       if (!shared)
-        check_launch(cuda::launch_to_half(dx, size_t(n) * in, dx16, bf16, stream_), "to_half");
+        check_launch(cuda::launch_to_half(dx, size_t(n) * in, rounded, bf16, stream_), "to_half");
       last_half_ = {{op_count_, x, n, y, sizeof(float) * size_t(n) * out}, in, bf16};
-      const uint16_t* dw = weights_.get(w16, size_t(out) * in, stream_);
-      const cudaDataType type = bf16 ? CUDA_R_16BF : CUDA_R_16F;
-      const float one = 1.0f, zero = 0.0f;
-      QUAD_CUBLAS_CHECK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, dw, type,
-                                     in, dx16, type, in, &zero, dy, CUDA_R_32F, out,
-                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      dx16 = rounded;
+    }
+    half_gemm(dx16, n, in, w16, out, bias, y, bf16);
+  }
+
+  bool swiglu_mlp(const Linear& gate, const Linear& up, const Linear& down, const float* x, int n,
+                  float* gate_buf, float* up_buf, float* y) override {
+    // 16-bit weights of one type (weight_f16 before weight_bf16, as the model picks them).
+    auto weights16 = [](const Linear& lin) -> const std::vector<uint16_t>& {
+      return lin.weight_f16.empty() ? lin.weight_bf16 : lin.weight_f16;
+    };
+    const bool bf16 = down.weight_f16.empty();
+    for (const Linear* lin : {&gate, &up, &down})
+      if (!lin->weight.empty() || weights16(*lin).empty() || lin->weight_f16.empty() == !bf16 ||
+          !lin->reads_input_as_is())
+        return false;
+    const int d = gate.in, ff = gate.out;
+    if (n <= 0 || d <= 0 || ff <= 0 || up.in != d || up.out != ff || down.in != ff ||
+        !on_device(x) || !on_device(gate_buf) || !on_device(up_buf) || !on_device(y))
+      return false;
+    Op op(*this, "swiglu_mlp");
+    if (profile_) op.shape = gemm_shape(n, ff, d);
+    const size_t count = size_t(n) * ff;
+    uint16_t* x16 = scratch<uint16_t>(kIn1, std::max(size_t(n) * d, count));
+    check_launch(cuda::launch_to_half(x, size_t(n) * d, x16, bf16, stream_), "to_half");
+    last_half_ = {};  // kIn1's rounded rows are no op's input
+    auto bias_of = [](const Linear& lin) { return lin.has_bias() ? lin.bias.data() : nullptr; };
+    if (reduced_precision_ && !gate.has_bias() && !up.has_bias()) {
+      // gate(x), up(x) and their product in 16 bits, in the callers' buffers.
+      auto* g16 = reinterpret_cast<uint16_t*>(gate_buf);
+      auto* u16 = reinterpret_cast<uint16_t*>(up_buf);
+      gemm16(x16, n, d, weights16(gate).data(), ff, g16, /*out16=*/true, bf16);
+      gemm16(x16, n, d, weights16(up).data(), ff, u16, /*out16=*/true, bf16);
+      check_launch(cuda::launch_silu_mul_of_half(g16, u16, count, g16, bf16, stream_),
+                   "silu_mul_of_half");
+      half_gemm(g16, n, ff, weights16(down).data(), down.out, bias_of(down), y, bf16);
+      return true;
+    }
+    // The steps' values: fp32 gate(x) and up(x), their product rounded once for down.
+    half_gemm(x16, n, d, weights16(gate).data(), ff, bias_of(gate), gate_buf, bf16);
+    half_gemm(x16, n, d, weights16(up).data(), ff, bias_of(up), up_buf, bf16);
+    check_launch(cuda::launch_silu_mul_to_half(gate_buf, up_buf, count, x16, bf16, stream_),
+                 "silu_mul_to_half");
+    half_gemm(x16, n, ff, weights16(down).data(), down.out, bias_of(down), y, bf16);
+    return true;
+  }
+
+  // y (n, out; GPU memory, fp32 or, with out16, the weights' 16-bit type) = x16 (n, in) · w16ᵀ
+  // (out, in; a host weight, cached) on tensor cores with fp32 accumulation.
+  void gemm16(const uint16_t* x16, int n, int in, const uint16_t* w16, int out, void* y, bool out16,
+              bool bf16) {
+    const uint16_t* dw = weights_.get(w16, size_t(out) * in, stream_);
+    const cudaDataType type = bf16 ? CUDA_R_16BF : CUDA_R_16F;
+    const float one = 1.0f, zero = 0.0f;
+    // Row-major y (n, out) = x (n, in) · w (out, in)ᵀ is column-major yᵀ = w (in, out)ᵀ · xᵀ.
+    QUAD_CUBLAS_CHECK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, dw, type, in,
+                                   x16, type, in, &zero, y, out16 ? type : CUDA_R_32F, out,
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+
+  static std::string gemm_shape(int n, int out, int in) {
+    return std::to_string(n) + "x" + std::to_string(out) + "x" + std::to_string(in);
+  }
+
+  // y (n, out) = x16 (n, in; 16-bit, in GPU memory; null when in is 0) · w16ᵀ (+ bias), fp32
+  // accumulation and output: the GEMM of half_linear and swiglu_mlp.
+  void half_gemm(const uint16_t* dx16, int n, int in, const uint16_t* w16, int out,
+                 const float* bias, float* y, bool bf16) {
+    float* dy = output(kOut, y, size_t(n) * out);
+    const float* db = weights_.get(bias, bias ? size_t(out) : 0, stream_);
+    if (in > 0) {
+      gemm16(dx16, n, in, w16, out, dy, /*out16=*/false, bf16);
     } else {
       QUAD_CUDA_CHECK(cudaMemsetAsync(dy, 0, sizeof(float) * size_t(n) * out, stream_));
     }

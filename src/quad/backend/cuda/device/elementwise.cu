@@ -1,5 +1,5 @@
-// Element-wise kernels: bias add, residual add, SwiGLU's silu(gate) ⊙ up, fp32 → fp16/bf16,
-// the embedding's row gather.
+// Element-wise kernels: bias add, residual add, SwiGLU's silu(gate) ⊙ up (fp32 or 16-bit in), fp32
+// → fp16/bf16, the embedding's row gather.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -25,21 +25,44 @@ __global__ void add_kernel(float* x, const float* y, size_t n) {
 
 // g / (1 + exp(−g)) · up as the CPU writes it; exp in double, rounded to float, so it agrees
 // with a correctly rounded expf.
-__global__ void silu_mul_kernel(const float* gate, const float* up, size_t n, float* out) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
-       i += size_t(gridDim.x) * blockDim.x) {
-    const float g = gate[i];
-    const float e = float(exp(-double(g)));
-    out[i] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, e)), up[i]);
-  }
+__device__ __forceinline__ float silu_mul(float g, float up) {
+  const float e = float(exp(-double(g)));
+  return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, e)), up);
 }
 
 // Round to nearest even.
+__device__ __forceinline__ uint16_t to_half(float x, bool bf16) {
+  return bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(x)) : __half_as_ushort(__float2half_rn(x));
+}
+
+__global__ void silu_mul_kernel(const float* gate, const float* up, size_t n, float* out) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    out[i] = silu_mul(gate[i], up[i]);
+}
+
+__global__ void silu_mul_to_half_kernel(const float* gate, const float* up, size_t n, uint16_t* out,
+                                        bool bf16) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    out[i] = to_half(silu_mul(gate[i], up[i]), bf16);
+}
+
+__device__ __forceinline__ float from_half(uint16_t h, bool bf16) {
+  return bf16 ? __bfloat162float(__ushort_as_bfloat16(h)) : __half2float(__ushort_as_half(h));
+}
+
+__global__ void silu_mul_of_half_kernel(const uint16_t* gate, const uint16_t* up, size_t n,
+                                        uint16_t* out, bool bf16) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    out[i] = to_half(silu_mul(from_half(gate[i], bf16), from_half(up[i], bf16)), bf16);
+}
+
 __global__ void to_half_kernel(const float* x, size_t n, uint16_t* out, bool bf16) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x)
-    out[i] = bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(x[i]))
-                  : __half_as_ushort(__float2half_rn(x[i]));
+    out[i] = to_half(x[i], bf16);
 }
 
 // One block per token: row tokens[i] of the table into row i of x.
@@ -82,6 +105,22 @@ cudaError_t launch_silu_mul(const float* gate, const float* up, size_t n, float*
                             cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   silu_mul_kernel<<<grid_stride_blocks(n), kGridStrideThreads, 0, stream>>>(gate, up, n, out);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_silu_mul_to_half(const float* gate, const float* up, size_t n, uint16_t* out,
+                                    bool bf16, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  silu_mul_to_half_kernel<<<grid_stride_blocks(n), kGridStrideThreads, 0, stream>>>(gate, up, n,
+                                                                                    out, bf16);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_silu_mul_of_half(const uint16_t* gate, const uint16_t* up, size_t n,
+                                    uint16_t* out, bool bf16, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  silu_mul_of_half_kernel<<<grid_stride_blocks(n), kGridStrideThreads, 0, stream>>>(gate, up, n,
+                                                                                    out, bf16);
   return cudaGetLastError();
 }
 

@@ -3,12 +3,13 @@
 // 64. K and V are first converted from the fp32 cache to fp16 once (not once per query block);
 // their tiles then stream into shared memory with cp.async, double-buffered, so the next tile
 // loads while this one is multiplied. Per tile: S = Q·Kᵀ with mma.m16n8k16 into fp32 (Q's A
-// fragments held in registers, read from global memory once), causal mask, online softmax in
-// fp32 (running max and per-thread partial sums), P rounded to fp16 and reused as the A operand
-// of O += P·V straight from the S accumulators, V's B fragments by ldmatrix.trans from its
-// row-major tile. Only the first tile-diagonal is masked; tiles past a warp's last query are
-// skipped; the blocks with the most keys start first. fp32 in, fp32 out; q, k, v and P are
-// rounded to fp16 (the backend uses it only with reduced precision allowed).
+// fragments held in registers, read from global memory once and pre-scaled by scale·log2 e, so
+// the scores come out in log2 units; K's B fragments by ldmatrix), causal mask, online softmax in
+// fp32 (running max and per-thread partial sums, exp2 on the MUFU unit), P rounded to fp16 and
+// reused as the A operand of O += P·V straight from the S accumulators, V's B fragments by
+// ldmatrix.trans from its row-major tile. Only the first tile-diagonal is masked; tiles past a
+// warp's last query are skipped; the blocks with the most keys start first. fp32 in, fp32 out; q,
+// k, v and P are rounded to fp16 (the backend uses it only with reduced precision allowed).
 #include <cuda_fp16.h>
 #include <math.h>
 
@@ -28,6 +29,14 @@ constexpr int kStages = 2;  // K/V tiles in flight
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   const __half2 h = __floats2half2_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+// 2^x by the MUFU unit (ex2.approx.ftz: ~2 ulp, subnormal results flushed; they only scale
+// probabilities far below the row's largest).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
 }
 
 template <int HD>
@@ -55,7 +64,7 @@ __global__ void __launch_bounds__(kThreads)
     const int i = row0 + wr + r;
     if (i >= n) return 0u;
     const float2 x = *reinterpret_cast<const float2*>(q + size_t(i) * q_row + size_t(h) * HD + c);
-    return pack_half2(x.x, x.y);
+    return pack_half2(x.x * scale_log2, x.y * scale_log2);  // scores come out in log2 units
   };
 #pragma unroll
   for (int ks = 0; ks < HD / 16; ++ks) {
@@ -101,18 +110,25 @@ __global__ void __launch_bounds__(kThreads)
     const __half* Vs = Ks + kKeys * S;
     if (kt0 <= warp_last) {  // else every key of the tile is in this warp's future
       float s[kKeys / 8][4];
+      // K's B fragments by ldmatrix (non-transposed: the tile is Kᵀ column-major): matrix j of
+      // the x4 load covers keys nf·8 .. +8 and columns kk·32 + 8j .. +8, i.e. (b0, b1) of the
+      // k-steps 2·kk and 2·kk + 1.
+      const __half* kr = Ks + (lane & 7) * S + 8 * (lane >> 3);
 #pragma unroll
-      for (int nf = 0; nf < kKeys / 8; ++nf) {
-        s[nf][0] = s[nf][1] = s[nf][2] = s[nf][3] = 0.f;
+      for (int nf = 0; nf < kKeys / 8; ++nf) s[nf][0] = s[nf][1] = s[nf][2] = s[nf][3] = 0.f;
+        // k-steps outside: consecutive mma's go to different accumulators.
 #pragma unroll
-        for (int ks = 0; ks < HD / 16; ++ks) {
-          const __half* kr = Ks + (nf * 8 + g) * S + ks * 16 + 2 * t;
-          mma_f16(s[nf], qa[ks][0], qa[ks][1], qa[ks][2], qa[ks][3],
-                  *reinterpret_cast<const uint32_t*>(kr),
-                  *reinterpret_cast<const uint32_t*>(kr + 8));
+      for (int kk = 0; kk < HD / 32; ++kk) {
+#pragma unroll
+        for (int nf = 0; nf < kKeys / 8; ++nf) {
+          unsigned b[4];
+          ldmatrix_x4(b, kr + nf * 8 * S + kk * 32);
+          mma_f16(s[nf], qa[2 * kk][0], qa[2 * kk][1], qa[2 * kk][2], qa[2 * kk][3], b[0], b[1]);
+          mma_f16(s[nf], qa[2 * kk + 1][0], qa[2 * kk + 1][1], qa[2 * kk + 1][2], qa[2 * kk + 1][3],
+                  b[2], b[3]);
         }
       }
-      // Scale to log2 units, mask (future keys and keys past the cache), new row maxima.
+      // Mask (future keys and keys past the cache), new row maxima.
       const bool needs_mask = kt0 + kKeys - 1 > pos0 + row0 + wr || kt0 + kKeys > len;
       float mx[2] = {m[0], m[1]};
 #pragma unroll
@@ -120,7 +136,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
           const int key = kt0 + nf * 8 + 2 * t + (c & 1), r = c >> 1;
-          float x = s[nf][c] * scale_log2;
+          float x = s[nf][c];
           if (needs_mask && (key > qpos[r] || key >= len)) x = -INFINITY;
           s[nf][c] = x;
           mx[r] = fmaxf(mx[r], x);
@@ -132,7 +148,7 @@ __global__ void __launch_bounds__(kThreads)
         mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
         // A row with every key so far masked (only rows past n) keeps m = −inf: use 0 as base.
         const float base = mx[r] == -INFINITY ? 0.f : mx[r];
-        alpha[r] = exp2f(m[r] - base);
+        alpha[r] = fast_exp2(m[r] - base);
         m[r] = mx[r];
         mx[r] = base;
         l[r] *= alpha[r];
@@ -148,7 +164,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int nf = 0; nf < kKeys / 8; ++nf)
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
-          const float p = exp2f(s[nf][c] - mx[c >> 1]);
+          const float p = fast_exp2(s[nf][c] - mx[c >> 1]);
           s[nf][c] = p;
           l[c >> 1] += p;
         }

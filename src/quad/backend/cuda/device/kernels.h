@@ -23,6 +23,12 @@ cudaError_t launch_add(float* x, const float* y, size_t n, cudaStream_t stream);
 // out (n) = silu(gate) ⊙ up; out may alias gate or up.
 cudaError_t launch_silu_mul(const float* gate, const float* up, size_t n, float* out,
                             cudaStream_t stream);
+// out (n) = silu(gate) ⊙ up rounded as launch_to_half rounds it (the same values as the two).
+cudaError_t launch_silu_mul_to_half(const float* gate, const float* up, size_t n, uint16_t* out,
+                                    bool bf16, cudaStream_t stream);
+// The same from 16-bit gate and up (widened exactly, the product in fp32, rounded once).
+cudaError_t launch_silu_mul_of_half(const uint16_t* gate, const uint16_t* up, size_t n,
+                                    uint16_t* out, bool bf16, cudaStream_t stream);
 // y (n, width) = x / sqrt(Σ x² / divisor + eps) ⊙ weight (weight may be null).
 cudaError_t launch_rmsnorm(const float* x, int n, int width, const float* weight, int divisor,
                            float eps, float* y, cudaStream_t stream);

@@ -57,11 +57,11 @@ QUAD_MMA_I8(mma_s8u8, "s8", "u8")
 QUAD_MMA_I8(mma_u8s8, "u8", "s8")
 #undef QUAD_MMA_I8
 
-// d (16×8 f32) += a (16×16 f16) · b (16×8 f16).
+// d (16×8 f32) += a (16×16 f16) · b (16×8 f16). Not volatile: a register-only instruction the
+// compiler may schedule among independent ones (interleaving accumulator chains hides latency).
 __device__ __forceinline__ void mma_f16(float (&d)[4], unsigned a0, unsigned a1, unsigned a2,
                                         unsigned a3, unsigned b0, unsigned b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
       "{%8, %9}, {%0, %1, %2, %3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
