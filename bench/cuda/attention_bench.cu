@@ -14,16 +14,8 @@
 #include <random>
 #include <vector>
 
+#include "bench_check.h"
 #include "quad/backend/cuda/device/kernels.h"
-
-#define CK(call)                                                                                 \
-  do {                                                                                           \
-    cudaError_t e_ = (call);                                                                     \
-    if (e_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                              \
-    }                                                                                            \
-  } while (0)
 
 int main(int argc, char** argv) {
   std::vector<int> lengths;

@@ -27,19 +27,12 @@
 #include <string>
 #include <vector>
 
+#include "bench_check.h"
 #include "quad/backend/cuda/device/quad_linear.h"
 #include "quad/backend/cuda/device/quad_mma.cuh"
 
 using namespace quad::cuda;
 
-#define CK(call)                                                                                 \
-  do {                                                                                           \
-    cudaError_t e_ = (call);                                                                     \
-    if (e_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                              \
-    }                                                                                            \
-  } while (0)
 #define CB(call)                                                                                \
   do {                                                                                          \
     cublasStatus_t s_ = (call);                                                                 \
