@@ -2,7 +2,8 @@
 # The end-to-end benchmark matrix of docs/benchmarks.md: `quad bench` (pp512, tg128, 3
 # repetitions) at 1 and 2 threads for tiny-llama3-30m (FP and two QUAD folders) and random
 # llama3.2-1b weights (FP32, QUAD W4A4, QUAD W4A4/A8), then the kernel micro-benchmarks at 2
-# threads. Run it on a quiet machine (check `uptime`).
+# threads, and the W4A4/FP32 decode ratio in interleaved pairs (scripts/decode_ratio.sh). Run it on
+# a quiet machine (check `uptime`).
 # Usage: bash scripts/bench_report.sh [QUAD_A8_DIR QUAD_A4_DIR]   (tiny-llama3 QUAD folders)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +22,5 @@ OMP_NUM_THREADS=2 "$micro" \
   --benchmark_filter='Int4Gemm/kernel:[12]|Sgemm/n:512/out:28672|Sgemv|LinearF16|MemRead|Vnni' \
   --benchmark_min_time=1 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
   2>&1 | grep median
+bash scripts/decode_ratio.sh 2
 echo "# done, load: $(cut -d' ' -f1-3 /proc/loadavg)"
