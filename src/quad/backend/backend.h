@@ -121,12 +121,13 @@ class Backend {
     return false;
   }
 
-  // The SwiGLU MLP y (n, down.out) = down(silu(gate(x)) ⊙ up(x)) of fp linears that read
-  // their inputs as is (Linear::reads_input_as_is), in one call where the backend has one;
-  // x (n, gate.in), gate_buf and up_buf (n, gate.out: scratch the call may overwrite) and y in
-  // the backend's memory. The cuda backend takes it for 16-bit weights: bit-identical to the
-  // steps, and with reduced precision allowed, gate(x) and up(x) are kept in bf16/fp16 (as
-  // PyTorch does). Returns false (the default) to let the caller run the steps.
+  // The SwiGLU MLP y (n, down.out) = down(silu(gate(x)) ⊙ up(x)) in one call where the backend
+  // has one; x (n, gate.in), gate_buf and up_buf (n, gate.out: scratch the call may overwrite)
+  // and y in the backend's memory. The cuda backend takes fp linears with 16-bit weights that
+  // read their inputs as is (Linear::reads_input_as_is): bit-identical to the steps, and with
+  // reduced precision allowed, gate(x) and up(x) are kept in bf16/fp16 (as PyTorch does).
+  // Returns false (the default, and for layers the backend does not take) to let the caller run
+  // the steps.
   virtual bool swiglu_mlp(const Linear& gate, const Linear& up, const Linear& down, const float* x,
                           int n, float* gate_buf, float* up_buf, float* y) {
     (void)gate, (void)up, (void)down, (void)x, (void)n, (void)gate_buf, (void)up_buf, (void)y;

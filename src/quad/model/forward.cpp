@@ -258,10 +258,8 @@ void decoder_layer(const Model& model, Backend& backend, int l, float* x, int n,
   // MLP block (SwiGLU).
   if (obs) obs->norm_input(l, 1, x, n, D);
   norm(backend, L.mlp_norm, x, n, D, xn);
-  // In one backend call where it has one (fp layers, no calibration watching), else step by step.
-  const bool fused_mlp = !obs && L.gate.reads_input_as_is() && L.up.reads_input_as_is() &&
-                         L.down.reads_input_as_is() &&
-                         backend.swiglu_mlp(L.gate, L.up, L.down, xn, n, gate, up, proj);
+  // In one backend call where it takes these layers (no calibration watching), else step by step.
+  const bool fused_mlp = !obs && backend.swiglu_mlp(L.gate, L.up, L.down, xn, n, gate, up, proj);
   if (!fused_mlp) {
     apply_linears_on(backend, {{&L.gate, gate}, {&L.up, up}}, xn, n, s, l, obs);
     if (seen_enough()) return;
