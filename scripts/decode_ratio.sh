@@ -8,9 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 quad="${QUAD:-build/quad}"
 threads="${1:-2}" pairs="${PAIRS:-3}" n="${N:-64}" quant="${QUANT:-w4a4}"
-tps() {  # decode tokens/s of one quad bench run
-  "$quad" bench --random llama3.2-1b --quant "$1" -p 0 -n "$n" -r 1 -t "$threads" --json \
-    2>/dev/null | tail -1 | sed -E 's/.*"tps_mean":([0-9.eE+-]+).*/\1/'
+err="$(mktemp)"
+trap 'rm -f "$err"' EXIT
+tps() {  # decode tokens/s of one quad bench run; quad's own error line on failure
+  local json
+  json=$("$quad" bench --random llama3.2-1b --quant "$1" -p 0 -n "$n" -r 1 -t "$threads" --json \
+    2>"$err") || { echo "decode_ratio: $(tail -1 "$err")" >&2; return 1; }
+  echo "$json" | tail -1 | sed -E 's/.*"tps_mean":([0-9.eE+-]+).*/\1/'
 }
 echo "# decode ratio $quant/fp32, llama3.2-1b random, tg$n, $threads threads, $(date -u +%FT%TZ)," \
   "commit $(git rev-parse --short HEAD), load: $(cut -d' ' -f1-3 /proc/loadavg)"
