@@ -196,6 +196,39 @@ TEST_F(CudaOps, FlashAttentionPrefill) {
   }
 }
 
+// RoPE fused into the flash kernel's load of q (rope_attention) gives what rope() then
+// attention() give on the same backend, bit for bit (the same roundings), and the same rotated
+// keys in the cache; non-consecutive positions take the steps.
+TEST_F(CudaOps, FlashRopeAttentionMatchesTheSteps) {
+  auto fast = make_backend("cuda");
+  fast->allow_reduced_precision();
+  uint32_t seed = 1300;
+  for (auto [n, pos0, H, Hkv, hd, consecutive] : {std::tuple{77, 40, 8, 2, 128, true},
+                                                  {130, 0, 4, 4, 64, true},
+                                                  {5, 300, 4, 2, 128, true},
+                                                  {33, 7, 4, 1, 64, false}}) {
+    std::vector<float> inv(hd / 2);
+    for (int i = 0; i < hd / 2; ++i) inv[i] = std::pow(500000.0f, -2.0f * i / hd);
+    const RopeTable table = RopeTable::build(inv, 400);
+    const int len = pos0 + n;
+    const auto q = random_normal(size_t(n) * H * hd, seed++),
+               k = random_normal(size_t(len) * Hkv * hd, seed++),
+               v = random_normal(size_t(len) * Hkv * hd, seed++);
+    std::vector<int32_t> pos(n);
+    for (int i = 0; i < n; ++i) pos[i] = consecutive ? pos0 + i : pos0 + 2 * i;
+    auto q0 = q, k0 = k;
+    std::vector<float> o0(q.size()), o1(q.size(), kPoison);
+    fast->rope(q0.data(), n, H, hd, pos.data(), table);
+    fast->rope(k0.data() + size_t(pos0) * Hkv * hd, n, Hkv, hd, pos.data(), table);
+    fast->attention(q0.data(), n, H, Hkv, hd, k0.data(), v.data(), pos0, o0.data());
+    auto q1 = q, k1 = k;
+    fast->rope_attention(q1.data(), n, H, Hkv, hd, k1.data(), v.data(), pos0, pos.data(), table,
+                         o1.data());
+    EXPECT_EQ(k1, k0) << "n=" << n << " hd=" << hd;
+    EXPECT_EQ(o1, o0) << "n=" << n << " hd=" << hd;
+  }
+}
+
 // The embedding gather: on the host for few tokens, on the GPU from the cached table once the
 // weights are frozen (inference); both copy rows exactly, into host or device memory.
 TEST_F(CudaOps, EmbedGathersExactRows) {

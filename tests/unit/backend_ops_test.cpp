@@ -102,6 +102,26 @@ TEST_P(BackendOps, RmsNorm) {
   }
 }
 
+// The residual add fused with the next norm: x must hold the exact sum, y its norm. Widths
+// that take cuda's float4 path (64, 8200: past the rows it keeps in registers) and its scalar
+// one (71).
+TEST_P(BackendOps, AddRmsNorm) {
+  for (auto [n, width, divisor, weighted] : {std::tuple{1, 64, 64, true},
+                                             {9, 71, 71, true},
+                                             {3, 8200, 8192, true},
+                                             {4, 72, 64, false}}) {
+    auto x0 = test::random_normal(size_t(n) * width, 21, 3.0f), x1 = x0;
+    const auto r = test::random_normal(x0.size(), 22), w = test::random_normal(width, 23);
+    std::vector<float> y0(x0.size()), y1(x0.size(), 5.0f);
+    ref->add(x0.data(), r.data(), x0.size());
+    ref->rmsnorm(x0.data(), n, width, weighted ? w.data() : nullptr, divisor, 1e-5f, y0.data());
+    be->add_rmsnorm(x1.data(), r.data(), n, width, weighted ? w.data() : nullptr, divisor, 1e-5f,
+                    y1.data());
+    EXPECT_EQ(x1, x0) << n << "x" << width;
+    EXPECT_LT(nmse(y1, y0), 1e-12) << n << "x" << width;
+  }
+}
+
 TEST_P(BackendOps, Rope) {
   std::vector<float> inv{1.0f, 0.3f, 0.01f, 1e-4f, 0.7f};
   RopeTable table = RopeTable::build(inv, 64);
@@ -130,6 +150,26 @@ TEST_P(BackendOps, AttentionPrefillAndDecode) {
     be->attention(q.data(), n, H, Hkv, hd, k.data(), v.data(), pos0, o1.data());
     EXPECT_LT(nmse(o1, o0), kTol) << n << " " << pos0 << " " << H << "/" << Hkv;
   }
+}
+
+TEST_P(BackendOps, RopeAttention) {
+  std::vector<float> inv{1.0f, 0.3f, 0.01f, 1e-4f};
+  const RopeTable table = RopeTable::build(inv, 64);
+  const int n = 9, pos0 = 4, H = 4, Hkv = 2, hd = 8, len = pos0 + n;
+  const auto q = test::random_normal(size_t(n) * H * hd, 31),
+             k = test::random_normal(size_t(len) * Hkv * hd, 32),
+             v = test::random_normal(size_t(len) * Hkv * hd, 33);
+  std::vector<int32_t> pos(n);
+  for (int i = 0; i < n; ++i) pos[i] = pos0 + i;
+  auto q0 = q, k0 = k, q1 = q, k1 = k;
+  std::vector<float> o0(q.size()), o1(q.size(), 3.0f);
+  ref->rope(q0.data(), n, H, hd, pos.data(), table);
+  ref->rope(k0.data() + size_t(pos0) * Hkv * hd, n, Hkv, hd, pos.data(), table);
+  ref->attention(q0.data(), n, H, Hkv, hd, k0.data(), v.data(), pos0, o0.data());
+  be->rope_attention(q1.data(), n, H, Hkv, hd, k1.data(), v.data(), pos0, pos.data(), table,
+                     o1.data());
+  EXPECT_LT(nmse(k1, k0), 1e-14);
+  EXPECT_LT(nmse(o1, o0), kTol);
 }
 
 TEST_P(BackendOps, SiluMulAndAdd) {

@@ -77,6 +77,10 @@ class Backend {
   // norm); divisor is the original hidden size d even when width is d + r.
   virtual void rmsnorm(const float* x, int n, int width, const float* weight, int divisor,
                        float eps, float* y) = 0;
+  // The residual add and the next RMSNorm in one call: x (n, width) += r, then y = rmsnorm(x)
+  // as above. The default runs add and rmsnorm; the cuda backend fuses them into one pass.
+  virtual void add_rmsnorm(float* x, const float* r, int n, int width, const float* weight,
+                           int divisor, float eps, float* y);
   // In-place half-split RoPE on x (n, heads, head_dim); token i is at position pos[i].
   virtual void rope(float* x, int n, int heads, int head_dim, const int32_t* pos,
                     const RopeTable& table) = 0;
@@ -85,6 +89,13 @@ class Backend {
   // Scores are scaled by 1/sqrt(hd).
   virtual void attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
                          const float* k_cache, const float* v_cache, int pos0, float* out) = 0;
+  // RoPE on q (n, n_heads, hd) and on the n new keys (k_cache rows pos0 .. pos0 + n, in place),
+  // then attention as above: rope(q), rope(new keys), attention(q, ...), with token i at
+  // position pos[i]. q's contents are unspecified afterwards (the cuda backend rotates q inside
+  // its flash-attention kernel without writing it back). The default runs the three ops.
+  virtual void rope_attention(float* q, int n, int n_heads, int n_kv_heads, int hd, float* k_cache,
+                              const float* v_cache, int pos0, const int32_t* pos,
+                              const RopeTable& table, float* out);
   // linear with fp16 weights w16 (out, in) (bit patterns). The default converts w16 to fp32 and
   // calls linear (backend/backend_defaults.cpp); backends override it with a direct kernel. The
   // cuda backend rounds x to the weights' 16-bit type (tensor-core GEMM, fp32 accumulation).

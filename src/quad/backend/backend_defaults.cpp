@@ -26,6 +26,20 @@ void Backend::linear_bf16(const float* x, int n, int in, const uint16_t* w16, in
   linear(x, n, in, w.data(), out, bias, y);
 }
 
+void Backend::add_rmsnorm(float* x, const float* r, int n, int width, const float* weight,
+                          int divisor, float eps, float* y) {
+  add(x, r, size_t(n) * width);
+  rmsnorm(x, n, width, weight, divisor, eps, y);
+}
+
+void Backend::rope_attention(float* q, int n, int n_heads, int n_kv_heads, int hd, float* k_cache,
+                             const float* v_cache, int pos0, const int32_t* pos,
+                             const RopeTable& table, float* out) {
+  rope(q, n, n_heads, hd, pos, table);
+  rope(k_cache + size_t(pos0) * n_kv_heads * hd, n, n_kv_heads, hd, pos, table);
+  attention(q, n, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0, out);
+}
+
 void Backend::copy(void* dst, const void* src, size_t bytes) {
   if (bytes > 0) std::memcpy(dst, src, bytes);
 }

@@ -137,6 +137,13 @@ void norm(Backend& backend, const RmsNorm& nrm, const float* x, int n, int width
                   nrm.eps, y);
 }
 
+// x += r (a residual update), then y = nrm(x): one pass where the backend fuses them.
+void add_norm(Backend& backend, const RmsNorm& nrm, float* x, const float* r, int n, int width,
+              float* y) {
+  backend.add_rmsnorm(x, r, n, width, nrm.weight.empty() ? nullptr : nrm.weight.data(), nrm.divisor,
+                      nrm.eps, y);
+}
+
 // A host-side transform (the simulated KV quantizer) in place on x (rows, width), wherever x is.
 void apply_on_host(Backend& backend, const InputTransform& t, float* x, int rows, int width,
                    std::vector<float>& host) {
@@ -209,10 +216,14 @@ void apply_linears_on(Backend& backend,
   for (const auto& [lin, y] : lins) apply_linear(backend, *lin, x, n, y, s, l, obs);
 }
 
-// One decoder layer; `branches` empty for a single sequence.
-void decoder_layer(const Model& model, Backend& backend, int l, float* x, int n, int pos0,
-                   std::span<const int> branches, float* k_cache, float* v_cache, ForwardScratch& s,
-                   ForwardObserver* obs) {
+// One decoder layer; `branches` empty for a single sequence. `pending`, when not null, is the
+// previous layer's last residual update, still to be added to x (fused with this layer's first
+// RMSNorm). With defer_last_add, this layer likewise leaves its own last update (down_proj's
+// output, in s.proj) for the next layer and returns it; otherwise it returns null.
+const float* decoder_layer(const Model& model, Backend& backend, int l, float* x, int n, int pos0,
+                           std::span<const int> branches, float* k_cache, float* v_cache,
+                           ForwardScratch& s, ForwardObserver* obs, const float* pending,
+                           bool defer_last_add) {
   const ModelConfig& c = model.config;
   const int D = model.residual_width, hd = c.head_dim;
   const int H = c.num_heads, Hkv = c.num_kv_heads, ff = c.intermediate_size;
@@ -238,43 +249,52 @@ void decoder_layer(const Model& model, Backend& backend, int l, float* x, int n,
 
   // Attention block.
   auto seen_enough = [&] { return obs && obs->seen_enough(); };
-  if (obs) obs->norm_input(l, 0, x, n, D);
-  norm(backend, L.attn_norm, x, n, D, xn);
-  apply_linears_on(backend, {{&L.q, q}, {&L.k, k_new}, {&L.v, v_new}}, xn, n, s, l, obs);
-  if (seen_enough()) return;
-  backend.rope(q, n, H, hd, s.positions.data(), model.rope);
-  backend.rope(k_new, n, Hkv, hd, s.positions.data(), model.rope);
-  if (model.kv_quant) {
-    apply_on_host(backend, *model.kv_quant, k_new, n * Hkv, hd, s.host_in);
-    apply_on_host(backend, *model.kv_quant, v_new, n * Hkv, hd, s.host_in);
-  }
-  if (branches.size() > 1)
-    branch_attention(backend, q, branches, H, Hkv, hd, k_cache, v_cache, pos0, attn, s);
+  if (pending)
+    add_norm(backend, L.attn_norm, x, pending, n, D, xn);
   else
-    backend.attention(q, n, H, Hkv, hd, k_cache, v_cache, pos0, attn);
+    norm(backend, L.attn_norm, x, n, D, xn);
+  if (obs) obs->norm_input(l, 0, x, n, D);
+  apply_linears_on(backend, {{&L.q, q}, {&L.k, k_new}, {&L.v, v_new}}, xn, n, s, l, obs);
+  if (seen_enough()) return nullptr;
+  if (branches.size() <= 1 && !model.kv_quant) {
+    backend.rope_attention(q, n, H, Hkv, hd, k_cache, v_cache, pos0, s.positions.data(), model.rope,
+                           attn);
+  } else {
+    backend.rope(q, n, H, hd, s.positions.data(), model.rope);
+    backend.rope(k_new, n, Hkv, hd, s.positions.data(), model.rope);
+    if (model.kv_quant) {
+      apply_on_host(backend, *model.kv_quant, k_new, n * Hkv, hd, s.host_in);
+      apply_on_host(backend, *model.kv_quant, v_new, n * Hkv, hd, s.host_in);
+    }
+    if (branches.size() > 1)
+      branch_attention(backend, q, branches, H, Hkv, hd, k_cache, v_cache, pos0, attn, s);
+    else
+      backend.attention(q, n, H, Hkv, hd, k_cache, v_cache, pos0, attn);
+  }
   apply_linear(backend, L.o, attn, n, proj, s, l, obs);
-  if (seen_enough()) return;
-  backend.add(x, proj, size_t(n) * D);
+  if (seen_enough()) return nullptr;
   // MLP block (SwiGLU).
+  add_norm(backend, L.mlp_norm, x, proj, n, D, xn);
   if (obs) obs->norm_input(l, 1, x, n, D);
-  norm(backend, L.mlp_norm, x, n, D, xn);
   // In one backend call where it takes these layers (no calibration watching), else step by step.
   const bool fused_mlp = !obs && backend.swiglu_mlp(L.gate, L.up, L.down, xn, n, gate, up, proj);
   if (!fused_mlp) {
     apply_linears_on(backend, {{&L.gate, gate}, {&L.up, up}}, xn, n, s, l, obs);
-    if (seen_enough()) return;
+    if (seen_enough()) return nullptr;
     backend.silu_mul(gate, up, size_t(n) * ff, gate);
     apply_linear(backend, L.down, gate, n, proj, s, l, obs);
-    if (seen_enough()) return;
+    if (seen_enough()) return nullptr;
   }
+  if (defer_last_add) return proj;
   backend.add(x, proj, size_t(n) * D);
+  return nullptr;
 }
 
 }  // namespace
 
 void forward_layer(const Model& model, Backend& backend, int l, float* x, int n, int pos0,
                    float* k_cache, float* v_cache, ForwardScratch& s, ForwardObserver* obs) {
-  decoder_layer(model, backend, l, x, n, pos0, {}, k_cache, v_cache, s, obs);
+  decoder_layer(model, backend, l, x, n, pos0, {}, k_cache, v_cache, s, obs, nullptr, false);
 }
 
 void forward_head(const Model& model, Backend& backend, const float* x, int n, int n_logits,
@@ -300,11 +320,15 @@ float* run_layers(const Model& model, Backend& backend, const int32_t* tokens, i
   float* x = s.x.ensure(backend.memory(), count);  // (n, D) residual stream
   check_token_ids(model, tokens, n);
   backend.embed(model.embed.data(), model.config.vocab_size, model.residual_width, tokens, n, x);
-  for (int l = 0; l < model.config.num_layers; ++l) {
+  const int layers = model.config.num_layers;
+  // Each layer's last residual add joins the next layer's first RMSNorm (not under an observer,
+  // whose passes may stop inside a layer).
+  const float* pending = nullptr;
+  for (int l = 0; l < layers; ++l) {
     check(cache.k[l].kind() == backend.memory(), "model",
           "the KV cache is not in the memory of the {} backend", backend.name());
-    decoder_layer(model, backend, l, x, n, pos0, branches, cache.k[l].data(), cache.v[l].data(), s,
-                  observer);
+    pending = decoder_layer(model, backend, l, x, n, pos0, branches, cache.k[l].data(),
+                            cache.v[l].data(), s, observer, pending, !observer && l + 1 < layers);
   }
   return x;
 }

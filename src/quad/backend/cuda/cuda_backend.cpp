@@ -200,6 +200,22 @@ class CudaBackend final : public Backend {
     finish(y, dy, count);
   }
 
+  void add_rmsnorm(float* x, const float* r, int n, int width, const float* weight, int divisor,
+                   float eps, float* y) override {
+    Op op(*this, "add_rmsnorm");
+    check(divisor > 0, "cuda", "rmsnorm: divisor {} must be positive", divisor);
+    if (n <= 0 || width <= 0) return;
+    const size_t count = size_t(n) * width;
+    float* dx = in_place(kIn0, x, count);
+    const float* dr = input(kIn1, r, count);
+    const float* dw = weights_.get(weight, weight ? size_t(width) : 0, stream_);
+    float* dy = output(kOut, y, count);
+    check_launch(cuda::launch_add_rmsnorm(dx, dr, n, width, dw, divisor, eps, dy, stream_),
+                 "add_rmsnorm");
+    finish(x, dx, count);
+    finish(y, dy, count);
+  }
+
   void rope(float* x, int n, int heads, int head_dim, const int32_t* pos,
             const RopeTable& table) override {
     Op op(*this, "rope");
@@ -226,34 +242,22 @@ class CudaBackend final : public Backend {
 
   void attention(const float* q, int n, int n_heads, int n_kv_heads, int hd, const float* k_cache,
                  const float* v_cache, int pos0, float* out) override {
-    Op op(*this, "attention");
-    if (n <= 0 || n_heads <= 0) return;
-    check(n_kv_heads > 0 && n_heads % n_kv_heads == 0, "cuda",
-          "attention: {} heads are not a multiple of {} kv heads", n_heads, n_kv_heads);
-    check(hd > 0 && hd <= cuda::kMaxAttentionHeadDim, "cuda",
-          "attention: head_dim {} is outside 1..{}", hd, cuda::kMaxAttentionHeadDim);
-    check(pos0 >= 0, "cuda", "attention: negative start position {}", pos0);
-    const size_t q_count = size_t(n) * n_heads * hd;
-    const size_t kv_count = size_t(pos0 + n) * n_kv_heads * hd;  // the keys the last token sees
-    const float* dq = input(kIn0, q, q_count);
-    const float* dk = input(kIn1, k_cache, kv_count);
-    const float* dv = input(kIn2, v_cache, kv_count);
-    float* dout = output(kOut, out, q_count);
-    const float scale = 1.0f / std::sqrt(float(hd));
-    if (n > 1 && reduced_precision_ && cuda::flash_attention_supported(hd))
-      check_launch(
-          cuda::launch_flash_attention(
-              dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout,
-              scratch<uint16_t>(kScores, cuda::flash_attention_scratch(pos0 + n, n_kv_heads, hd)),
-              stream_),
-          "flash_attention");
-    else if (n >= kGemmAttentionMinTokens)
-      gemm_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout);
-    else
-      check_launch(cuda::launch_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout,
-                                          stream_),
-                   "attention");
-    finish(out, dout, q_count);
+    run_attention(q, n, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0, nullptr, out);
+  }
+
+  // A prefill on the flash kernel rotates q as it loads it (one pass over q fewer); the rest
+  // runs the three ops.
+  void rope_attention(float* q, int n, int n_heads, int n_kv_heads, int hd, float* k_cache,
+                      const float* v_cache, int pos0, const int32_t* pos, const RopeTable& table,
+                      float* out) override {
+    bool consecutive = pos0 >= 0;
+    for (int i = 0; i < n && consecutive; ++i) consecutive = pos[i] == pos0 + i;
+    if (!flash_prefill(n, hd) || table.head_dim != hd || !consecutive ||
+        pos0 + n > table.max_positions)
+      return Backend::rope_attention(q, n, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0, pos,
+                                     table, out);
+    rope(k_cache + size_t(pos0) * n_kv_heads * hd, n, n_kv_heads, hd, pos, table);
+    run_attention(q, n, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0, &table, out);
   }
 
   void silu_mul(const float* gate, const float* up, size_t n, float* out) override {
@@ -565,6 +569,52 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // Whether attention of n tokens runs the fp16 flash kernel.
+  bool flash_prefill(int n, int hd) const {
+    return n > 1 && reduced_precision_ && cuda::flash_attention_supported(hd);
+  }
+
+  // attention(), or with `rope` (flash prefills only) the flash kernel rotating q on its load.
+  void run_attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
+                     const float* k_cache, const float* v_cache, int pos0, const RopeTable* rope,
+                     float* out) {
+    Op op(*this, "attention");
+    if (n <= 0 || n_heads <= 0) return;
+    check(n_kv_heads > 0 && n_heads % n_kv_heads == 0, "cuda",
+          "attention: {} heads are not a multiple of {} kv heads", n_heads, n_kv_heads);
+    check(hd > 0 && hd <= cuda::kMaxAttentionHeadDim, "cuda",
+          "attention: head_dim {} is outside 1..{}", hd, cuda::kMaxAttentionHeadDim);
+    check(pos0 >= 0, "cuda", "attention: negative start position {}", pos0);
+    const size_t q_count = size_t(n) * n_heads * hd;
+    const size_t kv_count = size_t(pos0 + n) * n_kv_heads * hd;  // the keys the last token sees
+    const float* dq = input(kIn0, q, q_count);
+    const float* dk = input(kIn1, k_cache, kv_count);
+    const float* dv = input(kIn2, v_cache, kv_count);
+    float* dout = output(kOut, out, q_count);
+    const float scale = 1.0f / std::sqrt(float(hd));
+    if (flash_prefill(n, hd)) {
+      const float *dcos = nullptr, *dsin = nullptr;
+      if (rope) {
+        const size_t table_len = size_t(rope->max_positions) * (hd / 2);
+        dcos = weights_.get(rope->cos.data(), table_len, stream_);
+        dsin = weights_.get(rope->sin.data(), table_len, stream_);
+      }
+      check_launch(
+          cuda::launch_flash_attention(
+              dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout,
+              scratch<uint16_t>(kScores, cuda::flash_attention_scratch(pos0 + n, n_kv_heads, hd)),
+              stream_, dcos, dsin),
+          "flash_attention");
+    } else if (n >= kGemmAttentionMinTokens) {
+      gemm_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout);
+    } else {
+      check_launch(cuda::launch_attention(dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout,
+                                          stream_),
+                   "attention");
+    }
+    finish(out, dout, q_count);
+  }
+
   // Prefills of at least this many tokens run attention as GEMMs (the per-token kernel is for
   // decode).
   static constexpr int kGemmAttentionMinTokens = 32;

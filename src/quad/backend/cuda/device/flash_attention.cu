@@ -9,8 +9,9 @@
 // fp32 (running max and per-thread partial sums, exp2 on the MUFU unit), P rounded to fp16 and
 // reused as the A operand of O += P·V straight from the S accumulators, V's B fragments by
 // ldmatrix.trans from its row-major tile. Only the first tile-diagonal is masked; tiles past a
-// warp's last query are skipped; the blocks with the most keys start first. fp32 in, fp32 out; q,
-// k, v and P are rounded to fp16 (the backend uses it only with reduced precision allowed).
+// warp's last query are skipped; the blocks with the most keys start first (over all heads). fp32
+// in, fp32 out; q, k, v and P are rounded to fp16 (the backend uses it only with reduced precision
+// allowed).
 #include <cuda_fp16.h>
 #include <math.h>
 
@@ -148,35 +149,56 @@ __device__ __forceinline__ void softmax_and_pv(Scores& s, RowState<HD>& st, cons
 // Three K/V tile stages: tiles it and it + 1 in use while it + 2 loads. The scores of tile it + 1
 // are issued before the softmax of tile it, so the tensor cores work while the ALUs do the
 // softmax (236 µs against 290 without, 8B attention at 2048 tokens, H200).
-template <int HD>
+template <int HD, bool kRope>
 __global__ void __launch_bounds__(kThreads)
     flash_attention_kernel(const float* q, int n, int n_heads, int n_kv_heads, const __half* k16,
-                           const __half* v16, int pos0, float scale_log2, float* out) {
+                           const __half* v16, int pos0, float scale_log2, const float* rope_cos,
+                           const float* rope_sin, float* out) {
   constexpr int S = kStride<HD>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __half* const tiles = reinterpret_cast<__half*>(smem_raw);  // per stage: K tile, then V tile
-  const int h = blockIdx.y, row0 = (gridDim.x - 1 - blockIdx.x) * kRows;
+  // Heads vary fastest and query tiles run from the last (most keys) to the first, so the grid
+  // is dispatched longest blocks first across all heads, and a GQA group's heads read the same
+  // K/V tiles at about the same time.
+  const int h = blockIdx.x, row0 = (gridDim.y - 1 - blockIdx.y) * kRows;
   const int kvh = h / (n_heads / n_kv_heads);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   const size_t q_row = size_t(n_heads) * HD, kv_row = size_t(n_kv_heads) * HD;
   const int len = pos0 + n;  // keys in the cache
   const int wr = warp * 16;  // this warp's first row in the block
 
-  // Q's A fragments, rounded to fp16 (rows beyond n are zeros).
+  // Q's A fragments, rounded to fp16 (rows beyond n are zeros), pre-scaled so that the scores
+  // come out in log2 units. With the RoPE tables, q is rotated here: a thread's fragments hold
+  // both columns c and c + HD/2 of every pair (k-steps ks and ks + HD/32), rotated with the
+  // rope kernel's roundings, so the values are those of rope() then attention().
   uint32_t qa[HD / 16][4];
-  auto q_pair = [&](int r, int c) -> uint32_t {
-    const int i = row0 + wr + r;
-    if (i >= n) return 0u;
-    const float2 x = *reinterpret_cast<const float2*>(q + size_t(i) * q_row + size_t(h) * HD + c);
-    return pack_half2(x.x * scale_log2, x.y * scale_log2);  // scores come out in log2 units
+  auto load = [&](int r, int c) {
+    return *reinterpret_cast<const float2*>(q + size_t(row0 + wr + r) * q_row + size_t(h) * HD + c);
   };
+  auto pack = [&](float2 x) { return pack_half2(x.x * scale_log2, x.y * scale_log2); };
 #pragma unroll
-  for (int ks = 0; ks < HD / 16; ++ks) {
-    qa[ks][0] = q_pair(g, ks * 16 + 2 * t);
-    qa[ks][1] = q_pair(g + 8, ks * 16 + 2 * t);
-    qa[ks][2] = q_pair(g, ks * 16 + 2 * t + 8);
-    qa[ks][3] = q_pair(g + 8, ks * 16 + 2 * t + 8);
-  }
+  for (int ks = 0; ks < HD / 32; ++ks)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int r = e % 2 == 0 ? g : g + 8, c = ks * 16 + 2 * t + (e >= 2 ? 8 : 0);
+      if (row0 + wr + r >= n) {
+        qa[ks][e] = qa[ks + HD / 32][e] = 0u;
+        continue;
+      }
+      float2 lo = load(r, c), hi = load(r, c + HD / 2);
+      if (kRope) {
+        const size_t at = size_t(pos0 + row0 + wr + r) * (HD / 2) + c;
+        const float2 cs = *reinterpret_cast<const float2*>(rope_cos + at);
+        const float2 sn = *reinterpret_cast<const float2*>(rope_sin + at);
+        const float2 a = lo, b = hi;
+        lo.x = __fsub_rn(__fmul_rn(a.x, cs.x), __fmul_rn(b.x, sn.x));
+        lo.y = __fsub_rn(__fmul_rn(a.y, cs.y), __fmul_rn(b.y, sn.y));
+        hi.x = __fadd_rn(__fmul_rn(b.x, cs.x), __fmul_rn(a.x, sn.x));
+        hi.y = __fadd_rn(__fmul_rn(b.y, cs.y), __fmul_rn(a.y, sn.y));
+      }
+      qa[ks][e] = pack(lo);
+      qa[ks + HD / 32][e] = pack(hi);
+    }
 
   RowState<HD> st;
 #pragma unroll
@@ -257,14 +279,20 @@ __global__ void __launch_bounds__(kThreads)
 
 template <int HD>
 cudaError_t launch_kernel(const float* q, int n, int n_heads, int n_kv_heads, const __half* k16,
-                          const __half* v16, int pos0, float scale_log2, float* out,
-                          cudaStream_t stream) {
-  const void* kernel = reinterpret_cast<const void*>(&flash_attention_kernel<HD>);
+                          const __half* v16, int pos0, float scale_log2, const float* rope_cos,
+                          const float* rope_sin, float* out, cudaStream_t stream) {
+  const bool rope = rope_cos != nullptr;
+  const void* kernel = rope ? reinterpret_cast<const void*>(&flash_attention_kernel<HD, true>)
+                            : reinterpret_cast<const void*>(&flash_attention_kernel<HD, false>);
   constexpr size_t bytes = kStages * kStageBytes<HD>;
   if (const cudaError_t e = allow_dynamic_smem(kernel, bytes); e != cudaSuccess) return e;
-  const dim3 grid((n + kRows - 1) / kRows, n_heads);
-  flash_attention_kernel<HD><<<grid, kThreads, bytes, stream>>>(q, n, n_heads, n_kv_heads, k16, v16,
-                                                                pos0, scale_log2, out);
+  const dim3 grid(n_heads, (n + kRows - 1) / kRows);
+  if (rope)
+    flash_attention_kernel<HD, true><<<grid, kThreads, bytes, stream>>>(
+        q, n, n_heads, n_kv_heads, k16, v16, pos0, scale_log2, rope_cos, rope_sin, out);
+  else
+    flash_attention_kernel<HD, false><<<grid, kThreads, bytes, stream>>>(
+        q, n, n_heads, n_kv_heads, k16, v16, pos0, scale_log2, nullptr, nullptr, out);
   return cudaGetLastError();
 }
 
@@ -280,10 +308,11 @@ size_t flash_attention_scratch(int len, int n_kv_heads, int hd) {
 
 cudaError_t launch_flash_attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
                                    const float* k, const float* v, int pos0, float scale,
-                                   float* out, uint16_t* scratch, cudaStream_t stream) {
+                                   float* out, uint16_t* scratch, cudaStream_t stream,
+                                   const float* rope_cos, const float* rope_sin) {
   if (n <= 0 || n_heads <= 0) return cudaSuccess;
   if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || !flash_attention_supported(hd) ||
-      n_heads > 65535 || pos0 < 0)
+      (rope_cos == nullptr) != (rope_sin == nullptr) || n > 65535 * kRows || pos0 < 0)
     return cudaErrorInvalidValue;
   const size_t kv_count = size_t(pos0 + n) * n_kv_heads * hd;
   uint16_t* k16 = scratch;
@@ -295,9 +324,10 @@ cudaError_t launch_flash_attention(const float* q, int n, int n_heads, int n_kv_
   const float scale_log2 = scale * 1.4426950408889634f;  // exp(x) = exp2(x · log2 e)
   const auto* kh = reinterpret_cast<const __half*>(k16);
   const auto* vh = reinterpret_cast<const __half*>(v16);
-  return hd == 64
-             ? launch_kernel<64>(q, n, n_heads, n_kv_heads, kh, vh, pos0, scale_log2, out, stream)
-             : launch_kernel<128>(q, n, n_heads, n_kv_heads, kh, vh, pos0, scale_log2, out, stream);
+  return hd == 64 ? launch_kernel<64>(q, n, n_heads, n_kv_heads, kh, vh, pos0, scale_log2, rope_cos,
+                                      rope_sin, out, stream)
+                  : launch_kernel<128>(q, n, n_heads, n_kv_heads, kh, vh, pos0, scale_log2,
+                                       rope_cos, rope_sin, out, stream);
 }
 
 }  // namespace quad::cuda

@@ -32,6 +32,9 @@ cudaError_t launch_silu_mul_of_half(const uint16_t* gate, const uint16_t* up, si
 // y (n, width) = x / sqrt(Σ x² / divisor + eps) ⊙ weight (weight may be null).
 cudaError_t launch_rmsnorm(const float* x, int n, int width, const float* weight, int divisor,
                            float eps, float* y, cudaStream_t stream);
+// The same after x (n, width) += r (n, width), x written back (the residual add fused).
+cudaError_t launch_add_rmsnorm(float* x, const float* r, int n, int width, const float* weight,
+                               int divisor, float eps, float* y, cudaStream_t stream);
 // In-place half-split RoPE on x (n, heads, head_dim); cos/sin tables (positions, head_dim/2);
 // token i at position pos[i], or pos0 + i when pos is null; positions already checked against
 // the table.
@@ -48,11 +51,15 @@ cudaError_t launch_attention(const float* q, int n, int n_heads, int n_kv_heads,
 // launch_attention; q, k, v and the probabilities are rounded to fp16, accumulation in fp32.
 // For head_dim 64 and 128 (flash_attention_supported); rows are independent, so any n works.
 // `scratch` holds flash_attention_scratch(pos0 + n, n_kv_heads, hd) halves (fp16 K and V).
+// With RoPE tables (cos/sin (positions, hd/2), covering pos0 + n), q is given unrotated and
+// rotated on load as launch_rope would (query i at position pos0 + i); q itself is not written.
 bool flash_attention_supported(int hd);
 size_t flash_attention_scratch(int len, int n_kv_heads, int hd);
 cudaError_t launch_flash_attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
                                    const float* k, const float* v, int pos0, float scale,
-                                   float* out, uint16_t* scratch, cudaStream_t stream);
+                                   float* out, uint16_t* scratch, cudaStream_t stream,
+                                   const float* rope_cos = nullptr,
+                                   const float* rope_sin = nullptr);
 // Prefill attention through GEMMs: scores (heads, rows, L) row-major, row i of each head sees
 // keys [0, first_len + i) (causal); softmax over those in place, the rest set to 0.
 cudaError_t launch_causal_softmax(float* scores, int heads, int rows, int L, int first_len,

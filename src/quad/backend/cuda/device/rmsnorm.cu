@@ -1,5 +1,8 @@
 // RMSNorm, one block per row: the sum of squares in double (as the reference does), then
-// y = weight ⊙ (x · inv) in fp32.
+// y = weight ⊙ (x · inv) in fp32. The fused variant first adds a residual update into the row
+// (x ← x + r, written back), saving the separate add's pass over x.
+#include <cstdint>
+
 #include "kernels.h"
 #include "reduce.cuh"
 
@@ -8,14 +11,85 @@ namespace quad::cuda {
 namespace {
 
 constexpr int kThreads = 256;
+// float4 chunks a thread keeps in registers between the two passes (rows up to 8192 wide);
+// wider rows read the rest again.
+constexpr int kCached = 8;
 
-__global__ void rmsnorm_kernel(const float* x, int width, const float* weight, int divisor,
-                               float eps, float* y) {
+__device__ __forceinline__ float4 add4(float4 a, float4 b) {
+  return make_float4(__fadd_rn(a.x, b.x), __fadd_rn(a.y, b.y), __fadd_rn(a.z, b.z),
+                     __fadd_rn(a.w, b.w));
+}
+
+__device__ __forceinline__ double square_sum4(float4 a) {
+  return double(a.x) * double(a.x) + double(a.y) * double(a.y) + double(a.z) * double(a.z) +
+         double(a.w) * double(a.w);
+}
+
+__device__ __forceinline__ float4 normalize4(float4 a, float inv, const float4* w, int c) {
+  float4 v = make_float4(__fmul_rn(a.x, inv), __fmul_rn(a.y, inv), __fmul_rn(a.z, inv),
+                         __fmul_rn(a.w, inv));
+  if (w) {
+    const float4 s = w[c];
+    v = make_float4(__fmul_rn(s.x, v.x), __fmul_rn(s.y, v.y), __fmul_rn(s.z, v.z),
+                    __fmul_rn(s.w, v.w));
+  }
+  return v;
+}
+
+// Rows whose width is a multiple of 4 with 16-byte aligned buffers: float4 accesses, the row
+// held in registers between the sum and the scaling. r (the residual update) may be null.
+__global__ void rmsnorm_vec4_kernel(float* x, const float* r, int width4, const float* weight,
+                                    int divisor, float eps, float* y) {
   __shared__ double scratch[32];
-  const float* xi = x + size_t(blockIdx.x) * width;
+  float4* xi = reinterpret_cast<float4*>(x) + size_t(blockIdx.x) * width4;
+  const float4* ri = r ? reinterpret_cast<const float4*>(r) + size_t(blockIdx.x) * width4 : nullptr;
+  float4* yi = reinterpret_cast<float4*>(y) + size_t(blockIdx.x) * width4;
+  const auto* w = reinterpret_cast<const float4*>(weight);
+  float4 held[kCached];
+  double ss = 0;
+#pragma unroll
+  for (int j = 0; j < kCached; ++j) {
+    const int c = threadIdx.x + j * kThreads;
+    if (c < width4) {
+      held[j] = ri ? add4(xi[c], ri[c]) : xi[c];
+      ss += square_sum4(held[j]);
+    }
+  }
+  if (ri)
+#pragma unroll
+    for (int j = 0; j < kCached; ++j) {
+      const int c = threadIdx.x + j * kThreads;
+      if (c < width4) xi[c] = held[j];
+    }
+  for (int c = threadIdx.x + kCached * kThreads; c < width4; c += kThreads) {
+    const float4 a = ri ? add4(xi[c], ri[c]) : xi[c];
+    if (ri) xi[c] = a;  // read back below by this same thread
+    ss += square_sum4(a);
+  }
+  ss = block_reduce(ss, SumOp{}, 0.0, scratch);
+  const float inv = float(1.0 / sqrt(ss / divisor + double(eps)));
+#pragma unroll
+  for (int j = 0; j < kCached; ++j) {
+    const int c = threadIdx.x + j * kThreads;
+    if (c < width4) yi[c] = normalize4(held[j], inv, w, c);
+  }
+  for (int c = threadIdx.x + kCached * kThreads; c < width4; c += kThreads)
+    yi[c] = normalize4(xi[c], inv, w, c);
+}
+
+// Any width and alignment.
+__global__ void rmsnorm_kernel(float* x, const float* r, int width, const float* weight,
+                               int divisor, float eps, float* y) {
+  __shared__ double scratch[32];
+  float* xi = x + size_t(blockIdx.x) * width;
+  const float* ri = r ? r + size_t(blockIdx.x) * width : nullptr;
   float* yi = y + size_t(blockIdx.x) * width;
   double ss = 0;
-  for (int c = threadIdx.x; c < width; c += blockDim.x) ss += double(xi[c]) * double(xi[c]);
+  for (int c = threadIdx.x; c < width; c += blockDim.x) {
+    const float a = ri ? __fadd_rn(xi[c], ri[c]) : xi[c];
+    if (ri) xi[c] = a;  // read back below by this same thread
+    ss += double(a) * double(a);
+  }
   ss = block_reduce(ss, SumOp{}, 0.0, scratch);
   const float inv = float(1.0 / sqrt(ss / divisor + double(eps)));
   for (int c = threadIdx.x; c < width; c += blockDim.x) {
@@ -24,13 +98,31 @@ __global__ void rmsnorm_kernel(const float* x, int width, const float* weight, i
   }
 }
 
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+cudaError_t launch(float* x, const float* r, int n, int width, const float* weight, int divisor,
+                   float eps, float* y, cudaStream_t stream) {
+  if (n <= 0 || width <= 0) return cudaSuccess;
+  if (width % 4 == 0 && aligned16(x) && aligned16(r) && aligned16(weight) && aligned16(y))
+    rmsnorm_vec4_kernel<<<n, kThreads, 0, stream>>>(x, r, width / 4, weight, divisor, eps, y);
+  else
+    rmsnorm_kernel<<<n, kThreads, 0, stream>>>(x, r, width, weight, divisor, eps, y);
+  return cudaGetLastError();
+}
+
 }  // namespace
 
 cudaError_t launch_rmsnorm(const float* x, int n, int width, const float* weight, int divisor,
                            float eps, float* y, cudaStream_t stream) {
-  if (n <= 0 || width <= 0) return cudaSuccess;
-  rmsnorm_kernel<<<n, kThreads, 0, stream>>>(x, width, weight, divisor, eps, y);
-  return cudaGetLastError();
+  // x is only read when no residual update is given.
+  return launch(const_cast<float*>(x), nullptr, n, width, weight, divisor, eps, y, stream);
+}
+
+cudaError_t launch_add_rmsnorm(float* x, const float* r, int n, int width, const float* weight,
+                               int divisor, float eps, float* y, cudaStream_t stream) {
+  return launch(x, r, n, width, weight, divisor, eps, y, stream);
 }
 
 }  // namespace quad::cuda
