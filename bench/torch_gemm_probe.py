@@ -14,7 +14,8 @@ import argparse
 
 import torch
 
-SHAPES = [(4096, 4096), (1024, 4096), (14336, 4096), (4096, 14336), (128256, 4096)]
+SHAPES = [(4096, 4096), (1024, 4096), (6144, 4096), (14336, 4096), (28672, 4096), (4096, 14336),
+          (128256, 4096)]  # 6144: fused q|k|v, 28672: fused gate|up (as the plain torch Llama)
 
 
 def timed(fn, reps):

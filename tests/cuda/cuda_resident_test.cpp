@@ -2,6 +2,7 @@
 // fused linears sharing one quantization of a common input (q/k/v, gate/up).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "branch_check.h"
 #include "cuda_test_util.h"
 #include "host_memory_backend.h"
+#include "quad/backend/cuda/weight_cache.h"
 #include "quad/backend/memory.h"
 #include "quad/model/model.h"
 #include "quad/quant/random_model.h"
@@ -109,74 +111,202 @@ Linear half_linear_layer(int in, int out, bool bf16, uint64_t seed) {
   return lin;
 }
 
-// The SwiGLU MLP in one call gives, bit for bit, what the steps give (16-bit gate and up linears,
-// silu_mul, the 16-bit down linear), for fp16 and bf16 weights with biases; with reduced
-// precision allowed (and no gate/up bias) gate(x) and up(x) stay 16-bit: close to the steps, not
-// equal. fp32 weights and host buffers are left to the caller.
-TEST(CudaResident, SwigluMlpMatchesTheSteps) {
+// Joined weights: one device buffer with the parts in order, uploaded again when a part
+// changes (unfrozen), and an entry of its own beside the first part's.
+TEST(CudaResident, WeightCacheJoinsPartsInOrder) {
+  QUAD_REQUIRE_GPU();
+  std::vector<float> a = test::random_normal(37, 80), b = test::random_normal(5000, 81);
+  cuda::WeightCache cache;
+  auto read = [&](const void* d, size_t count) {
+    std::vector<float> host(count);
+    EXPECT_EQ(cudaMemcpy(host.data(), d, sizeof(float) * count, cudaMemcpyDeviceToHost),
+              cudaSuccess);
+    return host;
+  };
+  auto expected = [&] {
+    std::vector<float> ab = a;
+    ab.insert(ab.end(), b.begin(), b.end());
+    return ab;
+  };
+  const cuda::WeightCache::Part pa{a.data(), sizeof(float) * a.size()},
+      pb{b.data(), sizeof(float) * b.size()};
+  cache.begin_op();
+  const void* joined = cache.get_joined({pa, pb}, nullptr);
+  EXPECT_EQ(read(joined, a.size() + b.size()), expected());
+  const void* alone = cache.get(a.data(), a.size(), nullptr);
+  EXPECT_NE(alone, joined);
+  EXPECT_EQ(read(alone, a.size()), a);
+  b[0] += 1.0f;  // a whole-buffer fingerprint sample
+  cache.begin_op();
+  EXPECT_EQ(read(cache.get_joined({pa, pb}, nullptr), a.size() + b.size()), expected());
+}
+
+// A device copy of host values.
+BackendArray<float> on_gpu(Backend& be, const std::vector<float>& host) {
+  BackendArray<float> a;
+  a.ensure(MemoryKind::cuda, host.size());
+  be.copy(a.data(), host.data(), sizeof(float) * host.size());
+  return a;
+}
+std::vector<float> to_host(Backend& be, const BackendArray<float>& a) {
+  std::vector<float> host(a.size());
+  be.copy(host.data(), a.data(), sizeof(float) * host.size());
+  return host;
+}
+// y = lin(x) through the backend's 16-bit linear.
+void lin16(Backend& be, const Linear& lin, const float* x, int n, float* y) {
+  const float* b = lin.has_bias() ? lin.bias.data() : nullptr;
+  if (lin.weight_f16.empty())
+    be.linear_bf16(x, n, lin.in, lin.weight_bf16.data(), lin.out, b, y);
+  else
+    be.linear_f16(x, n, lin.in, lin.weight_f16.data(), lin.out, b, y);
+}
+RmsNorm random_norm(int width, uint64_t seed) {
+  RmsNorm norm;
+  norm.weight = test::random_normal(width, seed);
+  norm.divisor = width;
+  norm.eps = 1e-5f;
+  return norm;
+}
+
+// The MLP block in one call (residual add, RMSNorm, 16-bit gate and up, silu_mul, 16-bit down)
+// gives, bit for bit, what the steps give, for fp16 and bf16 weights with biases; with reduced
+// precision allowed (and no gate/up bias) gate(xn) and up(xn) stay 16-bit: close to the steps,
+// not equal. fp32 weights, mixed 16-bit types and host buffers are left to the caller,
+// untouched.
+TEST(CudaResident, MlpBlockMatchesTheSteps) {
   QUAD_REQUIRE_GPU();
   const int d = 72, ff = 136;
+  const RmsNorm norm = random_norm(d, 40);
   for (bool bf16 : {false, true}) {
     Linear gate = half_linear_layer(d, ff, bf16, 41), up = half_linear_layer(d, ff, bf16, 43),
            down = half_linear_layer(ff, d, bf16, 45);
     for (int n : {1, 7, 300}) {
       SCOPED_TRACE(testing::Message() << "bf16 " << bf16 << ", n " << n);
-      const std::vector<float> x0 = test::random_normal(size_t(n) * d, 47 + n);
+      const std::vector<float> x0 = test::random_normal(size_t(n) * d, 47 + n),
+                               r0 = test::random_normal(size_t(n) * d, 48 + n);
       for (bool reduced : {false, true}) {
         auto be = make_backend("cuda");
         if (reduced) be->allow_reduced_precision();
-        BackendArray<float> x, g, u, y;
-        x.ensure(MemoryKind::cuda, x0.size());
+        BackendArray<float> xs = on_gpu(*be, x0), xb = on_gpu(*be, x0), r = on_gpu(*be, r0), xn, g,
+                            u, y;
+        xn.ensure(MemoryKind::cuda, x0.size());
         g.ensure(MemoryKind::cuda, size_t(n) * ff);
         u.ensure(MemoryKind::cuda, size_t(n) * ff);
         y.ensure(MemoryKind::cuda, size_t(n) * d);
-        be->copy(x.data(), x0.data(), sizeof(float) * x0.size());
-        auto y_host = [&] {
-          std::vector<float> host(size_t(n) * d);
-          be->copy(host.data(), y.data(), sizeof(float) * host.size());
-          return host;
-        };
-        auto lin16 = [&](const Linear& lin, const float* in, float* out) {
-          const float* b = lin.has_bias() ? lin.bias.data() : nullptr;
-          if (bf16)
-            be->linear_bf16(in, n, lin.in, lin.weight_bf16.data(), lin.out, b, out);
-          else
-            be->linear_f16(in, n, lin.in, lin.weight_f16.data(), lin.out, b, out);
-        };
         // The reduced path needs bias-free gate and up (the exact path takes any).
         Linear gate_nb = gate, up_nb = up;
         if (reduced) gate_nb.bias.clear(), up_nb.bias.clear();
-        lin16(gate_nb, x.data(), g.data());
-        lin16(up_nb, x.data(), u.data());
+        be->add_rmsnorm(xs.data(), r.data(), n, d, norm.weight.data(), norm.divisor, norm.eps,
+                        xn.data());
+        lin16(*be, gate_nb, xn.data(), n, g.data());
+        lin16(*be, up_nb, xn.data(), n, u.data());
         be->silu_mul(g.data(), u.data(), size_t(n) * ff, g.data());
-        lin16(down, g.data(), y.data());
-        const std::vector<float> ref = y_host();
-        ASSERT_TRUE(
-            be->swiglu_mlp(gate_nb, up_nb, down, x.data(), n, g.data(), u.data(), y.data()));
-        const std::vector<float> fused = y_host();
+        lin16(*be, down, g.data(), n, y.data());
+        const std::vector<float> ref = to_host(*be, y);
+        // y is r as in the forward pass (o_proj's output, then down_proj's).
+        ASSERT_TRUE(be->mlp_block(norm, gate_nb, up_nb, down, xb.data(), r.data(), n, g.data(),
+                                  u.data(), r.data()));
+        const std::vector<float> fused = to_host(*be, r);
+        EXPECT_EQ(to_host(*be, xb), to_host(*be, xs));  // the residual stream after the add
         if (!reduced) {
           EXPECT_EQ(fused, ref);
         } else {
           EXPECT_NE(fused, ref);
-          double err = 0, norm = 0;
-          for (size_t i = 0; i < ref.size(); ++i)
-            err += (fused[i] - ref[i]) * double(fused[i] - ref[i]), norm += ref[i] * double(ref[i]);
-          EXPECT_LT(err / norm, bf16 ? 1e-4 : 1e-6);
+          EXPECT_LT(test::nmse(fused, ref), bf16 ? 1e-4 : 1e-6);
         }
-        std::vector<float> host_g(size_t(n) * ff);
-        EXPECT_FALSE(be->swiglu_mlp(gate_nb, up_nb, down, x0.data(), n, host_g.data(),
-                                    host_g.data(), y.data()));  // host input
+        std::vector<float> host_x = x0;
+        EXPECT_FALSE(be->mlp_block(norm, gate_nb, up_nb, down, host_x.data(), nullptr, n, g.data(),
+                                   u.data(), y.data()));  // host residual
+        EXPECT_EQ(host_x, x0);
       }
     }
     Linear fp32 = gate;
     fp32.weight.assign(size_t(ff) * d, 0.5f);
-    BackendArray<float> buf;
-    buf.ensure(MemoryKind::cuda, size_t(ff) * 4);
     auto be = make_backend("cuda");
-    EXPECT_FALSE(be->swiglu_mlp(fp32, up, down, buf.data(), 1, buf.data(), buf.data(), buf.data()));
+    BackendArray<float> x = on_gpu(*be, test::random_normal(size_t(ff) * 4, 50)), buf;
+    const std::vector<float> before = to_host(*be, x);
+    buf.ensure(MemoryKind::cuda, size_t(ff) * 4);
+    EXPECT_FALSE(be->mlp_block(norm, fp32, up, down, x.data(), buf.data(), 1, buf.data(),
+                               buf.data(), buf.data()));
     const Linear other = half_linear_layer(d, ff, !bf16, 49);
-    EXPECT_FALSE(
-        be->swiglu_mlp(other, up, down, buf.data(), 1, buf.data(), buf.data(), buf.data()));
+    EXPECT_FALSE(be->mlp_block(norm, other, up, down, x.data(), buf.data(), 1, buf.data(),
+                               buf.data(), buf.data()));
+    EXPECT_EQ(to_host(*be, x), before);
+  }
+}
+
+// The attention block in one call (residual add, RMSNorm, q/k/v as one 16-bit GEMM of the
+// joined weights, RoPE, flash attention with reduced precision, 16-bit o) gives what the steps
+// give on the same backend: the residual stream bit for bit, the cached keys and values to fp32
+// rounding (the joined GEMM may sum in another order), the output within the fp16 rounding of
+// attention; fp32 weights, mixed biases and a backend without reduced precision are left to
+// the caller, untouched. One-token decode steps too.
+TEST(CudaResident, AttentionBlockMatchesTheSteps) {
+  QUAD_REQUIRE_GPU();
+  const int d = 72, H = 4, Hkv = 2;
+  for (auto [bf16, hd, n, pos0, with_r, biased] : {std::tuple{true, 64, 77, 0, true, false},
+                                                   {false, 64, 130, 5, true, true},
+                                                   {true, 128, 33, 40, false, true},
+                                                   {true, 128, 1, 40, true, true},
+                                                   {false, 96, 1, 7, true, false}}) {
+    SCOPED_TRACE(testing::Message() << "bf16 " << bf16 << ", hd " << hd << ", n " << n);
+    const int qw = H * hd, kvw = Hkv * hd, len = pos0 + n;
+    const RmsNorm norm = random_norm(d, 60);
+    Linear q = half_linear_layer(d, qw, bf16, 61), k = half_linear_layer(d, kvw, bf16, 63),
+           v = half_linear_layer(d, kvw, bf16, 65), o = half_linear_layer(qw, d, bf16, 67);
+    if (!biased)
+      for (Linear* lin : {&q, &k, &v, &o}) lin->bias.clear();
+    std::vector<float> inv(hd / 2);
+    for (int i = 0; i < hd / 2; ++i) inv[i] = std::pow(10000.0f, -2.0f * i / hd);
+    const RopeTable rope = RopeTable::build(inv, 256);
+    const std::vector<float> x0 = test::random_normal(size_t(n) * d, 70 + n),
+                             r0 = test::random_normal(size_t(n) * d, 71 + n),
+                             cache0 = test::random_normal(size_t(len) * kvw, 72 + n);
+    auto be = make_backend("cuda");
+    be->allow_reduced_precision();
+    BackendArray<float> xs = on_gpu(*be, x0), xb = on_gpu(*be, x0), r = on_gpu(*be, r0),
+                        ks = on_gpu(*be, cache0), vs = on_gpu(*be, cache0),
+                        kb = on_gpu(*be, cache0), vb = on_gpu(*be, cache0), xn, qb, attn, ys, yb;
+    xn.ensure(MemoryKind::cuda, x0.size());
+    qb.ensure(MemoryKind::cuda, size_t(n) * qw);
+    attn.ensure(MemoryKind::cuda, size_t(n) * qw);
+    ys.ensure(MemoryKind::cuda, x0.size());
+    yb.ensure(MemoryKind::cuda, x0.size());
+    const float* rr = with_r ? r.data() : nullptr;
+    if (rr)
+      be->add_rmsnorm(xs.data(), rr, n, d, norm.weight.data(), norm.divisor, norm.eps, xn.data());
+    else
+      be->rmsnorm(xs.data(), n, d, norm.weight.data(), norm.divisor, norm.eps, xn.data());
+    lin16(*be, q, xn.data(), n, qb.data());
+    lin16(*be, k, xn.data(), n, ks.data() + size_t(pos0) * kvw);
+    lin16(*be, v, xn.data(), n, vs.data() + size_t(pos0) * kvw);
+    std::vector<int32_t> pos(n);
+    for (int i = 0; i < n; ++i) pos[i] = pos0 + i;
+    be->rope_attention(qb.data(), n, H, Hkv, hd, ks.data(), vs.data(), pos0, pos.data(), rope,
+                       attn.data());
+    lin16(*be, o, attn.data(), n, ys.data());
+    ASSERT_TRUE(be->attention_block(norm, q, k, v, o, xb.data(), rr, n, H, Hkv, hd, kb.data(),
+                                    vb.data(), pos0, rope, qb.data(), yb.data()));
+    EXPECT_EQ(to_host(*be, xb), to_host(*be, xs));
+    EXPECT_LT(test::nmse(to_host(*be, kb), to_host(*be, ks)), 1e-12);
+    EXPECT_LT(test::nmse(to_host(*be, vb), to_host(*be, vs)), 1e-12);
+    EXPECT_LT(test::nmse(to_host(*be, yb), to_host(*be, ys)), 1e-6);
+    // Refused, before changing anything.
+    const std::vector<float> x_before = to_host(*be, xb);
+    Linear fp32 = q;
+    fp32.weight.assign(size_t(qw) * d, 0.5f);
+    EXPECT_FALSE(be->attention_block(norm, fp32, k, v, o, xb.data(), rr, n, H, Hkv, hd, kb.data(),
+                                     vb.data(), pos0, rope, qb.data(), yb.data()));
+    Linear unbiased_k = k;
+    unbiased_k.bias.clear();
+    if (biased)
+      EXPECT_FALSE(be->attention_block(norm, q, unbiased_k, v, o, xb.data(), rr, n, H, Hkv, hd,
+                                       kb.data(), vb.data(), pos0, rope, qb.data(), yb.data()));
+    auto exact = make_backend("cuda");
+    EXPECT_FALSE(exact->attention_block(norm, q, k, v, o, xb.data(), rr, n, H, Hkv, hd, kb.data(),
+                                        vb.data(), pos0, rope, qb.data(), yb.data()));
+    EXPECT_EQ(to_host(*be, xb), x_before);
   }
 }
 

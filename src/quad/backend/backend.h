@@ -15,7 +15,8 @@
 
 namespace quad {
 
-struct Linear;  // model/layers.h
+struct Linear;   // model/layers.h
+struct RmsNorm;  // model/layers.h
 
 // cos/sin of the half-split RoPE for positions [0, max_positions): (max_positions, head_dim/2).
 struct RopeTable {
@@ -132,16 +133,35 @@ class Backend {
     return false;
   }
 
-  // The SwiGLU MLP y (n, down.out) = down(silu(gate(x)) ⊙ up(x)) in one call where the backend
-  // has one; x (n, gate.in), gate_buf and up_buf (n, gate.out: scratch the call may overwrite)
-  // and y in the backend's memory. The cuda backend takes fp linears with 16-bit weights that
-  // read their inputs as is (Linear::reads_input_as_is): bit-identical to the steps, and with
-  // reduced precision allowed, gate(x) and up(x) are kept in bf16/fp16 (as PyTorch does).
-  // Returns false (the default, and for layers the backend does not take) to let the caller run
-  // the steps.
-  virtual bool swiglu_mlp(const Linear& gate, const Linear& up, const Linear& down, const float* x,
-                          int n, float* gate_buf, float* up_buf, float* y) {
-    (void)gate, (void)up, (void)down, (void)x, (void)n, (void)gate_buf, (void)up_buf, (void)y;
+  // Whole blocks of a decoder layer in one call, where the backend has them (the cuda backend,
+  // for fp linears with 16-bit weights of one type that read their inputs as is: there the
+  // normalized rows and the attention output exist only in 16 bits, rounded as the 16-bit
+  // linears round their inputs). Both first do x (n, width; the residual stream) += r when r is
+  // not null, then xn = norm(x). Buffers in the backend's memory. They return false (the
+  // default, and for layers or arguments the backend does not take) before changing anything,
+  // and the caller runs the steps.
+
+  // The attention block: q_buf (n, n_heads·hd) = q(xn); the new keys k(xn) and values v(xn)
+  // into the cache rows pos0 .. pos0 + n; RoPE on q and the new keys (token i at position
+  // pos0 + i); causal attention over the cache; y (n, o.out) = o(attention). cuda: with reduced
+  // precision allowed, prefills (on the flash kernel) and one-token decode steps.
+  virtual bool attention_block(const RmsNorm& norm, const Linear& q, const Linear& k,
+                               const Linear& v, const Linear& o, float* x, const float* r, int n,
+                               int n_heads, int n_kv_heads, int hd, float* k_cache, float* v_cache,
+                               int pos0, const RopeTable& rope, float* q_buf, float* y) {
+    (void)norm, (void)q, (void)k, (void)v, (void)o, (void)x, (void)r, (void)n, (void)n_heads,
+        (void)n_kv_heads, (void)hd, (void)k_cache, (void)v_cache, (void)pos0, (void)rope,
+        (void)q_buf, (void)y;
+    return false;
+  }
+  // The SwiGLU MLP block: y (n, down.out) = down(silu(gate(xn)) ⊙ up(xn)); gate_buf and up_buf
+  // (n, gate.out) are scratch; y may be r. cuda: bit-identical to the steps, and with reduced
+  // precision allowed, gate(xn) and up(xn) are kept in 16 bits (as PyTorch does).
+  virtual bool mlp_block(const RmsNorm& norm, const Linear& gate, const Linear& up,
+                         const Linear& down, float* x, const float* r, int n, float* gate_buf,
+                         float* up_buf, float* y) {
+    (void)norm, (void)gate, (void)up, (void)down, (void)x, (void)r, (void)n, (void)gate_buf,
+        (void)up_buf, (void)y;
     return false;
   }
 

@@ -247,38 +247,43 @@ const float* decoder_layer(const Model& model, Backend& backend, int l, float* x
   float* k_new = k_cache + size_t(pos0) * kv_row;  // (n, Hkv, hd), written in place
   float* v_new = v_cache + size_t(pos0) * kv_row;
 
-  // Attention block.
+  // Each block in one backend call where the backend takes its layers (a single sequence, no
+  // simulated KV quantizer, no calibration watching), else step by step.
   auto seen_enough = [&] { return obs && obs->seen_enough(); };
-  if (pending)
-    add_norm(backend, L.attn_norm, x, pending, n, D, xn);
-  else
-    norm(backend, L.attn_norm, x, n, D, xn);
-  if (obs) obs->norm_input(l, 0, x, n, D);
-  apply_linears_on(backend, {{&L.q, q}, {&L.k, k_new}, {&L.v, v_new}}, xn, n, s, l, obs);
-  if (seen_enough()) return nullptr;
-  if (branches.size() <= 1 && !model.kv_quant) {
-    backend.rope_attention(q, n, H, Hkv, hd, k_cache, v_cache, pos0, s.positions.data(), model.rope,
-                           attn);
-  } else {
-    backend.rope(q, n, H, hd, s.positions.data(), model.rope);
-    backend.rope(k_new, n, Hkv, hd, s.positions.data(), model.rope);
-    if (model.kv_quant) {
-      apply_on_host(backend, *model.kv_quant, k_new, n * Hkv, hd, s.host_in);
-      apply_on_host(backend, *model.kv_quant, v_new, n * Hkv, hd, s.host_in);
-    }
-    if (branches.size() > 1)
-      branch_attention(backend, q, branches, H, Hkv, hd, k_cache, v_cache, pos0, attn, s);
+  const bool whole_blocks = !obs && branches.size() <= 1 && !model.kv_quant;
+  // Attention block.
+  if (!(whole_blocks && backend.attention_block(L.attn_norm, L.q, L.k, L.v, L.o, x, pending, n, H,
+                                                Hkv, hd, k_cache, v_cache, pos0, model.rope, q,
+                                                proj))) {
+    if (pending)
+      add_norm(backend, L.attn_norm, x, pending, n, D, xn);
     else
-      backend.attention(q, n, H, Hkv, hd, k_cache, v_cache, pos0, attn);
+      norm(backend, L.attn_norm, x, n, D, xn);
+    if (obs) obs->norm_input(l, 0, x, n, D);
+    apply_linears_on(backend, {{&L.q, q}, {&L.k, k_new}, {&L.v, v_new}}, xn, n, s, l, obs);
+    if (seen_enough()) return nullptr;
+    if (branches.size() <= 1 && !model.kv_quant) {
+      backend.rope_attention(q, n, H, Hkv, hd, k_cache, v_cache, pos0, s.positions.data(),
+                             model.rope, attn);
+    } else {
+      backend.rope(q, n, H, hd, s.positions.data(), model.rope);
+      backend.rope(k_new, n, Hkv, hd, s.positions.data(), model.rope);
+      if (model.kv_quant) {
+        apply_on_host(backend, *model.kv_quant, k_new, n * Hkv, hd, s.host_in);
+        apply_on_host(backend, *model.kv_quant, v_new, n * Hkv, hd, s.host_in);
+      }
+      if (branches.size() > 1)
+        branch_attention(backend, q, branches, H, Hkv, hd, k_cache, v_cache, pos0, attn, s);
+      else
+        backend.attention(q, n, H, Hkv, hd, k_cache, v_cache, pos0, attn);
+    }
+    apply_linear(backend, L.o, attn, n, proj, s, l, obs);
+    if (seen_enough()) return nullptr;
   }
-  apply_linear(backend, L.o, attn, n, proj, s, l, obs);
-  if (seen_enough()) return nullptr;
-  // MLP block (SwiGLU).
-  add_norm(backend, L.mlp_norm, x, proj, n, D, xn);
-  if (obs) obs->norm_input(l, 1, x, n, D);
-  // In one backend call where it takes these layers (no calibration watching), else step by step.
-  const bool fused_mlp = !obs && backend.swiglu_mlp(L.gate, L.up, L.down, xn, n, gate, up, proj);
-  if (!fused_mlp) {
+  // MLP block (SwiGLU); o_proj's output in proj is the residual update before it.
+  if (!(!obs && backend.mlp_block(L.mlp_norm, L.gate, L.up, L.down, x, proj, n, gate, up, proj))) {
+    add_norm(backend, L.mlp_norm, x, proj, n, D, xn);
+    if (obs) obs->norm_input(l, 1, x, n, D);
     apply_linears_on(backend, {{&L.gate, gate}, {&L.up, up}}, xn, n, s, l, obs);
     if (seen_enough()) return nullptr;
     backend.silu_mul(gate, up, size_t(n) * ff, gate);

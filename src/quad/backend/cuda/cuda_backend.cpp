@@ -36,6 +36,7 @@ namespace quad {
 namespace {
 
 using cuda::DeviceBuffer;
+using cuda::WeightCache;
 
 #define QUAD_CUSOLVER_CHECK(call)                                                      \
   do {                                                                                 \
@@ -73,6 +74,10 @@ class CudaBackend final : public Backend {
     QUAD_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
     // fp32 in, fp32 accumulate, no TF32 (CUBLAS_DEFAULT_MATH keeps sgemm in full fp32).
     QUAD_CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
+    // NVIDIA's recommended cuBLAS workspace for Hopper (PyTorch sets the same), so that cuBLAS
+    // may pick its kernels that need one; QUAD_CUBLAS_WORKSPACE_MIB overrides it (0: none set).
+    if (const size_t bytes = cublas_workspace_mib() << 20; bytes > 0)
+      QUAD_CUBLAS_CHECK(cublasSetWorkspace(blas_, blas_workspace_.ensure(bytes), bytes));
     if (profile_) {
       QUAD_CUDA_CHECK(cudaEventCreate(&event_start_));
       QUAD_CUDA_CHECK(cudaEventCreate(&event_end_));
@@ -92,6 +97,17 @@ class CudaBackend final : public Backend {
   }
 
   std::string name() const override { return "cuda"; }
+
+  static size_t cublas_workspace_mib() {
+    constexpr size_t kDefaultMib = 32;
+    const char* v = std::getenv("QUAD_CUBLAS_WORKSPACE_MIB");
+    if (!v || !*v) return kDefaultMib;
+    char* end = nullptr;
+    const long mib = std::strtol(v, &end, 10);
+    check(*end == '\0' && mib >= 0 && mib <= 4096, "cuda",
+          "QUAD_CUBLAS_WORKSPACE_MIB={} is not a size in MiB (0..4096)", v);
+    return size_t(mib);
+  }
 
   MemoryKind memory() const override { return MemoryKind::cuda; }
   bool host_accessible(const void* p) const override { return !on_device(p); }
@@ -688,40 +704,139 @@ class CudaBackend final : public Backend {
     half_gemm(dx16, n, in, w16, out, bias, y, bf16);
   }
 
-  bool swiglu_mlp(const Linear& gate, const Linear& up, const Linear& down, const float* x, int n,
-                  float* gate_buf, float* up_buf, float* y) override {
-    // 16-bit weights of one type (weight_f16 before weight_bf16, as the model picks them).
-    auto weights16 = [](const Linear& lin) -> const std::vector<uint16_t>& {
-      return lin.weight_f16.empty() ? lin.weight_bf16 : lin.weight_f16;
+  // 16-bit weights of one type (weight_f16 before weight_bf16, as the model picks them).
+  static const std::vector<uint16_t>& weights16(const Linear& lin) {
+    return lin.weight_f16.empty() ? lin.weight_bf16 : lin.weight_f16;
+  }
+  static const float* bias_of(const Linear& lin) {
+    return lin.has_bias() ? lin.bias.data() : nullptr;
+  }
+  // Whether lin is an fp linear with 16-bit weights of the given type reading its input as is.
+  static bool sixteen_bit(const Linear& lin, bool bf16) {
+    return lin.weight.empty() && !weights16(lin).empty() && lin.weight_f16.empty() == bf16 &&
+           lin.reads_input_as_is();
+  }
+  bool norm_takes(const RmsNorm& norm, int width) const {
+    return norm.divisor > 0 && (norm.weight.empty() || norm.weight.size() == size_t(width));
+  }
+  // x += r (r may be null), x16 (n, width) = norm(x) in 16 bits.
+  void add_norm_to_half(const RmsNorm& norm, float* x, const float* r, int n, int width,
+                        uint16_t* x16, bool bf16) {
+    const float* dw = weights_.get(norm.weight.empty() ? nullptr : norm.weight.data(),
+                                   norm.weight.size(), stream_);
+    check_launch(cuda::launch_add_rmsnorm_to_half(x, r, n, width, dw, norm.divisor, norm.eps, x16,
+                                                  bf16, stream_),
+                 "add_rmsnorm_to_half");
+  }
+
+  bool attention_block(const RmsNorm& norm, const Linear& q, const Linear& k, const Linear& v,
+                       const Linear& o, float* x, const float* r, int n, int n_heads,
+                       int n_kv_heads, int hd, float* k_cache, float* v_cache, int pos0,
+                       const RopeTable& rope, float* q_buf, float* y) override {
+    const bool bf16 = o.weight_f16.empty();
+    for (const Linear* lin : {&q, &k, &v, &o})
+      if (!sixteen_bit(*lin, bf16)) return false;
+    const int width = q.in;
+    const size_t q_width = size_t(n_heads) * hd, kv_row = size_t(n_kv_heads) * hd;
+    // Prefills on the flash kernel; decode steps (one token) on the attention kernel of
+    // attention(), their q (row 0 of the joined output) contiguous.
+    const bool decode = n == 1 && reduced_precision_ && hd <= cuda::kMaxAttentionHeadDim;
+    if (!(flash_prefill(n, hd) || decode) || n_heads <= 0 || n_kv_heads <= 0 ||
+        n_heads % n_kv_heads != 0 || width <= 0 || k.in != width || v.in != width ||
+        size_t(q.out) != q_width || size_t(k.out) != kv_row || size_t(v.out) != kv_row ||
+        size_t(o.in) != q_width || !norm_takes(norm, width) || rope.head_dim != hd || pos0 < 0 ||
+        pos0 + n > rope.max_positions || !on_device(x) || (r && !on_device(r)) ||
+        !on_device(k_cache) || !on_device(v_cache) || !on_device(q_buf) || !on_device(y))
+      return false;
+    const bool biased = q.has_bias();
+    if (k.has_bias() != biased || v.has_bias() != biased) return false;
+    Op op(*this, "attention_block");
+    if (profile_) op.shape = std::to_string(n) + "x" + std::to_string(width);
+    // The normalized rows, then (once q, k and v are computed) the attention output.
+    uint16_t* x16 = scratch<uint16_t>(kIn1, size_t(n) * std::max<size_t>(width, q_width));
+    last_half_ = {};  // kIn1's rows are no op's input
+    add_norm_to_half(norm, x, r, n, width, x16, bf16);
+    // q, k and v as one GEMM of the joined weights (a wider GEMM runs closer to the tensor
+    // cores' peak than three), rows q | k | v.
+    const int qkv_width = int(q_width + 2 * kv_row);
+    auto part = [](const Linear& lin) {
+      return WeightCache::Part{weights16(lin).data(), sizeof(uint16_t) * weights16(lin).size()};
     };
+    const auto* dw =
+        static_cast<const uint16_t*>(weights_.get_joined({part(q), part(k), part(v)}, stream_));
+    float* qkv = scratch<float>(kOut2, size_t(n) * qkv_width);
+    device_gemm16(x16, n, width, dw, qkv_width, qkv, /*out16=*/false, bf16);
+    if (biased) {
+      auto bias_part = [](const Linear& lin) {
+        return WeightCache::Part{lin.bias.data(), sizeof(float) * lin.bias.size()};
+      };
+      const auto* db = static_cast<const float*>(
+          weights_.get_joined({bias_part(q), bias_part(k), bias_part(v)}, stream_));
+      check_launch(cuda::launch_add_bias(qkv, db, n, qkv_width, stream_), "add_bias");
+    }
+    const size_t table_len = size_t(rope.max_positions) * (hd / 2);
+    const float* dcos = weights_.get(rope.cos.data(), table_len, stream_);
+    const float* dsin = weights_.get(rope.sin.data(), table_len, stream_);
+    const size_t kv_at = size_t(pos0) * kv_row;
+    check_launch(cuda::launch_split_kv_rope(qkv, n, qkv_width, int(q_width), n_kv_heads, hd, pos0,
+                                            dcos, dsin, k_cache + kv_at, v_cache + kv_at, stream_),
+                 "split_kv_rope");
+    const float scale = 1.0f / std::sqrt(float(hd));
+    if (decode) {
+      // What rope_attention() and o's 16-bit linear do for one token.
+      float* attn = scratch<float>(kOut, q_width);
+      check_launch(cuda::launch_rope(qkv, 1, n_heads, hd, nullptr, pos0, dcos, dsin, stream_),
+                   "rope");
+      check_launch(cuda::launch_attention(qkv, 1, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0,
+                                          scale, attn, stream_),
+                   "attention");
+      check_launch(cuda::launch_to_half(attn, q_width, x16, bf16, stream_), "to_half");
+    } else {
+      check_launch(
+          cuda::launch_flash_attention(
+              qkv, n, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0, scale, nullptr,
+              scratch<uint16_t>(kScores, cuda::flash_attention_scratch(pos0 + n, n_kv_heads, hd)),
+              stream_, dcos, dsin, x16, bf16, qkv_width),
+          "flash_attention");
+    }
+    half_gemm(x16, n, o.in, weights16(o).data(), o.out, bias_of(o), y, bf16);
+    return true;
+  }
+
+  bool mlp_block(const RmsNorm& norm, const Linear& gate, const Linear& up, const Linear& down,
+                 float* x, const float* r, int n, float* gate_buf, float* up_buf,
+                 float* y) override {
     const bool bf16 = down.weight_f16.empty();
     for (const Linear* lin : {&gate, &up, &down})
-      if (!lin->weight.empty() || weights16(*lin).empty() || lin->weight_f16.empty() == !bf16 ||
-          !lin->reads_input_as_is())
-        return false;
+      if (!sixteen_bit(*lin, bf16)) return false;
     const int d = gate.in, ff = gate.out;
     if (n <= 0 || d <= 0 || ff <= 0 || up.in != d || up.out != ff || down.in != ff ||
-        !on_device(x) || !on_device(gate_buf) || !on_device(up_buf) || !on_device(y))
+        !norm_takes(norm, d) || !on_device(x) || (r && !on_device(r)) || !on_device(gate_buf) ||
+        !on_device(up_buf) || !on_device(y))
       return false;
-    Op op(*this, "swiglu_mlp");
+    Op op(*this, "mlp_block");
     if (profile_) op.shape = gemm_shape(n, ff, d);
     const size_t count = size_t(n) * ff;
     uint16_t* x16 = scratch<uint16_t>(kIn1, std::max(size_t(n) * d, count));
-    check_launch(cuda::launch_to_half(x, size_t(n) * d, x16, bf16, stream_), "to_half");
-    last_half_ = {};  // kIn1's rounded rows are no op's input
-    auto bias_of = [](const Linear& lin) { return lin.has_bias() ? lin.bias.data() : nullptr; };
+    last_half_ = {};  // kIn1's rows are no op's input
+    add_norm_to_half(norm, x, r, n, d, x16, bf16);
     if (reduced_precision_ && !gate.has_bias() && !up.has_bias()) {
-      // gate(x), up(x) and their product in 16 bits, in the callers' buffers.
-      auto* g16 = reinterpret_cast<uint16_t*>(gate_buf);
-      auto* u16 = reinterpret_cast<uint16_t*>(up_buf);
-      gemm16(x16, n, d, weights16(gate).data(), ff, g16, /*out16=*/true, bf16);
-      gemm16(x16, n, d, weights16(up).data(), ff, u16, /*out16=*/true, bf16);
-      check_launch(cuda::launch_silu_mul_of_half(g16, u16, count, g16, bf16, stream_),
-                   "silu_mul_of_half");
-      half_gemm(g16, n, ff, weights16(down).data(), down.out, bias_of(down), y, bf16);
+      // gate(xn) | up(xn) in 16 bits by one GEMM of the joined weights (rows (n, 2·ff), in
+      // up_buf), their product (n, ff) in gate_buf.
+      auto part = [](const Linear& lin) {
+        return WeightCache::Part{weights16(lin).data(), sizeof(uint16_t) * weights16(lin).size()};
+      };
+      const auto* dw =
+          static_cast<const uint16_t*>(weights_.get_joined({part(gate), part(up)}, stream_));
+      auto* gu16 = reinterpret_cast<uint16_t*>(up_buf);
+      auto* p16 = reinterpret_cast<uint16_t*>(gate_buf);
+      device_gemm16(x16, n, d, dw, 2 * ff, gu16, /*out16=*/true, bf16);
+      check_launch(cuda::launch_silu_mul_of_joined_half(gu16, n, ff, p16, bf16, stream_),
+                   "silu_mul_of_joined_half");
+      half_gemm(p16, n, ff, weights16(down).data(), down.out, bias_of(down), y, bf16);
       return true;
     }
-    // The steps' values: fp32 gate(x) and up(x), their product rounded once for down.
+    // The steps' values: fp32 gate(xn) and up(xn), their product rounded once for down.
     half_gemm(x16, n, d, weights16(gate).data(), ff, bias_of(gate), gate_buf, bf16);
     half_gemm(x16, n, d, weights16(up).data(), ff, bias_of(up), up_buf, bf16);
     check_launch(cuda::launch_silu_mul_to_half(gate_buf, up_buf, count, x16, bf16, stream_),
@@ -734,7 +849,11 @@ class CudaBackend final : public Backend {
   // (out, in; a host weight, cached) on tensor cores with fp32 accumulation.
   void gemm16(const uint16_t* x16, int n, int in, const uint16_t* w16, int out, void* y, bool out16,
               bool bf16) {
-    const uint16_t* dw = weights_.get(w16, size_t(out) * in, stream_);
+    device_gemm16(x16, n, in, weights_.get(w16, size_t(out) * in, stream_), out, y, out16, bf16);
+  }
+  // The same with the weights dw (out, in) already in GPU memory.
+  void device_gemm16(const uint16_t* x16, int n, int in, const uint16_t* dw, int out, void* y,
+                     bool out16, bool bf16) {
     const cudaDataType type = bf16 ? CUDA_R_16BF : CUDA_R_16F;
     const float one = 1.0f, zero = 0.0f;
     // Row-major y (n, out) = x (n, in) · w (out, in)ᵀ is column-major yᵀ = w (in, out)ᵀ · xᵀ.
@@ -962,6 +1081,7 @@ class CudaBackend final : public Backend {
   } gptq_;
   cuda::WeightCache weights_;
   std::array<DeviceBuffer, kSlots> slots_;
+  DeviceBuffer blas_workspace_;  // cuBLAS's workspace (cublasSetWorkspace)
   std::map<const Linear*, std::pair<uint64_t, std::unique_ptr<cuda::DeviceQuadLinear>>> fused_;
   // QUAD_CUDA_FUSED=0 turns the fused QUAD linears off (op-by-op integer path, bit-identical to
   // the CPU backend's integer ops).

@@ -4,6 +4,7 @@
 
 #include "quad/backend/cuda/cuda_check.h"
 #include "quad/backend/cuda/device_buffer.h"
+#include "quad/core/error.h"
 
 namespace quad::cuda {
 
@@ -55,13 +56,35 @@ bool WeightCache::evict_unused() {
 
 const void* WeightCache::get(const void* host, size_t bytes, cudaStream_t stream) {
   if (!host || bytes == 0) return nullptr;
-  auto [it, inserted] = entries_.try_emplace({host, bytes});
+  return get(Key{Part{host, bytes}}, stream);
+}
+
+const void* WeightCache::get_joined(std::initializer_list<Part> parts, cudaStream_t stream) {
+  check(parts.size() >= 1 && parts.size() <= kMaxParts, "cuda", "get_joined: {} parts (1..{})",
+        parts.size(), kMaxParts);
+  Key key{};
+  size_t i = 0;
+  for (const Part& p : parts) {
+    check(p.first != nullptr && p.second > 0, "cuda", "get_joined: an empty part");
+    key[i++] = p;
+  }
+  return get(key, stream);
+}
+
+const void* WeightCache::get(const Key& key, cudaStream_t stream) {
+  auto [it, inserted] = entries_.try_emplace(key);
   Entry& e = it->second;
   if (!inserted && frozen_) {
     e.last_op = op_;
     return e.device;
   }
-  const uint64_t fp = weight_fingerprint(host, bytes);
+  size_t bytes = 0;
+  uint64_t fp = 0;
+  for (const Part& p : key)
+    if (p.first) {
+      bytes += p.second;
+      fp = fp * 1099511628211ull ^ weight_fingerprint(p.first, p.second);
+    }
   if (inserted) {
     e.last_op = op_;  // never evicted by its own allocation
     void* p = nullptr;
@@ -85,7 +108,13 @@ const void* WeightCache::get(const void* host, size_t bytes, cudaStream_t stream
     e.last_op = op_;
     return e.device;
   }
-  QUAD_CUDA_CHECK(cudaMemcpyAsync(e.device, host, bytes, cudaMemcpyHostToDevice, stream));
+  size_t at = 0;
+  for (const Part& p : key)
+    if (p.first) {
+      QUAD_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(e.device) + at, p.first, p.second,
+                                      cudaMemcpyHostToDevice, stream));
+      at += p.second;
+    }
   e.fingerprint = fp;
   e.last_op = op_;
   return e.device;

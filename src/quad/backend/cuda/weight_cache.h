@@ -15,8 +15,10 @@
 
 #include <cuda_runtime_api.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <utility>
 
@@ -38,6 +40,12 @@ class WeightCache {
   const T* get(const T* host, size_t count, cudaStream_t stream) {
     return static_cast<const T*>(get(static_cast<const void*>(host), count * sizeof(T), stream));
   }
+  // Host buffers (pointer, bytes), up to kMaxParts of them.
+  using Part = std::pair<const void*, size_t>;
+  static constexpr size_t kMaxParts = 3;
+  // One device buffer holding the parts one after another (e.g. the q, k and v weights as one
+  // matrix for one GEMM), cached like a single buffer and fingerprinted part by part.
+  const void* get_joined(std::initializer_list<Part> parts, cudaStream_t stream);
   // From now on a cached buffer is trusted unchanged without its fingerprint (the caller
   // promised frozen weights: Backend::assume_weights_frozen). The sampled fingerprint costs a
   // few hundred cache misses per weight per op, which a decode step cannot afford.
@@ -55,7 +63,10 @@ class WeightCache {
   // Frees entries not used in the current op; false if there were none.
   bool evict_unused();
 
-  std::map<std::pair<const void*, size_t>, Entry> entries_;
+  using Key = std::array<Part, kMaxParts>;  // unused parts are (null, 0)
+  const void* get(const Key& key, cudaStream_t stream);
+
+  std::map<Key, Entry> entries_;
   size_t total_bytes_ = 0;
   uint64_t op_ = 0;
   bool frozen_ = false;

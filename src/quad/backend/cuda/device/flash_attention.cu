@@ -16,6 +16,7 @@
 #include <math.h>
 
 #include "dynamic_smem.cuh"
+#include "half_convert.cuh"
 #include "kernels.h"
 #include "quad_mma.cuh"
 
@@ -149,11 +150,12 @@ __device__ __forceinline__ void softmax_and_pv(Scores& s, RowState<HD>& st, cons
 // Three K/V tile stages: tiles it and it + 1 in use while it + 2 loads. The scores of tile it + 1
 // are issued before the softmax of tile it, so the tensor cores work while the ALUs do the
 // softmax (236 µs against 290 without, 8B attention at 2048 tokens, H200).
-template <int HD, bool kRope>
+// kHalfOut: out is 16-bit (bf16 when out_bf16, else fp16) instead of fp32.
+template <int HD, bool kRope, bool kHalfOut>
 __global__ void __launch_bounds__(kThreads)
-    flash_attention_kernel(const float* q, int n, int n_heads, int n_kv_heads, const __half* k16,
-                           const __half* v16, int pos0, float scale_log2, const float* rope_cos,
-                           const float* rope_sin, float* out) {
+    flash_attention_kernel(const float* q, int q_ld, int n, int n_heads, int n_kv_heads,
+                           const __half* k16, const __half* v16, int pos0, float scale_log2,
+                           const float* rope_cos, const float* rope_sin, void* out, bool out_bf16) {
   constexpr int S = kStride<HD>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __half* const tiles = reinterpret_cast<__half*>(smem_raw);  // per stage: K tile, then V tile
@@ -173,7 +175,7 @@ __global__ void __launch_bounds__(kThreads)
   // rope kernel's roundings, so the values are those of rope() then attention().
   uint32_t qa[HD / 16][4];
   auto load = [&](int r, int c) {
-    return *reinterpret_cast<const float2*>(q + size_t(row0 + wr + r) * q_row + size_t(h) * HD + c);
+    return *reinterpret_cast<const float2*>(q + size_t(row0 + wr + r) * q_ld + size_t(h) * HD + c);
   };
   auto pack = [&](float2 x) { return pack_half2(x.x * scale_log2, x.y * scale_log2); };
 #pragma unroll
@@ -269,31 +271,50 @@ __global__ void __launch_bounds__(kThreads)
     const int i = row0 + wr + g + 8 * r;
     if (i >= n) continue;
     const float inv = 1.0f / st.l[r];
-    float* dst = out + size_t(i) * q_row + size_t(h) * HD;
+    const size_t at = size_t(i) * q_row + size_t(h) * HD + 2 * t;
 #pragma unroll
-    for (int d = 0; d < HD / 8; ++d)
-      *reinterpret_cast<float2*>(dst + d * 8 + 2 * t) =
-          make_float2(st.o[d][2 * r] * inv, st.o[d][2 * r + 1] * inv);
+    for (int d = 0; d < HD / 8; ++d) {
+      const float lo = st.o[d][2 * r] * inv, hi = st.o[d][2 * r + 1] * inv;
+      if constexpr (kHalfOut)
+        *reinterpret_cast<uint32_t*>(static_cast<uint16_t*>(out) + at + d * 8) =
+            to_half2(lo, hi, out_bf16);
+      else
+        *reinterpret_cast<float2*>(static_cast<float*>(out) + at + d * 8) = make_float2(lo, hi);
+    }
   }
 }
 
-template <int HD>
-cudaError_t launch_kernel(const float* q, int n, int n_heads, int n_kv_heads, const __half* k16,
-                          const __half* v16, int pos0, float scale_log2, const float* rope_cos,
-                          const float* rope_sin, float* out, cudaStream_t stream) {
-  const bool rope = rope_cos != nullptr;
-  const void* kernel = rope ? reinterpret_cast<const void*>(&flash_attention_kernel<HD, true>)
-                            : reinterpret_cast<const void*>(&flash_attention_kernel<HD, false>);
+template <int HD, bool kRope, bool kHalfOut>
+cudaError_t launch_variant(const float* q, int q_ld, int n, int n_heads, int n_kv_heads,
+                           const __half* k16, const __half* v16, int pos0, float scale_log2,
+                           const float* rope_cos, const float* rope_sin, void* out, bool out_bf16,
+                           cudaStream_t stream) {
+  const auto kernel = &flash_attention_kernel<HD, kRope, kHalfOut>;
   constexpr size_t bytes = kStages * kStageBytes<HD>;
-  if (const cudaError_t e = allow_dynamic_smem(kernel, bytes); e != cudaSuccess) return e;
+  if (const cudaError_t e = allow_dynamic_smem(reinterpret_cast<const void*>(kernel), bytes);
+      e != cudaSuccess)
+    return e;
   const dim3 grid(n_heads, (n + kRows - 1) / kRows);
-  if (rope)
-    flash_attention_kernel<HD, true><<<grid, kThreads, bytes, stream>>>(
-        q, n, n_heads, n_kv_heads, k16, v16, pos0, scale_log2, rope_cos, rope_sin, out);
-  else
-    flash_attention_kernel<HD, false><<<grid, kThreads, bytes, stream>>>(
-        q, n, n_heads, n_kv_heads, k16, v16, pos0, scale_log2, nullptr, nullptr, out);
+  kernel<<<grid, kThreads, bytes, stream>>>(q, q_ld, n, n_heads, n_kv_heads, k16, v16, pos0,
+                                            scale_log2, rope_cos, rope_sin, out, out_bf16);
   return cudaGetLastError();
+}
+
+template <int HD>
+cudaError_t launch_kernel(const float* q, int q_ld, int n, int n_heads, int n_kv_heads,
+                          const __half* k16, const __half* v16, int pos0, float scale_log2,
+                          const float* rope_cos, const float* rope_sin, float* out, uint16_t* out16,
+                          bool out_bf16, cudaStream_t stream) {
+  auto go = [&](auto variant, void* dst) {
+    return variant(q, q_ld, n, n_heads, n_kv_heads, k16, v16, pos0, scale_log2, rope_cos, rope_sin,
+                   dst, out_bf16, stream);
+  };
+  const bool rope = rope_cos != nullptr;
+  if (out16)
+    return rope ? go(launch_variant<HD, true, true>, out16)
+                : go(launch_variant<HD, false, true>, out16);
+  return rope ? go(launch_variant<HD, true, false>, out)
+              : go(launch_variant<HD, false, false>, out);
 }
 
 }  // namespace
@@ -309,11 +330,14 @@ size_t flash_attention_scratch(int len, int n_kv_heads, int hd) {
 cudaError_t launch_flash_attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
                                    const float* k, const float* v, int pos0, float scale,
                                    float* out, uint16_t* scratch, cudaStream_t stream,
-                                   const float* rope_cos, const float* rope_sin) {
+                                   const float* rope_cos, const float* rope_sin, uint16_t* out16,
+                                   bool out_bf16, int q_ld) {
   if (n <= 0 || n_heads <= 0) return cudaSuccess;
   if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || !flash_attention_supported(hd) ||
-      (rope_cos == nullptr) != (rope_sin == nullptr) || n > 65535 * kRows || pos0 < 0)
+      (rope_cos == nullptr) != (rope_sin == nullptr) || n > 65535 * kRows || pos0 < 0 ||
+      (q_ld != 0 && (q_ld < n_heads * hd || q_ld % 2 != 0)))
     return cudaErrorInvalidValue;
+  if (q_ld == 0) q_ld = n_heads * hd;
   const size_t kv_count = size_t(pos0 + n) * n_kv_heads * hd;
   uint16_t* k16 = scratch;
   uint16_t* v16 = scratch + kv_count;
@@ -324,10 +348,10 @@ cudaError_t launch_flash_attention(const float* q, int n, int n_heads, int n_kv_
   const float scale_log2 = scale * 1.4426950408889634f;  // exp(x) = exp2(x · log2 e)
   const auto* kh = reinterpret_cast<const __half*>(k16);
   const auto* vh = reinterpret_cast<const __half*>(v16);
-  return hd == 64 ? launch_kernel<64>(q, n, n_heads, n_kv_heads, kh, vh, pos0, scale_log2, rope_cos,
-                                      rope_sin, out, stream)
-                  : launch_kernel<128>(q, n, n_heads, n_kv_heads, kh, vh, pos0, scale_log2,
-                                       rope_cos, rope_sin, out, stream);
+  return hd == 64 ? launch_kernel<64>(q, q_ld, n, n_heads, n_kv_heads, kh, vh, pos0, scale_log2,
+                                      rope_cos, rope_sin, out, out16, out_bf16, stream)
+                  : launch_kernel<128>(q, q_ld, n, n_heads, n_kv_heads, kh, vh, pos0, scale_log2,
+                                       rope_cos, rope_sin, out, out16, out_bf16, stream);
 }
 
 }  // namespace quad::cuda

@@ -26,20 +26,32 @@ cudaError_t launch_silu_mul(const float* gate, const float* up, size_t n, float*
 // out (n) = silu(gate) ⊙ up rounded as launch_to_half rounds it (the same values as the two).
 cudaError_t launch_silu_mul_to_half(const float* gate, const float* up, size_t n, uint16_t* out,
                                     bool bf16, cudaStream_t stream);
-// The same from 16-bit gate and up (widened exactly, the product in fp32, rounded once).
-cudaError_t launch_silu_mul_of_half(const uint16_t* gate, const uint16_t* up, size_t n,
-                                    uint16_t* out, bool bf16, cudaStream_t stream);
+// The same from one (n, 2·ff) 16-bit matrix whose rows hold gate then up (each widened
+// exactly, the product in fp32, rounded once): out (n, ff).
+cudaError_t launch_silu_mul_of_joined_half(const uint16_t* gu, int n, int ff, uint16_t* out,
+                                           bool bf16, cudaStream_t stream);
 // y (n, width) = x / sqrt(Σ x² / divisor + eps) ⊙ weight (weight may be null).
 cudaError_t launch_rmsnorm(const float* x, int n, int width, const float* weight, int divisor,
                            float eps, float* y, cudaStream_t stream);
 // The same after x (n, width) += r (n, width), x written back (the residual add fused).
 cudaError_t launch_add_rmsnorm(float* x, const float* r, int n, int width, const float* weight,
                                int divisor, float eps, float* y, cudaStream_t stream);
+// launch_add_rmsnorm (r may be null: no add) with y written as 16-bit bit patterns (bf16 or
+// fp16, rounded as launch_to_half rounds), the input of the 16-bit GEMMs.
+cudaError_t launch_add_rmsnorm_to_half(float* x, const float* r, int n, int width,
+                                       const float* weight, int divisor, float eps, uint16_t* y16,
+                                       bool bf16, cudaStream_t stream);
 // In-place half-split RoPE on x (n, heads, head_dim); cos/sin tables (positions, head_dim/2);
 // token i at position pos[i], or pos0 + i when pos is null; positions already checked against
 // the table.
 cudaError_t launch_rope(float* x, int n, int heads, int head_dim, const int32_t* pos, int pos0,
                         const float* cos, const float* sin, cudaStream_t stream);
+// From qkv (n, ld) whose rows hold q, then k (from column k_col; heads × head_dim), then v (as
+// wide): k rotated like launch_rope (token i at position pos0 + i) into k_out and v copied into
+// v_out, both (n, heads·head_dim).
+cudaError_t launch_split_kv_rope(const float* qkv, int n, int ld, int k_col, int heads,
+                                 int head_dim, int pos0, const float* cos, const float* sin,
+                                 float* k_out, float* v_out, cudaStream_t stream);
 // Largest head_dim launch_attention supports.
 inline constexpr int kMaxAttentionHeadDim = 512;
 // Causal GQA attention: q (n, n_heads, hd) at positions pos0.., k/v (pos0 + n, n_kv_heads, hd),
@@ -53,13 +65,15 @@ cudaError_t launch_attention(const float* q, int n, int n_heads, int n_kv_heads,
 // `scratch` holds flash_attention_scratch(pos0 + n, n_kv_heads, hd) halves (fp16 K and V).
 // With RoPE tables (cos/sin (positions, hd/2), covering pos0 + n), q is given unrotated and
 // rotated on load as launch_rope would (query i at position pos0 + i); q itself is not written.
+// With out16, the output goes there as 16-bit bit patterns (bf16 when out_bf16, else fp16;
+// rounded as launch_to_half rounds) instead of to out. q_ld: q's row stride (0: n_heads·hd).
 bool flash_attention_supported(int hd);
 size_t flash_attention_scratch(int len, int n_kv_heads, int hd);
 cudaError_t launch_flash_attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
                                    const float* k, const float* v, int pos0, float scale,
                                    float* out, uint16_t* scratch, cudaStream_t stream,
-                                   const float* rope_cos = nullptr,
-                                   const float* rope_sin = nullptr);
+                                   const float* rope_cos = nullptr, const float* rope_sin = nullptr,
+                                   uint16_t* out16 = nullptr, bool out_bf16 = false, int q_ld = 0);
 // Prefill attention through GEMMs: scores (heads, rows, L) row-major, row i of each head sees
 // keys [0, first_len + i) (causal); softmax over those in place, the rest set to 0.
 cudaError_t launch_causal_softmax(float* scores, int heads, int rows, int L, int first_len,

@@ -23,7 +23,38 @@ __global__ void rope_kernel(float* x, int heads, int head_dim, const int32_t* po
   }
 }
 
+// Rows of qkv (n, ld) hold q | k | v (one GEMM of the joined weights): the keys, rotated as
+// rope_kernel rotates them (token i at position pos0 + i), into k_out (n, heads·head_dim) and
+// the values, copied, into v_out.
+__global__ void split_kv_rope_kernel(const float* qkv, int ld, int k_col, int heads, int head_dim,
+                                     int pos0, const float* cos, const float* sin, float* k_out,
+                                     float* v_out) {
+  const int half = head_dim / 2, width = heads * head_dim;
+  const int i = blockIdx.x;
+  const float* k_in = qkv + size_t(i) * ld + k_col;
+  const float* v_in = k_in + width;
+  const float* c = cos + size_t(pos0 + i) * half;
+  const float* s = sin + size_t(pos0 + i) * half;
+  float* ko = k_out + size_t(i) * width;
+  for (int j = threadIdx.x; j < heads * half; j += blockDim.x) {
+    const int h = j / half, k = j % half;
+    const float a = k_in[h * head_dim + k], b = k_in[h * head_dim + k + half];
+    ko[h * head_dim + k] = __fsub_rn(__fmul_rn(a, c[k]), __fmul_rn(b, s[k]));
+    ko[h * head_dim + k + half] = __fadd_rn(__fmul_rn(b, c[k]), __fmul_rn(a, s[k]));
+  }
+  for (int j = threadIdx.x; j < width; j += blockDim.x) v_out[size_t(i) * width + j] = v_in[j];
+}
+
 }  // namespace
+
+cudaError_t launch_split_kv_rope(const float* qkv, int n, int ld, int k_col, int heads,
+                                 int head_dim, int pos0, const float* cos, const float* sin,
+                                 float* k_out, float* v_out, cudaStream_t stream) {
+  if (n <= 0 || heads <= 0 || head_dim < 2) return cudaSuccess;
+  split_kv_rope_kernel<<<n, 128, 0, stream>>>(qkv, ld, k_col, heads, head_dim, pos0, cos, sin,
+                                              k_out, v_out);
+  return cudaGetLastError();
+}
 
 cudaError_t launch_rope(float* x, int n, int heads, int head_dim, const int32_t* pos, int pos0,
                         const float* cos, const float* sin, cudaStream_t stream) {

@@ -1,0 +1,21 @@
+// fp32 → 16-bit (bf16 or fp16 bit patterns), round to nearest even: the one rounding of every
+// kernel that writes an input of the 16-bit GEMMs, so that fused and separate paths agree.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+namespace quad::cuda {
+
+__device__ __forceinline__ uint16_t to_half(float x, bool bf16) {
+  return bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(x)) : __half_as_ushort(__float2half_rn(x));
+}
+
+// Two values packed into one 32-bit word, the first in the low half.
+__device__ __forceinline__ uint32_t to_half2(float lo, float hi, bool bf16) {
+  return uint32_t(to_half(lo, bf16)) | (uint32_t(to_half(hi, bf16)) << 16);
+}
+
+}  // namespace quad::cuda
