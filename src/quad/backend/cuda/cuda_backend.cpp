@@ -867,7 +867,7 @@ class CudaBackend final : public Backend {
   }
 
   // y (n, out) = x16 (n, in; 16-bit, in GPU memory; null when in is 0) · w16ᵀ (+ bias), fp32
-  // accumulation and output: the GEMM of half_linear and swiglu_mlp.
+  // accumulation and output: the GEMM of half_linear and the block ops.
   void half_gemm(const uint16_t* dx16, int n, int in, const uint16_t* w16, int out,
                  const float* bias, float* y, bool bf16) {
     float* dy = output(kOut, y, size_t(n) * out);
