@@ -60,6 +60,50 @@ TEST(CudaResident, FusedLinearsShareTheQuantizedInputOnlyWhileItIsUnchanged) {
   }
 }
 
+// A device copy of host values.
+BackendArray<float> on_gpu(Backend& be, const std::vector<float>& host) {
+  BackendArray<float> a;
+  a.ensure(MemoryKind::cuda, host.size());
+  be.copy(a.data(), host.data(), sizeof(float) * host.size());
+  return a;
+}
+std::vector<float> to_host(Backend& be, const BackendArray<float>& a) {
+  std::vector<float> host(a.size());
+  be.copy(host.data(), a.data(), sizeof(float) * host.size());
+  return host;
+}
+// down_proj with silu(gate) ⊙ up formed inside its input quantization gives, bit for bit, what
+// silu_mul then the fused linear give (same formula, same codes, same GEMM), with 4- and 8-bit
+// inputs, for decode (cluster kernel) and prefill row counts; U-type layers and host buffers are
+// left to the caller.
+TEST(CudaResident, FusedSwigluLinearMatchesTheSteps) {
+  QUAD_REQUIRE_GPU();
+  for (int od_bits : {4, 8}) {
+    RandomQuant rq;
+    rq.quantized = true;
+    rq.od_bits = od_bits;
+    const Model m = make_random_model(random_shape_config("tiny-llama3-30m"), rq, 7);
+    const Linear &down = m.layers[0].down, &q = m.layers[0].q;
+    for (int n : {1, 7, 300}) {
+      SCOPED_TRACE(testing::Message() << "A" << od_bits << ", n " << n);
+      auto be = make_backend("cuda");
+      const size_t count = size_t(n) * down.in;
+      BackendArray<float> g = on_gpu(*be, test::random_normal(count, 90 + n, 2.0f)),
+                          u = on_gpu(*be, test::random_normal(count, 91 + n)), p, y0, y1;
+      p.ensure(MemoryKind::cuda, count);
+      y0.ensure(MemoryKind::cuda, size_t(n) * down.out);
+      y1.ensure(MemoryKind::cuda, size_t(n) * down.out);
+      be->silu_mul(g.data(), u.data(), count, p.data());
+      ASSERT_TRUE(be->fused_linear(down, p.data(), n, y0.data()));
+      ASSERT_TRUE(be->fused_swiglu_linear(down, g.data(), u.data(), n, y1.data()));
+      EXPECT_EQ(to_host(*be, y1), to_host(*be, y0));
+      std::vector<float> host(count, 1.0f);
+      EXPECT_FALSE(be->fused_swiglu_linear(down, host.data(), host.data(), n, y1.data()));
+      EXPECT_FALSE(be->fused_swiglu_linear(q, g.data(), u.data(), n, y1.data()));
+    }
+  }
+}
+
 // The same for the bf16 linears (q, k, v in bf16): k reuses q's rounded input and gives what k
 // computes alone, bit for bit; an op writing x in between stops the reuse.
 TEST(CudaResident, Bf16LinearsShareTheRoundedInputOnlyWhileItIsUnchanged) {
@@ -141,18 +185,6 @@ TEST(CudaResident, WeightCacheJoinsPartsInOrder) {
   EXPECT_EQ(read(cache.get_joined({pa, pb}, nullptr), a.size() + b.size()), expected());
 }
 
-// A device copy of host values.
-BackendArray<float> on_gpu(Backend& be, const std::vector<float>& host) {
-  BackendArray<float> a;
-  a.ensure(MemoryKind::cuda, host.size());
-  be.copy(a.data(), host.data(), sizeof(float) * host.size());
-  return a;
-}
-std::vector<float> to_host(Backend& be, const BackendArray<float>& a) {
-  std::vector<float> host(a.size());
-  be.copy(host.data(), a.data(), sizeof(float) * host.size());
-  return host;
-}
 // y = lin(x) through the backend's 16-bit linear.
 void lin16(Backend& be, const Linear& lin, const float* x, int n, float* y) {
   const float* b = lin.has_bias() ? lin.bias.data() : nullptr;

@@ -133,6 +133,17 @@ class Backend {
     return false;
   }
 
+  // y (n, down.out) = down(silu(gate) ⊙ up) for gate and up (n, down.in) in the backend's
+  // memory, where the backend forms the product inside down's input quantization (the cuda
+  // backend, for quantized down_proj layers on its fused kernels: the codes of the steps, the
+  // product never stored). Returns false (the default) before changing anything, and the caller
+  // runs silu_mul and the linear.
+  virtual bool fused_swiglu_linear(const Linear& down, const float* gate, const float* up, int n,
+                                   float* y) {
+    (void)down, (void)gate, (void)up, (void)n, (void)y;
+    return false;
+  }
+
   // Whole blocks of a decoder layer in one call, where the backend has them (the cuda backend,
   // for fp linears with 16-bit weights of one type that read their inputs as is: there the
   // normalized rows and the attention output exist only in 16 bits, rounded as the 16-bit

@@ -252,9 +252,9 @@ const float* decoder_layer(const Model& model, Backend& backend, int l, float* x
   auto seen_enough = [&] { return obs && obs->seen_enough(); };
   const bool whole_blocks = !obs && branches.size() <= 1 && !model.kv_quant;
   // Attention block.
-  if (!(whole_blocks && backend.attention_block(L.attn_norm, L.q, L.k, L.v, L.o, x, pending, n, H,
-                                                Hkv, hd, k_cache, v_cache, pos0, model.rope, q,
-                                                proj))) {
+  if (!(whole_blocks &&
+        backend.attention_block(L.attn_norm, L.q, L.k, L.v, L.o, x, pending, n, H, Hkv, hd, k_cache,
+                                v_cache, pos0, model.rope, q, proj))) {
     if (pending)
       add_norm(backend, L.attn_norm, x, pending, n, D, xn);
     else
@@ -286,9 +286,13 @@ const float* decoder_layer(const Model& model, Backend& backend, int l, float* x
     if (obs) obs->norm_input(l, 1, x, n, D);
     apply_linears_on(backend, {{&L.gate, gate}, {&L.up, up}}, xn, n, s, l, obs);
     if (seen_enough()) return nullptr;
-    backend.silu_mul(gate, up, size_t(n) * ff, gate);
-    apply_linear(backend, L.down, gate, n, proj, s, l, obs);
-    if (seen_enough()) return nullptr;
+    // silu(gate) ⊙ up inside down_proj's input quantization where the backend can (its codes
+    // are those of the steps); calibration observes the product, so it takes the steps.
+    if (!(!obs && backend.fused_swiglu_linear(L.down, gate, up, n, proj))) {
+      backend.silu_mul(gate, up, size_t(n) * ff, gate);
+      apply_linear(backend, L.down, gate, n, proj, s, l, obs);
+      if (seen_enough()) return nullptr;
+    }
   }
   if (defer_last_add) return proj;
   backend.add(x, proj, size_t(n) * D);

@@ -562,6 +562,20 @@ class CudaBackend final : public Backend {
   // Quantized linears through the fused QUAD kernels (device/quad_linear.h): the layer uploaded
   // once into the kernels' form (cached per Linear, re-uploaded when its weights change), the
   // fp32 input quantized and multiplied on the GPU, fp32 out.
+  bool fused_swiglu_linear(const Linear& down, const float* gate, const float* up, int n,
+                           float* y) override {
+    if (!fused_enabled_ || n <= 0 || !down.integer_path() || !down.input_transform ||
+        !cuda::DeviceQuadLinear::supports(down) || !on_device(gate) || !on_device(up) ||
+        !on_device(y))
+      return false;
+    Op op(*this, "fused_swiglu_linear");
+    cuda::DeviceQuadLinear& d = fused_layer(down);
+    if (d.u_type()) return false;
+    d.forward_swiglu(gate, up, n, y, stream_);
+    last_quant_ = {};  // no U-type layer reads these codes
+    return true;
+  }
+
   bool fused_linear(const Linear& lin, const float* x, int n, float* y) override {
     if (!fused_enabled_ || !cuda::DeviceQuadLinear::supports(lin)) return false;
     Op op(*this, "fused_linear");

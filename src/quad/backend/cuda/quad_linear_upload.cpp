@@ -131,6 +131,16 @@ void DeviceQuadLinear::forward(const float* x, int M, float* y, cudaStream_t str
   QUAD_CUDA_CHECK(launch_quad_gemm(act_, M, w_, y, stream));
 }
 
+void DeviceQuadLinear::forward_swiglu(const float* gate, const float* up, int M, float* y,
+                                      cudaStream_t stream) {
+  check(!u_type(), "cuda", "forward_swiglu: a layer without an online Hadamard");
+  if (M <= 0) return;
+  grow(M);
+  QUAD_CUDA_CHECK(launch_quad_quant_d_swiglu(gate, up, M, w_.K, mix_, K_o_, inner_fwht_, act_bits_,
+                                             clip_, act_, stream));
+  QUAD_CUDA_CHECK(launch_quad_gemm(act_, M, w_, y, stream));
+}
+
 void DeviceQuadLinear::forward(const __nv_bfloat16* x, int M, int divisor, float eps,
                                __nv_bfloat16* y, cudaStream_t stream) {
   if (M <= 0) return;

@@ -37,6 +37,10 @@ class DeviceQuadLinear {
   // quantizes_like holds), its quantized activations are reused and only the GEMM runs.
   void forward(const float* x, int M, float* y, cudaStream_t stream,
                const DeviceQuadLinear* quantized = nullptr);
+  // D-type only: the input is silu(gate) ⊙ up (SwiGLU, fp32 device rows (M, in) each), formed
+  // by the quantization kernel as it loads them: the codes and output of forward() on the
+  // stored product.
+  void forward_swiglu(const float* gate, const float* up, int M, float* y, cudaStream_t stream);
   // Whether this layer quantizes an M-row input exactly as `other` does (U-type both, same
   // width, outlier count, bits, clip and activation layout), so one quantization serves both.
   bool quantizes_like(const DeviceQuadLinear& other, int M) const;

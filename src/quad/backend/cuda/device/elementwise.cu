@@ -6,6 +6,7 @@
 #include "grid_stride.cuh"
 #include "half_convert.cuh"
 #include "kernels.h"
+#include "silu.cuh"
 
 namespace quad::cuda {
 
@@ -22,13 +23,6 @@ __global__ void add_kernel(float* x, const float* y, size_t n) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x)
     x[i] = __fadd_rn(x[i], y[i]);
-}
-
-// g / (1 + exp(−g)) · up as the CPU writes it; exp in double, rounded to float, so it agrees
-// with a correctly rounded expf.
-__device__ __forceinline__ float silu_mul(float g, float up) {
-  const float e = float(exp(-double(g)));
-  return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, e)), up);
 }
 
 // Round to nearest even.

@@ -119,6 +119,12 @@ cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const floa
 cudaError_t launch_quad_quant_d(const float* x, int M, int K, const float* mix, int K_o,
                                 bool inner_fwht, int bits, float clip, QuadActivations out,
                                 cudaStream_t stream);
+// The D-type input silu(gate) ⊙ up (SwiGLU; gate and up (M, K) fp32, 16-byte aligned) formed as
+// it is loaded, with the formula of launch_silu_mul: the codes of launch_quad_quant_d on the
+// stored product, without storing it.
+cudaError_t launch_quad_quant_d_swiglu(const float* gate, const float* up, int M, int K,
+                                       const float* mix, int K_o, bool inner_fwht, int bits,
+                                       float clip, QuadActivations out, cudaStream_t stream);
 
 // Weights of one QUAD linear in the kernel layout (prepared once by quad_prepare_weights).
 struct QuadWeights {

@@ -12,6 +12,7 @@
 #include "dynamic_smem.cuh"
 #include "quad_linear.h"
 #include "reduce.cuh"
+#include "silu.cuh"
 
 namespace quad::cuda {
 
@@ -45,6 +46,22 @@ __device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&v)[8]) {
 __device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
   const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
   v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+
+// A D-type input given as SwiGLU's two halves: silu(gate) ⊙ up is formed as the rows are loaded
+// (never stored), with the formula of launch_silu_mul. Offsets as for a row pointer.
+struct GluRows {
+  const float* gate;
+  const float* up;
+  __device__ GluRows operator+(size_t offset) const { return {gate + offset, up + offset}; }
+};
+
+__device__ __forceinline__ void load8(GluRows p, float (&v)[8]) {
+  float g[8], u[8];
+  load8(p.gate, g);
+  load8(p.up, u);
+#pragma unroll
+  for (int m = 0; m < 8; ++m) v[m] = silu_mul(g[m], u[m]);
 }
 
 // Stores the codes c[0..8) of k .. k+7 (k a multiple of 8) of a row at dst in the fragment-major
@@ -232,8 +249,8 @@ __device__ void mix_columns(float* in, const float* mt, int K_o, int P) {
 // shared memory when P is not 32·E with E ≤ 16); the outer mix (mix_columns); then the codes
 // from registers.
 template <typename T, int PER, int E, int COLS>
-__global__ void quant_d_kernel(const T* x, int K, const float* mix, int K_o, bool inner_fwht,
-                               int bits, float clip, QuadActivations out) {
+__global__ void quant_d_kernel(T x, int K, const float* mix, int K_o, bool inner_fwht, int bits,
+                               float clip, QuadActivations out) {
   extern __shared__ __align__(16) float smem[];  // mixᵀ (K_o × K_o4), then the row (K)
   __shared__ float fscratch[32];
   __shared__ int iscratch[32];
@@ -242,7 +259,7 @@ __global__ void quant_d_kernel(const T* x, int K, const float* mix, int K_o, boo
   float* mt = smem;
   float* in = smem + K_o * K_o4;
   const int P = K / K_o, nq = K / 8, row = blockIdx.x;
-  const T* src = x + size_t(blockIdx.x) * K;
+  const T src = x + size_t(blockIdx.x) * K;
   for (int c = threadIdx.x; c < K_o * K_o4; c += blockDim.x) {
     const int b = c / K_o4, a = c % K_o4;
     mt[c] = a < K_o ? mix[a * K_o + b] : 0.0f;
@@ -314,7 +331,7 @@ constexpr int kCluster = 8;
 
 template <typename T, int E>
 __global__ void __cluster_dims__(kCluster, 1, 1)
-    quant_d_cluster_kernel(const T* x, int K, const float* mix, int K_o, bool inner_fwht, int bits,
+    quant_d_cluster_kernel(T x, int K, const float* mix, int K_o, bool inner_fwht, int bits,
                            float clip, QuadActivations out) {
   extern __shared__ __align__(16) float smem[];  // mixᵀ (K_o × K_o4), then the row (K)
   __shared__ float fscratch[32];
@@ -327,7 +344,7 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
   const int K_o4 = (K_o + 3) / 4 * 4, P = K / K_o, cols = P / kCluster, j0 = rank * cols;
   float* mt = smem;
   float* in = smem + K_o * K_o4;
-  const T* src = x + size_t(row) * K;
+  const T src = x + size_t(row) * K;
   // Own segments (rank, rank + kCluster, ...) and the mix: every load issued before any store.
   const int own = (K_o - rank + kCluster - 1) / kCluster;
   constexpr int kLoads = 2, kMixLoads = 4;
@@ -427,9 +444,8 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
 }
 
 template <typename T, int E>
-cudaError_t launch_d_cluster(int M, const T* x, int K, const float* mix, int K_o, bool inner,
-                             int bits, float clip, const QuadActivations& out,
-                             cudaStream_t stream) {
+cudaError_t launch_d_cluster(int M, T x, int K, const float* mix, int K_o, bool inner, int bits,
+                             float clip, const QuadActivations& out, cudaStream_t stream) {
   const size_t smem = (size_t(K_o) * ((K_o + 3) / 4 * 4) + K) * sizeof(float);
   const void* kernel = reinterpret_cast<const void*>(quant_d_cluster_kernel<T, E>);
   if (cudaError_t e = allow_dynamic_smem(kernel, smem)) return e;
@@ -461,7 +477,7 @@ cudaError_t launch_u(int M, int threads, const T* h, int r, int K, int divisor, 
 }
 
 template <typename T, int PER, int E, int COLS>
-cudaError_t launch_d(int M, int threads, const T* x, int K, const float* mix, int K_o, bool inner,
+cudaError_t launch_d(int M, int threads, T x, int K, const float* mix, int K_o, bool inner,
                      int bits, float clip, const QuadActivations& out, cudaStream_t stream) {
   const size_t smem = (size_t(K_o) * ((K_o + 3) / 4 * 4) + K) * sizeof(float);
   const void* kernel = reinterpret_cast<const void*>(quant_d_kernel<T, PER, E, COLS>);
@@ -472,7 +488,7 @@ cudaError_t launch_d(int M, int threads, const T* x, int K, const float* mix, in
 }
 
 template <typename T, int E, int COLS>
-cudaError_t launch_d_per(int per, int M, int threads, const T* x, int K, const float* mix, int K_o,
+cudaError_t launch_d_per(int per, int M, int threads, T x, int K, const float* mix, int K_o,
                          bool inner, int bits, float clip, const QuadActivations& out,
                          cudaStream_t stream) {
   switch (per) {
@@ -489,7 +505,7 @@ cudaError_t launch_d_per(int per, int M, int threads, const T* x, int K, const f
 
 // Register FWHT when P = 32·E (E ≤ 16) and the column capacity, else the shared-memory path.
 template <typename T, int COLS>
-cudaError_t launch_d_fwht(int per, int M, int threads, const T* x, int K, const float* mix, int K_o,
+cudaError_t launch_d_fwht(int per, int M, int threads, T x, int K, const float* mix, int K_o,
                           bool inner, int bits, float clip, const QuadActivations& out,
                           cudaStream_t stream) {
   if (inner) {
@@ -535,7 +551,7 @@ cudaError_t quant_u(const T* h, int M, int r, int K, int divisor, float eps, int
 }
 
 template <typename T>
-cudaError_t quant_d(const T* x, int M, int K, const float* mix, int K_o, bool inner_fwht, int bits,
+cudaError_t quant_d(T x, int M, int K, const float* mix, int K_o, bool inner_fwht, int bits,
                     float clip, QuadActivations out, cudaStream_t stream) {
   if (M <= 0) return cudaSuccess;
   if ((bits != 4 && bits != 8) || K <= 0 || K % 8 != 0 || K_o <= 0 || K_o > kMaxMix || K % K_o != 0)
@@ -591,6 +607,13 @@ cudaError_t launch_quad_quant_d(const float* x, int M, int K, const float* mix, 
                                 bool inner_fwht, int bits, float clip, QuadActivations out,
                                 cudaStream_t stream) {
   return quant_d(x, M, K, mix, K_o, inner_fwht, bits, clip, out, stream);
+}
+cudaError_t launch_quad_quant_d_swiglu(const float* gate, const float* up, int M, int K,
+                                       const float* mix, int K_o, bool inner_fwht, int bits,
+                                       float clip, QuadActivations out, cudaStream_t stream) {
+  if ((reinterpret_cast<uintptr_t>(gate) | reinterpret_cast<uintptr_t>(up)) % 16 != 0)
+    return cudaErrorMisalignedAddress;
+  return quant_d(GluRows{gate, up}, M, K, mix, K_o, inner_fwht, bits, clip, out, stream);
 }
 
 void quad_prepare_weights(const int8_t* codes, int N, int K, bool a8_order, uint8_t* packed,
