@@ -22,6 +22,7 @@
 #include <mutex>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "quad/backend/backend.h"
@@ -242,15 +243,13 @@ class CudaBackend final : public Backend {
       check(pos[i] >= 0 && pos[i] < table.max_positions, "rope",
             "position {} outside the table of {} positions", pos[i], table.max_positions);
     const size_t count = size_t(n) * heads * head_dim;
-    const size_t table_len = size_t(table.max_positions) * (head_dim / 2);
     float* dx = in_place(kIn0, x, count);
     // Consecutive positions (every forward pass) go as their start: no copy, and no stream
     // synchronization, which a copy from pageable host memory would cost.
     bool consecutive = true;
     for (int i = 1; i < n && consecutive; ++i) consecutive = pos[i] == pos[0] + i;
     const int32_t* dpos = consecutive ? nullptr : input(kIn1, pos, size_t(n));
-    const float* dcos = weights_.get(table.cos.data(), table_len, stream_);
-    const float* dsin = weights_.get(table.sin.data(), table_len, stream_);
+    const auto [dcos, dsin] = rope_tables(table);
     check_launch(cuda::launch_rope(dx, n, heads, head_dim, dpos, pos[0], dcos, dsin, stream_),
                  "rope");
     finish(x, dx, count);
@@ -599,6 +598,13 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // The device copies of the RoPE table's cos and sin (positions, head_dim / 2).
+  std::pair<const float*, const float*> rope_tables(const RopeTable& table) {
+    const size_t len = size_t(table.max_positions) * (table.head_dim / 2);
+    return {weights_.get(table.cos.data(), len, stream_),
+            weights_.get(table.sin.data(), len, stream_)};
+  }
+
   // Whether attention of n tokens runs the fp16 flash kernel.
   bool flash_prefill(int n, int hd) const {
     return n > 1 && reduced_precision_ && cuda::flash_attention_supported(hd);
@@ -623,12 +629,7 @@ class CudaBackend final : public Backend {
     float* dout = output(kOut, out, q_count);
     const float scale = 1.0f / std::sqrt(float(hd));
     if (flash_prefill(n, hd)) {
-      const float *dcos = nullptr, *dsin = nullptr;
-      if (rope) {
-        const size_t table_len = size_t(rope->max_positions) * (hd / 2);
-        dcos = weights_.get(rope->cos.data(), table_len, stream_);
-        dsin = weights_.get(rope->sin.data(), table_len, stream_);
-      }
+      const auto [dcos, dsin] = rope ? rope_tables(*rope) : std::pair<const float*, const float*>{};
       check_launch(
           cuda::launch_flash_attention(
               dq, n, n_heads, n_kv_heads, hd, dk, dv, pos0, scale, dout,
@@ -722,6 +723,10 @@ class CudaBackend final : public Backend {
   static const std::vector<uint16_t>& weights16(const Linear& lin) {
     return lin.weight_f16.empty() ? lin.weight_bf16 : lin.weight_f16;
   }
+  // lin's 16-bit weights as one part of a joined weight (WeightCache::get_joined).
+  static WeightCache::Part weights16_part(const Linear& lin) {
+    return {weights16(lin).data(), sizeof(uint16_t) * weights16(lin).size()};
+  }
   static const float* bias_of(const Linear& lin) {
     return lin.has_bias() ? lin.bias.data() : nullptr;
   }
@@ -773,11 +778,8 @@ class CudaBackend final : public Backend {
     // q, k and v as one GEMM of the joined weights (a wider GEMM runs closer to the tensor
     // cores' peak than three), rows q | k | v.
     const int qkv_width = int(q_width + 2 * kv_row);
-    auto part = [](const Linear& lin) {
-      return WeightCache::Part{weights16(lin).data(), sizeof(uint16_t) * weights16(lin).size()};
-    };
-    const auto* dw =
-        static_cast<const uint16_t*>(weights_.get_joined({part(q), part(k), part(v)}, stream_));
+    const auto* dw = static_cast<const uint16_t*>(
+        weights_.get_joined({weights16_part(q), weights16_part(k), weights16_part(v)}, stream_));
     float* qkv = scratch<float>(kOut2, size_t(n) * qkv_width);
     device_gemm16(x16, n, width, dw, qkv_width, qkv, /*out16=*/false, bf16);
     if (biased) {
@@ -788,9 +790,7 @@ class CudaBackend final : public Backend {
           weights_.get_joined({bias_part(q), bias_part(k), bias_part(v)}, stream_));
       check_launch(cuda::launch_add_bias(qkv, db, n, qkv_width, stream_), "add_bias");
     }
-    const size_t table_len = size_t(rope.max_positions) * (hd / 2);
-    const float* dcos = weights_.get(rope.cos.data(), table_len, stream_);
-    const float* dsin = weights_.get(rope.sin.data(), table_len, stream_);
+    const auto [dcos, dsin] = rope_tables(rope);
     const size_t kv_at = size_t(pos0) * kv_row;
     check_launch(cuda::launch_split_kv_rope(qkv, n, qkv_width, int(q_width), n_kv_heads, hd, pos0,
                                             dcos, dsin, k_cache + kv_at, v_cache + kv_at, stream_),
@@ -837,11 +837,8 @@ class CudaBackend final : public Backend {
     if (reduced_precision_ && !gate.has_bias() && !up.has_bias()) {
       // gate(xn) | up(xn) in 16 bits by one GEMM of the joined weights (rows (n, 2·ff), in
       // up_buf), their product (n, ff) in gate_buf.
-      auto part = [](const Linear& lin) {
-        return WeightCache::Part{weights16(lin).data(), sizeof(uint16_t) * weights16(lin).size()};
-      };
-      const auto* dw =
-          static_cast<const uint16_t*>(weights_.get_joined({part(gate), part(up)}, stream_));
+      const auto* dw = static_cast<const uint16_t*>(
+          weights_.get_joined({weights16_part(gate), weights16_part(up)}, stream_));
       auto* gu16 = reinterpret_cast<uint16_t*>(up_buf);
       auto* p16 = reinterpret_cast<uint16_t*>(gate_buf);
       device_gemm16(x16, n, d, dw, 2 * ff, gu16, /*out16=*/true, bf16);
