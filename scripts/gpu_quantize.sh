@@ -11,8 +11,8 @@
 #                          RANDOM_TOKENIZER (a carried model folder) and RANDOM_FLAGS.
 #   PARITY=1               each carried model quantized on cuda with the defaults (r 64;
 #                          stories260K r 16), then its perplexity over the whole test file on
-#                          cuda and on the cpu (CPU_THREADS, default all cores): the issue's
-#                          0.2% bound for quantized folders;
+#                          cuda (also with --dtype bf16) and on the cpu (CPU_THREADS, default
+#                          all cores): the issue's 0.2% bound for quantized folders;
 #   TIMING_DEVICES         devices of the timing stage (default "cuda"; "cpu cuda" adds the CPU
 #                          with CPU_THREADS threads, default 4; "" skips the stage).
 # Before the call, here: bash scripts/fetch_gpu_deps.sh; PACK=1 DATA="c4 wikitext2 tinystories"
@@ -76,16 +76,21 @@ if [ "${PARITY:-0}" = 1 ]; then
     rm -rf "$out"
     build-gpu/quad quantize -m "$model" -o "$out" --rank $rank --calib "$calib" --device cuda       > "$LOG/parity-$name.log" 2>&1 || { status=1; tail -3 "$LOG/parity-$name.log"; continue; }
     declare -A ppl=()
-    for dev in cuda cpu; do
+    # cuda-bf16: --dtype bf16 (the QUAD block ops, fp16 flash attention).
+    for dev in cuda cuda-bf16 cpu; do
       start=$SECONDS
-      ppl[$dev]=$(build-gpu/quad ppl -m "$out" --text "$text" --device $dev \
+      flags="--device $dev"
+      [ $dev = cuda-bf16 ] && flags="--device cuda --dtype bf16"
+      ppl[$dev]=$(build-gpu/quad ppl -m "$out" --text "$text" $flags \
         -t "$([ $dev = cpu ] && echo "${CPU_THREADS:-$(nproc)}" || echo 4)" --json \
         2> "$LOG/parity-$name-ppl-$dev.err" | tail -1 | sed -E 's/.*"ppl":([0-9.eE+-]+).*/\1/')
       echo "$name QUAD W4A4/A8 r=$rank (quantized on cuda): ppl $dev ${ppl[$dev]} ($((SECONDS - start)) s)"
     done
-    awk -v a="${ppl[cuda]}" -v b="${ppl[cpu]}" -v n="$name" \
-      'BEGIN { d = (a - b) / b; printf "%s: cuda vs cpu %+.4f%% %s\n", n, 100 * d, \
-        (d < 0.002 && d > -0.002) ? "(within 0.2%)" : "(OUTSIDE 0.2%)" }'
+    for dev in cuda cuda-bf16; do
+      awk -v a="${ppl[$dev]}" -v b="${ppl[cpu]}" -v n="$name" -v dev="$dev" \
+        'BEGIN { d = (a - b) / b; printf "%s: %s vs cpu %+.4f%% %s\n", n, dev, 100 * d, \
+          (d < 0.002 && d > -0.002) ? "(within 0.2%)" : "(OUTSIDE 0.2%)" }'
+    done
     rm -rf "$out"
   done
 fi

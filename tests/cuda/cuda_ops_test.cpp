@@ -145,6 +145,11 @@ TEST_F(CudaOps, AttentionPrefillAndDecode) {
                                      {17, 0, 4, 2, 16},
                                      {17, 150, 4, 2, 64},
                                      {1, 300, 4, 2, 64},
+                                     // decode over a long cache at Llama-3-8B's heads, and
+                                     // head_dim 128 with fewer keys than warps
+                                     {1, 2047, 32, 8, 128},
+                                     {1, 5, 8, 2, 128},
+                                     {2, 0, 4, 2, 64},
                                      {130, 0, 4, 4, 16},
                                      {3, 5, 6, 2, 64},
                                      // the batched-GEMM prefill path: continuing a cache,

@@ -3,6 +3,7 @@
 //  - a prefill and decode steps through CheckingBackend (cuda vs cpu on the same inputs, op by
 //    op): the integer ops bit for bit, the fp ops within their op-harness tolerances;
 //  - `quad ppl` with --device cuda against --device cpu: FP within 0.2% (the bound);
+//    quantized also with --dtype bf16 (the block ops);
 //  - FP greedy generations agree for 16 tokens.
 // The quantized models are chaotic under fp32 rounding: one activation code that lands on the
 // other side of a rounding boundary changes the rest of that token's path. Measured on the H100
@@ -39,9 +40,10 @@ nlohmann::json last_json(const test::CommandResult& r) {
   return nlohmann::json::parse(r.out.substr(r.out.rfind('{')));
 }
 
-nlohmann::json ppl(const fs::path& model, const fs::path& text, const std::string& device) {
+nlohmann::json ppl(const fs::path& model, const fs::path& text, const std::string& device,
+                   const std::string& flags = "") {
   auto r = test::run_quad("ppl -m '" + model.string() + "' --text '" + text.string() +
-                          "' --ctx 256 --chunks 4 --json --device " + device);
+                          "' --ctx 256 --chunks 4 --json --device " + device + " " + flags);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   if (r.exit_code != 0) return nullptr;
   auto j = last_json(r);
@@ -49,9 +51,10 @@ nlohmann::json ppl(const fs::path& model, const fs::path& text, const std::strin
   return j;
 }
 
+// cuda_flags: e.g. "--dtype bf16" (reduced precision allowed: the block ops).
 void expect_same_ppl(const fs::path& model, const fs::path& text, const std::string& what,
-                     double rel_tol) {
-  const auto cpu = ppl(model, text, "cpu"), gpu = ppl(model, text, "cuda");
+                     double rel_tol, const std::string& cuda_flags = "") {
+  const auto cpu = ppl(model, text, "cpu"), gpu = ppl(model, text, "cuda", cuda_flags);
   if (cpu.is_null() || gpu.is_null()) return;
   EXPECT_EQ(cpu["scored"], gpu["scored"]);
   const double a = cpu["ppl"].get<double>(), b = gpu["ppl"].get<double>();
@@ -131,6 +134,10 @@ TEST_P(CudaPpl, MatchesCpuFpAndQuantized) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   expect_ops_match(q, GetParam() + " QUAD W4A4/A8");
   expect_same_ppl(q, text, GetParam() + " QUAD W4A4/A8", kQuantPplRelTol);
+  // --dtype bf16: the QUAD block ops (fused add + RMSNorm + quantization, joined q|k|v and
+  // gate|up, gate and up in bf16, fp16 flash attention).
+  expect_same_ppl(q, text, GetParam() + " QUAD W4A4/A8 --dtype bf16", kQuantPplRelTol,
+                  "--dtype bf16");
   same_generation(q, GetParam() + " QUAD W4A4/A8");  // reported only (see the top)
 }
 

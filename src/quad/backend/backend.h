@@ -145,29 +145,30 @@ class Backend {
   }
 
   // Whole blocks of a decoder layer in one call, where the backend has them (the cuda backend,
-  // for fp linears with 16-bit weights of one type that read their inputs as is: there the
-  // normalized rows and the attention output exist only in 16 bits, rounded as the 16-bit
-  // linears round their inputs). Both first do x (n, width; the residual stream) += r when r is
-  // not null, then xn = norm(x). Buffers in the backend's memory. They return false (the
-  // default, and for layers or arguments the backend does not take) before changing anything,
-  // and the caller runs the steps.
+  // with reduced precision allowed: for fp linears with 16-bit weights of one type that read
+  // their inputs as is, where the normalized rows and the attention output exist only in 16 bits,
+  // rounded as the 16-bit linears round their inputs; and for QUAD layers on its fused kernels,
+  // where the residual add, the weightless RMSNorm and the input quantization are one kernel).
+  // Both first do x (n, width; the residual stream) += r when r is not null, then xn = norm(x).
+  // Buffers in the backend's memory. They return false (the default, and for layers or arguments
+  // the backend does not take) before changing anything, and the caller runs the steps.
 
-  // The attention block: q_buf (n, n_heads·hd) = q(xn); the new keys k(xn) and values v(xn)
-  // into the cache rows pos0 .. pos0 + n; RoPE on q and the new keys (token i at position
-  // pos0 + i); causal attention over the cache; y (n, o.out) = o(attention). cuda: with reduced
-  // precision allowed, prefills (on the flash kernel) and one-token decode steps.
+  // The attention block: q(xn); the new keys k(xn) and values v(xn) into the cache rows pos0 ..
+  // pos0 + n; RoPE on q and the new keys (token i at position pos0 + i); causal attention over
+  // the cache; y (n, o.out) = o(attention). cuda: prefills (on the flash kernel) and one-token
+  // decode steps.
   virtual bool attention_block(const RmsNorm& norm, const Linear& q, const Linear& k,
                                const Linear& v, const Linear& o, float* x, const float* r, int n,
                                int n_heads, int n_kv_heads, int hd, float* k_cache, float* v_cache,
-                               int pos0, const RopeTable& rope, float* q_buf, float* y) {
+                               int pos0, const RopeTable& rope, float* y) {
     (void)norm, (void)q, (void)k, (void)v, (void)o, (void)x, (void)r, (void)n, (void)n_heads,
-        (void)n_kv_heads, (void)hd, (void)k_cache, (void)v_cache, (void)pos0, (void)rope,
-        (void)q_buf, (void)y;
+        (void)n_kv_heads, (void)hd, (void)k_cache, (void)v_cache, (void)pos0, (void)rope, (void)y;
     return false;
   }
   // The SwiGLU MLP block: y (n, down.out) = down(silu(gate(xn)) ⊙ up(xn)); gate_buf and up_buf
-  // (n, gate.out) are scratch; y may be r. cuda: bit-identical to the steps, and with reduced
-  // precision allowed, gate(xn) and up(xn) are kept in 16 bits (as PyTorch does).
+  // (n, gate.out) are scratch; y may be r. cuda, fp layers: bit-identical to the steps, and with
+  // reduced precision allowed, gate(xn) and up(xn) are kept in 16 bits (as PyTorch does); QUAD
+  // layers: gate(xn) and up(xn) in bf16.
   virtual bool mlp_block(const RmsNorm& norm, const Linear& gate, const Linear& up,
                          const Linear& down, float* x, const float* r, int n, float* gate_buf,
                          float* up_buf, float* y) {

@@ -254,7 +254,7 @@ const float* decoder_layer(const Model& model, Backend& backend, int l, float* x
   // Attention block.
   if (!(whole_blocks &&
         backend.attention_block(L.attn_norm, L.q, L.k, L.v, L.o, x, pending, n, H, Hkv, hd, k_cache,
-                                v_cache, pos0, model.rope, q, proj))) {
+                                v_cache, pos0, model.rope, proj))) {
     if (pending)
       add_norm(backend, L.attn_norm, x, pending, n, D, xn);
     else

@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -155,6 +156,7 @@ class CudaBackend final : public Backend {
     Op op(*this, "release_weights");
     weights_.clear();
     fused_.clear();
+    joined_.clear();
     last_quant_ = {};
     last_half_ = {};
   }
@@ -748,25 +750,41 @@ class CudaBackend final : public Backend {
                  "add_rmsnorm_to_half");
   }
 
+  // Whether the attention block's arguments fit together (widths, heads, RoPE table, buffers in
+  // GPU memory) and n tokens run on its kernels: prefills on the flash kernel, one-token decode
+  // steps on the attention kernel of attention() (their q, row 0 of the joined output,
+  // contiguous). Both need reduced precision allowed.
+  bool attention_block_takes(const RmsNorm& norm, const Linear& q, const Linear& k, const Linear& v,
+                             const Linear& o, const float* x, const float* r, int n, int n_heads,
+                             int n_kv_heads, int hd, const float* k_cache, const float* v_cache,
+                             int pos0, const RopeTable& rope, const float* y) const {
+    const int width = q.in;
+    const size_t q_width = size_t(n_heads) * hd, kv_row = size_t(n_kv_heads) * hd;
+    const bool decode = n == 1 && reduced_precision_ && hd <= cuda::kMaxAttentionHeadDim;
+    return (flash_prefill(n, hd) || decode) && n_heads > 0 && n_kv_heads > 0 &&
+           n_heads % n_kv_heads == 0 && width > 0 && k.in == width && v.in == width &&
+           size_t(q.out) == q_width && size_t(k.out) == kv_row && size_t(v.out) == kv_row &&
+           size_t(o.in) == q_width && norm_takes(norm, width) && rope.head_dim == hd && pos0 >= 0 &&
+           pos0 + n <= rope.max_positions && on_device(x) && (!r || on_device(r)) &&
+           on_device(k_cache) && on_device(v_cache) && on_device(y);
+  }
+
   bool attention_block(const RmsNorm& norm, const Linear& q, const Linear& k, const Linear& v,
                        const Linear& o, float* x, const float* r, int n, int n_heads,
                        int n_kv_heads, int hd, float* k_cache, float* v_cache, int pos0,
-                       const RopeTable& rope, float* q_buf, float* y) override {
+                       const RopeTable& rope, float* y) override {
+    if (q.integer_path())
+      return quad_attention_block(norm, q, k, v, o, x, r, n, n_heads, n_kv_heads, hd, k_cache,
+                                  v_cache, pos0, rope, y);
     const bool bf16 = o.weight_f16.empty();
     for (const Linear* lin : {&q, &k, &v, &o})
       if (!sixteen_bit(*lin, bf16)) return false;
+    if (!attention_block_takes(norm, q, k, v, o, x, r, n, n_heads, n_kv_heads, hd, k_cache, v_cache,
+                               pos0, rope, y))
+      return false;
     const int width = q.in;
     const size_t q_width = size_t(n_heads) * hd, kv_row = size_t(n_kv_heads) * hd;
-    // Prefills on the flash kernel; decode steps (one token) on the attention kernel of
-    // attention(), their q (row 0 of the joined output) contiguous.
-    const bool decode = n == 1 && reduced_precision_ && hd <= cuda::kMaxAttentionHeadDim;
-    if (!(flash_prefill(n, hd) || decode) || n_heads <= 0 || n_kv_heads <= 0 ||
-        n_heads % n_kv_heads != 0 || width <= 0 || k.in != width || v.in != width ||
-        size_t(q.out) != q_width || size_t(k.out) != kv_row || size_t(v.out) != kv_row ||
-        size_t(o.in) != q_width || !norm_takes(norm, width) || rope.head_dim != hd || pos0 < 0 ||
-        pos0 + n > rope.max_positions || !on_device(x) || (r && !on_device(r)) ||
-        !on_device(k_cache) || !on_device(v_cache) || !on_device(q_buf) || !on_device(y))
-      return false;
+    const bool decode = n == 1;
     const bool biased = q.has_bias();
     if (k.has_bias() != biased || v.has_bias() != biased) return false;
     Op op(*this, "attention_block");
@@ -792,15 +810,15 @@ class CudaBackend final : public Backend {
     }
     const auto [dcos, dsin] = rope_tables(rope);
     const size_t kv_at = size_t(pos0) * kv_row;
+    // Decode steps rotate q here too (prefills in the flash kernel).
     check_launch(cuda::launch_split_kv_rope(qkv, n, qkv_width, int(q_width), n_kv_heads, hd, pos0,
-                                            dcos, dsin, k_cache + kv_at, v_cache + kv_at, stream_),
+                                            dcos, dsin, k_cache + kv_at, v_cache + kv_at,
+                                            decode ? n_heads : 0, stream_),
                  "split_kv_rope");
     const float scale = 1.0f / std::sqrt(float(hd));
     if (decode) {
       // What rope_attention() and o's 16-bit linear do for one token.
       float* attn = scratch<float>(kOut, q_width);
-      check_launch(cuda::launch_rope(qkv, 1, n_heads, hd, nullptr, pos0, dcos, dsin, stream_),
-                   "rope");
       check_launch(cuda::launch_attention(qkv, 1, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0,
                                           scale, attn, stream_),
                    "attention");
@@ -820,6 +838,7 @@ class CudaBackend final : public Backend {
   bool mlp_block(const RmsNorm& norm, const Linear& gate, const Linear& up, const Linear& down,
                  float* x, const float* r, int n, float* gate_buf, float* up_buf,
                  float* y) override {
+    if (gate.integer_path()) return quad_mlp_block(norm, gate, up, down, x, r, n, up_buf, y);
     const bool bf16 = down.weight_f16.empty();
     for (const Linear* lin : {&gate, &up, &down})
       if (!sixteen_bit(*lin, bf16)) return false;
@@ -853,6 +872,83 @@ class CudaBackend final : public Backend {
     check_launch(cuda::launch_silu_mul_to_half(gate_buf, up_buf, count, x16, bf16, stream_),
                  "silu_mul_to_half");
     half_gemm(x16, n, ff, weights16(down).data(), down.out, bias_of(down), y, bf16);
+    return true;
+  }
+
+  // The blocks of a QUAD model on the fused kernels (with reduced precision allowed, like the fp
+  // blocks): the residual add, the weightless RMSNorm and the U-type quantization in one kernel,
+  // q|k|v (gate|up) as one joined layer.
+  bool quad_norm_takes(const RmsNorm& norm, std::span<const Linear* const> joined,
+                       const Linear& d_type) const {
+    return fused_enabled_ && reduced_precision_ && norm.weight.empty() && norm.divisor > 0 &&
+           cuda::DeviceQuadLinear::unsupported_joined(joined).empty() &&
+           cuda::DeviceQuadLinear::supports(d_type) && d_type.input_transform;
+  }
+
+  // The attention block: q|k|v's GEMM writes fp32 rows, k (rotated) and v go to the cache, the
+  // attention reads q from those rows and writes fp32 rows for o's quantization: the values of
+  // the steps (rope_attention and the fused linears) apart from the fused add and RMSNorm.
+  bool quad_attention_block(const RmsNorm& norm, const Linear& q, const Linear& k, const Linear& v,
+                            const Linear& o, float* x, const float* r, int n, int n_heads,
+                            int n_kv_heads, int hd, float* k_cache, float* v_cache, int pos0,
+                            const RopeTable& rope, float* y) {
+    const std::array<const Linear*, 3> qkv_parts{&q, &k, &v};
+    if (!quad_norm_takes(norm, qkv_parts, o) ||
+        !attention_block_takes(norm, q, k, v, o, x, r, n, n_heads, n_kv_heads, hd, k_cache, v_cache,
+                               pos0, rope, y))
+      return false;
+    Op op(*this, "attention_block");
+    if (profile_) op.shape = std::to_string(n) + "x" + std::to_string(q.in);
+    const bool decode = n == 1;
+    const size_t q_width = size_t(n_heads) * hd, kv_row = size_t(n_kv_heads) * hd;
+    const int qkv_width = int(q_width + 2 * kv_row);
+    cuda::DeviceQuadLinear& qkv_layer = joined_layer(qkv_parts);
+    qkv_layer.quantize_u(x, r, n, norm.divisor, norm.eps, stream_);
+    float* qkv = scratch<float>(kOut2, size_t(n) * qkv_width);
+    qkv_layer.gemm(n, qkv, stream_);
+    const auto [dcos, dsin] = rope_tables(rope);
+    const size_t kv_at = size_t(pos0) * kv_row;
+    check_launch(cuda::launch_split_kv_rope(qkv, n, qkv_width, int(q_width), n_kv_heads, hd, pos0,
+                                            dcos, dsin, k_cache + kv_at, v_cache + kv_at,
+                                            decode ? n_heads : 0, stream_),
+                 "split_kv_rope");
+    const float scale = 1.0f / std::sqrt(float(hd));
+    float* attn = scratch<float>(kIn0, size_t(n) * q_width);
+    if (decode) {
+      check_launch(cuda::launch_attention(qkv, 1, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0,
+                                          scale, attn, stream_),
+                   "attention");
+    } else {
+      check_launch(
+          cuda::launch_flash_attention(
+              qkv, n, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0, scale, attn,
+              scratch<uint16_t>(kScores, cuda::flash_attention_scratch(pos0 + n, n_kv_heads, hd)),
+              stream_, dcos, dsin, nullptr, false, qkv_width),
+          "flash_attention");
+    }
+    fused_layer(o).forward(attn, n, y, stream_);
+    last_quant_ = {};
+    return true;
+  }
+
+  // The MLP block: gate|up's GEMM writes bf16 rows gate | up into up_buf (as the fp block keeps
+  // them in 16 bits), down_proj's quantization forms silu(gate) ⊙ up from them.
+  bool quad_mlp_block(const RmsNorm& norm, const Linear& gate, const Linear& up, const Linear& down,
+                      float* x, const float* r, int n, float* up_buf, float* y) {
+    const std::array<const Linear*, 2> gu_parts{&gate, &up};
+    const int width = gate.in, ff = gate.out;
+    if (!quad_norm_takes(norm, gu_parts, down) || n <= 0 || up.out != ff || down.in != ff ||
+        ff % 8 != 0 || norm.divisor <= 0 || !on_device(x) || (r && !on_device(r)) ||
+        !on_device(up_buf) || !on_device(y))
+      return false;
+    Op op(*this, "mlp_block");
+    if (profile_) op.shape = gemm_shape(n, ff, width);
+    cuda::DeviceQuadLinear& gu_layer = joined_layer(gu_parts);
+    gu_layer.quantize_u(x, r, n, norm.divisor, norm.eps, stream_);
+    auto* gu16 = reinterpret_cast<__nv_bfloat16*>(up_buf);  // (n, 2·ff) bf16 in (n, ff) floats
+    gu_layer.gemm(n, gu16, stream_);
+    fused_layer(down).forward_swiglu(gu16, n, y, stream_);
+    last_quant_ = {};
     return true;
   }
 
@@ -910,6 +1006,18 @@ class CudaBackend final : public Backend {
     for (size_t i = 0; i < q.packed.size(); i += step) mix(&q.packed[i], 1);
     if (!q.w_outlier.empty()) mix(q.w_outlier.data(), std::min<size_t>(q.w_outlier.size(), 64) * 4);
     return h;
+  }
+  // Joined U-type layers (q|k|v, gate|up) on the fused kernels, cached by their parts.
+  cuda::DeviceQuadLinear& joined_layer(std::span<const Linear* const> parts) {
+    auto& entry = joined_[std::vector<const Linear*>(parts.begin(), parts.end())];
+    if (fused_frozen_ && entry.second) return *entry.second;
+    uint64_t fp = 0;
+    for (const Linear* part : parts) fp = (fp ^ fused_fingerprint(*part)) * 1099511628211ull;
+    if (!entry.second || entry.first != fp) {
+      last_quant_ = {};
+      entry = {fp, std::make_unique<cuda::DeviceQuadLinear>(parts)};
+    }
+    return *entry.second;
   }
   cuda::DeviceQuadLinear& fused_layer(const Linear& lin) {
     auto& entry = fused_[&lin];
@@ -1094,6 +1202,8 @@ class CudaBackend final : public Backend {
   std::array<DeviceBuffer, kSlots> slots_;
   DeviceBuffer blas_workspace_;  // cuBLAS's workspace (cublasSetWorkspace)
   std::map<const Linear*, std::pair<uint64_t, std::unique_ptr<cuda::DeviceQuadLinear>>> fused_;
+  std::map<std::vector<const Linear*>, std::pair<uint64_t, std::unique_ptr<cuda::DeviceQuadLinear>>>
+      joined_;
   // QUAD_CUDA_FUSED=0 turns the fused QUAD linears off (op-by-op integer path, bit-identical to
   // the CPU backend's integer ops).
   uint64_t op_count_ = 0;  // ops started so far

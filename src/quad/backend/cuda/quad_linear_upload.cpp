@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -55,28 +56,64 @@ bool DeviceQuadLinear::supports(const Linear& lin) {
   return unsupported(lin).empty();
 }
 
-DeviceQuadLinear::DeviceQuadLinear(const Linear& lin) {
-  const std::string why = unsupported(lin);
-  check(why.empty(), "cuda", "{}: {}", lin.name, why);
+std::string DeviceQuadLinear::unsupported_joined(std::span<const Linear* const> parts) {
+  if (parts.empty()) return "no layers to join";
+  const Linear& first = *parts[0];
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Linear& lin = *parts[i];
+    if (std::string why = unsupported(lin); !why.empty()) return lin.name + ": " + why;
+    if (parts.size() == 1) return "";
+    if (lin.input_transform) return lin.name + ": a layer with an online transform in a join";
+    const QuantizedWeight &q = *lin.qweight, &q0 = *first.qweight;
+    if (q.k != q0.k || q.outlier != q0.outlier || lin.input_quant.bits != first.input_quant.bits ||
+        lin.input_quant.clip != first.input_quant.clip || lin.has_bias() != first.has_bias())
+      return lin.name + ": quantizes its input unlike " + first.name;
+    // Rows are stored in groups of 16: a part that ends inside a group would shift the next.
+    if (i + 1 < parts.size() && q.out % 16 != 0)
+      return fmt::format("{}: {} outputs (joined parts need multiples of 16)", lin.name, q.out);
+  }
+  return "";
+}
+
+DeviceQuadLinear::DeviceQuadLinear(const Linear& lin)
+    : DeviceQuadLinear(std::array<const Linear*, 1>{&lin}) {}
+
+DeviceQuadLinear::DeviceQuadLinear(std::span<const Linear* const> parts) {
+  const std::string why = unsupported_joined(parts);
+  check(why.empty(), "cuda", "{}", why);
+  const Linear& lin = *parts[0];
   const QuantizedWeight& q = *lin.qweight;
   act_bits_ = lin.input_quant.bits;
   clip_ = lin.input_quant.clip;
 
-  std::vector<int8_t> codes = q.unpacked();
-  std::vector<uint8_t> packed(quad_weight_bytes(q.out, q.k));
-  std::vector<int32_t> sums(q.out);
-  quad_prepare_weights(codes.data(), q.out, q.k, act_bits_ == 8, packed.data(), sums.data());
-  std::vector<__half> outlier(q.w_outlier.size());
-  for (size_t i = 0; i < outlier.size(); ++i) outlier[i] = __float2half_rn(q.w_outlier[i]);
-  std::vector<__nv_bfloat16> bias(lin.bias.size());
-  for (size_t i = 0; i < bias.size(); ++i) bias[i] = __float2bfloat16_rn(lin.bias[i]);
+  // The parts' rows one after another: codes prepared part by part (each a whole number of
+  // 16-row groups), scales, code sums, outlier columns and biases concatenated.
+  std::vector<uint8_t> packed;
+  std::vector<int32_t> sums;
+  std::vector<float> scales;
+  std::vector<__half> outlier;
+  std::vector<__nv_bfloat16> bias;
+  int N = 0;
+  for (const Linear* part : parts) {
+    const QuantizedWeight& pq = *part->qweight;
+    std::vector<int8_t> codes = pq.unpacked();
+    const size_t at = packed.size(), sum_at = sums.size();
+    packed.resize(at + quad_weight_bytes(pq.out, pq.k));
+    sums.resize(sum_at + pq.out);
+    quad_prepare_weights(codes.data(), pq.out, pq.k, act_bits_ == 8, packed.data() + at,
+                         sums.data() + sum_at);
+    scales.insert(scales.end(), pq.scales.begin(), pq.scales.end());
+    for (float w : pq.w_outlier) outlier.push_back(__float2half_rn(w));
+    for (float b : part->bias) bias.push_back(__float2bfloat16_rn(b));
+    N += pq.out;
+  }
 
   w_ = QuadWeights{upload(codes_, packed),
-                   upload(scales_, q.scales),
+                   upload(scales_, scales),
                    upload(sums_, sums),
                    q.outlier ? upload(outlier_, outlier) : nullptr,
                    bias.empty() ? nullptr : upload(bias_, bias),
-                   q.out,
+                   N,
                    q.k,
                    q.outlier,
                    act_bits_};
@@ -151,6 +188,36 @@ void DeviceQuadLinear::forward(const __nv_bfloat16* x, int M, int divisor, float
   else
     QUAD_CUDA_CHECK(
         launch_quad_quant_d(x, M, w_.K, mix_, K_o_, inner_fwht_, act_bits_, clip_, act_, stream));
+  QUAD_CUDA_CHECK(launch_quad_gemm(act_, M, w_, y, stream));
+}
+
+void DeviceQuadLinear::quantize_u(float* x, const float* add, int M, int divisor, float eps,
+                                  cudaStream_t stream) {
+  check(u_type(), "cuda", "quantize_u: a layer with an online transform");
+  if (M <= 0) return;
+  grow(M);
+  if (add)
+    QUAD_CUDA_CHECK(launch_quad_add_quant_u(x, add, M, w_.r, w_.K, divisor, eps, act_bits_, clip_,
+                                            act_, stream));
+  else
+    QUAD_CUDA_CHECK(
+        launch_quad_quant_u(x, M, w_.r, w_.K, divisor, eps, act_bits_, clip_, act_, stream));
+}
+
+void DeviceQuadLinear::gemm(int M, float* y, cudaStream_t stream) const {
+  if (M > 0) QUAD_CUDA_CHECK(launch_quad_gemm(act_, M, w_, y, stream));
+}
+void DeviceQuadLinear::gemm(int M, __nv_bfloat16* y, cudaStream_t stream) const {
+  if (M > 0) QUAD_CUDA_CHECK(launch_quad_gemm(act_, M, w_, y, stream));
+}
+
+void DeviceQuadLinear::forward_swiglu(const __nv_bfloat16* gate_up, int M, float* y,
+                                      cudaStream_t stream) {
+  check(!u_type(), "cuda", "forward_swiglu: a layer without an online Hadamard");
+  if (M <= 0) return;
+  grow(M);
+  QUAD_CUDA_CHECK(launch_quad_quant_d_swiglu(gate_up, gate_up + w_.K, 2 * w_.K, M, w_.K, mix_, K_o_,
+                                             inner_fwht_, act_bits_, clip_, act_, stream));
   QUAD_CUDA_CHECK(launch_quad_gemm(act_, M, w_, y, stream));
 }
 

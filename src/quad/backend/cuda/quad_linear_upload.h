@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 
 #include "quad/backend/cuda/device/quad_linear.h"
@@ -18,6 +19,14 @@ class DeviceQuadLinear {
   // Throws quad::Error (naming the layer and what `unsupported` says) for a layer the kernels
   // do not take.
   explicit DeviceQuadLinear(const Linear& lin);
+  // U-type layers reading the same input (q/k/v, gate/up) as one layer whose outputs are the
+  // parts' outputs side by side: one quantization and one GEMM. Throws quad::Error for parts
+  // unsupported_joined refuses.
+  explicit DeviceQuadLinear(std::span<const Linear* const> parts);
+  // Why these parts cannot be joined (one line), or "" when they can: each supported, U-type,
+  // quantizing its input as the first does, biased like it, all but the last with a multiple of
+  // 16 outputs.
+  static std::string unsupported_joined(std::span<const Linear* const> parts);
   // Whether the constructor and the kernels take this layer.
   static bool supports(const Linear& lin);
   // Why not (one line naming what is unsupported), or "" when supported.
@@ -41,6 +50,16 @@ class DeviceQuadLinear {
   // by the quantization kernel as it loads them: the codes and output of forward() on the
   // stored product.
   void forward_swiglu(const float* gate, const float* up, int M, float* y, cudaStream_t stream);
+  // The steps of a forward, for callers that run them apart (the cuda backend's block ops):
+  // U-type: x (M, in; fp32 residual rows) += add when add is not null, then the normalized
+  // rows (weightless RMSNorm with divisor, eps) quantized into this layer's activations.
+  void quantize_u(float* x, const float* add, int M, int divisor, float eps, cudaStream_t stream);
+  // y (M, out) = the GEMM of the activations last quantized (M rows), fp32 or bf16 out.
+  void gemm(int M, float* y, cudaStream_t stream) const;
+  void gemm(int M, __nv_bfloat16* y, cudaStream_t stream) const;
+  // D-type: forward_swiglu of gate_up (M, 2·in) bf16, each row gate | up (a joined gate|up
+  // layer's bf16 output).
+  void forward_swiglu(const __nv_bfloat16* gate_up, int M, float* y, cudaStream_t stream);
   // Whether this layer quantizes an M-row input exactly as `other` does (U-type both, same
   // width, outlier count, bits, clip and activation layout), so one quantization serves both.
   bool quantizes_like(const DeviceQuadLinear& other, int M) const;

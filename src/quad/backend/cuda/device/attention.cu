@@ -1,11 +1,13 @@
-// Causal GQA attention, one block per (head, token): the keys visible to the token are read in
-// tiles of kTile; each thread scores one key of the tile, the block keeps the running maximum
-// and sum of the online softmax, and each thread accumulates its own output dimensions over the
-// tile's values (coalesced across the block). Correct first: the tiled flash-attention kernel
-// of the next phase replaces it.
+// Causal GQA attention in fp32, one block per (head, token): decode steps and short prefills
+// (longer ones run as GEMMs or on the flash kernel). head_dim 64 and 128 run
+// attention_rows_kernel (keys split across warps, dimensions across lanes); other head sizes the
+// first kernel: the keys visible to the token read in tiles of kTile, each thread scoring one key
+// of the tile, the block keeping the running maximum and sum of the online softmax, each thread
+// accumulating its own output dimensions over the tile's values.
 #include <math.h>
 
 #include "kernels.h"
+#include "pdl.cuh"
 #include "reduce.cuh"
 
 namespace quad::cuda {
@@ -22,6 +24,8 @@ __global__ void attention_kernel(const float* q, int n_heads, int n_kv_heads, in
   extern __shared__ float q_s[];  // (hd) this token's query for this head
   __shared__ float p_s[kTile];    // the tile's softmax numerators
   __shared__ float scratch[32];
+  pdl_wait();
+  pdl_allow_next();
   const int h = blockIdx.x, i = i_base + int(blockIdx.y), tid = threadIdx.x;
   const int kvh = h / (n_heads / n_kv_heads);
   const int len = pos0 + i + 1;  // causal: keys 0..pos0+i
@@ -71,6 +75,81 @@ __global__ void attention_kernel(const float* q, int n_heads, int n_kv_heads, in
   }
 }
 
+// The same attention for head_dim = 32·DPL, the keys split across WARPS warps: lane l holds
+// dimensions [l·DPL, (l + 1)·DPL) of q, of each key and value row it reads (coalesced), a key's
+// score is a warp sum (shuffles), four keys at a time for independent loads. Each warp keeps its
+// own online softmax over keys w, w + WARPS, ...; the warps' partial results are combined at the
+// end. For decode steps (one query per head over a long cache) this reads the cache at the
+// memory system's pace instead of one key row per thread.
+template <int DPL, int WARPS>
+__global__ void attention_rows_kernel(const float* q, int n_heads, int n_kv_heads, const float* k,
+                                      const float* v, int pos0, int i_base, float scale,
+                                      float* out) {
+  constexpr int hd = 32 * DPL, kKeys = 4;
+  __shared__ float s_m[WARPS], s_l[WARPS];
+  __shared__ float s_acc[WARPS][hd];
+  pdl_wait();
+  pdl_allow_next();
+  const int h = blockIdx.x, i = i_base + int(blockIdx.y);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int kvh = h / (n_heads / n_kv_heads);
+  const int len = pos0 + i + 1;
+  const size_t kv_stride = size_t(n_kv_heads) * hd;
+  const float* qi = q + (size_t(i) * n_heads + h) * hd + lane * DPL;
+  float qv[DPL], acc[DPL];
+#pragma unroll
+  for (int d = 0; d < DPL; ++d) qv[d] = qi[d], acc[d] = 0.0f;
+  const float* kb = k + size_t(kvh) * hd + lane * DPL;
+  const float* vb = v + size_t(kvh) * hd + lane * DPL;
+  float m = -INFINITY, l = 0.0f;
+  for (int t0 = warp * kKeys; t0 < len; t0 += WARPS * kKeys) {
+    float s[kKeys];
+#pragma unroll
+    for (int j = 0; j < kKeys; ++j) {
+      s[j] = 0.0f;
+      if (t0 + j < len) {
+        const float* kt = kb + size_t(t0 + j) * kv_stride;
+#pragma unroll
+        for (int d = 0; d < DPL; ++d) s[j] += qv[d] * kt[d];
+      }
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2)
+#pragma unroll
+      for (int j = 0; j < kKeys; ++j) s[j] += __shfl_xor_sync(0xffffffffu, s[j], off);
+#pragma unroll
+    for (int j = 0; j < kKeys; ++j) {
+      if (t0 + j >= len) break;
+      const float sj = s[j] * scale, m_new = fmaxf(m, sj);
+      const float alpha = expf(m - m_new), p = expf(sj - m_new);
+      const float* vt = vb + size_t(t0 + j) * kv_stride;
+      l = l * alpha + p;
+#pragma unroll
+      for (int d = 0; d < DPL; ++d) acc[d] = acc[d] * alpha + p * vt[d];
+      m = m_new;
+    }
+  }
+  if (lane == 0) s_m[warp] = m, s_l[warp] = l;
+#pragma unroll
+  for (int d = 0; d < DPL; ++d) s_acc[warp][lane * DPL + d] = acc[d];
+  __syncthreads();
+  float m_all = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < WARPS; ++w) m_all = fmaxf(m_all, s_m[w]);
+  float* o = out + (size_t(i) * n_heads + h) * hd;
+  for (int c = threadIdx.x; c < hd; c += 32 * WARPS) {
+    float num = 0.0f, den = 0.0f;
+#pragma unroll
+    for (int w = 0; w < WARPS; ++w) {
+      if (s_m[w] == -INFINITY) continue;  // a warp that saw no key
+      const float f = expf(s_m[w] - m_all);
+      num += s_acc[w][c] * f;
+      den += s_l[w] * f;
+    }
+    o[c] = num / den;
+  }
+}
+
 // One block per score row (head h, query i of the chunk): softmax over the visible keys
 // [0, len), zeros after them, in place. exp in fp32 like the reference's float expf.
 __global__ void causal_softmax_kernel(float* s, int rows, int L, int first_len) {
@@ -112,9 +191,21 @@ cudaError_t launch_attention(const float* q, int n, int n_heads, int n_kv_heads,
   constexpr int kMaxGridY = 65535;
   for (int i_base = 0; i_base < n; i_base += kMaxGridY) {
     const dim3 grid(n_heads, min(kMaxGridY, n - i_base));
-    attention_kernel<<<grid, kThreads, sizeof(float) * hd, stream>>>(q, n_heads, n_kv_heads, hd, k,
-                                                                     v, pos0, i_base, scale, out);
-    if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
+    if (hd == 64 || hd == 128) {
+      // 8 warps: a decode step has only n_heads blocks, each over the whole cache.
+      constexpr int kWarps = 8;
+      const cudaError_t err =
+          hd == 64 ? launch_pdl(attention_rows_kernel<2, kWarps>, grid, dim3(32 * kWarps), 0,
+                                stream, q, n_heads, n_kv_heads, k, v, pos0, i_base, scale, out)
+                   : launch_pdl(attention_rows_kernel<4, kWarps>, grid, dim3(32 * kWarps), 0,
+                                stream, q, n_heads, n_kv_heads, k, v, pos0, i_base, scale, out);
+      if (err != cudaSuccess) return err;
+      continue;
+    }
+    if (cudaError_t err =
+            launch_pdl(attention_kernel, grid, dim3(kThreads), sizeof(float) * hd, stream, q,
+                       n_heads, n_kv_heads, hd, k, v, pos0, i_base, scale, out))
+      return err;
   }
   return cudaSuccess;
 }

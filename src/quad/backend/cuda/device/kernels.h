@@ -48,10 +48,11 @@ cudaError_t launch_rope(float* x, int n, int heads, int head_dim, const int32_t*
                         const float* cos, const float* sin, cudaStream_t stream);
 // From qkv (n, ld) whose rows hold q, then k (from column k_col; heads × head_dim), then v (as
 // wide): k rotated like launch_rope (token i at position pos0 + i) into k_out and v copied into
-// v_out, both (n, heads·head_dim).
-cudaError_t launch_split_kv_rope(const float* qkv, int n, int ld, int k_col, int heads,
-                                 int head_dim, int pos0, const float* cos, const float* sin,
-                                 float* k_out, float* v_out, cudaStream_t stream);
+// v_out, both (n, heads·head_dim); with q_heads > 0, q's heads (from column 0) rotated in place
+// the same way (what launch_rope does to them), else q untouched.
+cudaError_t launch_split_kv_rope(float* qkv, int n, int ld, int k_col, int heads, int head_dim,
+                                 int pos0, const float* cos, const float* sin, float* k_out,
+                                 float* v_out, int q_heads, cudaStream_t stream);
 // Largest head_dim launch_attention supports.
 inline constexpr int kMaxAttentionHeadDim = 512;
 // Causal GQA attention: q (n, n_heads, hd) at positions pos0.., k/v (pos0 + n, n_kv_heads, hd),

@@ -359,6 +359,8 @@ __global__ void __launch_bounds__(kThreads, MINB)
     *reinterpret_cast<uint4*>(s_wo + ch * ost + 8 * part) = v;
   }
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  // The next kernel (launched with programmatic dependent launch) may start and wait in turn.
+  asm volatile("griddepcontrol.launch_dependents;\n" ::);
   for (int c = tid; c < 8 * NT * (r / 8); c += kThreads) {
     const int tok = c / (r / 8), part = c % (r / 8);
     const uint4 v =

@@ -105,9 +105,16 @@ struct QuadActivations {
 cudaError_t launch_quad_quant_u(const __nv_bfloat16* h, int M, int r, int K, int divisor, float eps,
                                 int bits, float clip, QuadActivations out, cudaStream_t stream);
 // The same from fp32 rows (e.g. activations staged from host buffers). divisor ≤ 0 (either
-// overload): the rows are already normalized, no RMSNorm.
+// overload): the rows are already normalized, no RMSNorm. The RMSNorm is computed as the
+// rmsnorm kernels compute it (sum of squares in double), so with a divisor the codes are those
+// of the weightless rmsnorm followed by this quantization without one.
 cudaError_t launch_quad_quant_u(const float* h, int M, int r, int K, int divisor, float eps,
                                 int bits, float clip, QuadActivations out, cudaStream_t stream);
+// h (M, r + K; fp32, 16-byte aligned) += add (the residual update, same shape), written back,
+// then the quantization of the updated rows as above: the forward pass's residual add fused.
+cudaError_t launch_quad_add_quant_u(float* h, const float* add, int M, int r, int K, int divisor,
+                                    float eps, int bits, float clip, QuadActivations out,
+                                    cudaStream_t stream);
 
 // D-type input: each row of x (M, K) viewed as (K_o, K / K_o) row-major; optionally a
 // Sylvester FWHT (unnormalized, natural order) on the inner index (K / K_o a power of two),
@@ -125,6 +132,12 @@ cudaError_t launch_quad_quant_d(const float* x, int M, int K, const float* mix, 
 cudaError_t launch_quad_quant_d_swiglu(const float* gate, const float* up, int M, int K,
                                        const float* mix, int K_o, bool inner_fwht, int bits,
                                        float clip, QuadActivations out, cudaStream_t stream);
+// The same from bf16 halves whose rows are ld elements apart (ld a multiple of 8; e.g. the rows
+// gate | up of one GEMM of the joined weights: up = gate + K, ld = 2K).
+cudaError_t launch_quad_quant_d_swiglu(const __nv_bfloat16* gate, const __nv_bfloat16* up, int ld,
+                                       int M, int K, const float* mix, int K_o, bool inner_fwht,
+                                       int bits, float clip, QuadActivations out,
+                                       cudaStream_t stream);
 
 // Weights of one QUAD linear in the kernel layout (prepared once by quad_prepare_weights).
 struct QuadWeights {

@@ -8,8 +8,10 @@
 #include <math.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "dynamic_smem.cuh"
+#include "pdl.cuh"
 #include "quad_linear.h"
 #include "reduce.cuh"
 #include "silu.cuh"
@@ -26,10 +28,12 @@ __device__ float quad_code(float v, float scale, float qmax) {
   return fminf(fmaxf(rintf(__fdiv_rn(v, scale)), -qmax - 1.0f), qmax);
 }
 
-// Lets a kernel launched after this one with programmatic dependent launch (the weight-streaming
-// GEMM) start now and prefetch its weights; it waits for this grid's results before reading them.
+// Lets the kernel launched after this one with programmatic dependent launch (the weight-streaming
+// GEMM) start now and prefetch its weights (it waits for this grid's results before reading
+// them), then waits for the kernel before this one (pdl.cuh).
 __device__ __forceinline__ void allow_dependents() {
-  asm volatile("griddepcontrol.launch_dependents;\n" ::);
+  pdl_allow_next();
+  pdl_wait();
 }
 
 __device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&v)[8]) {
@@ -48,20 +52,34 @@ __device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
   v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
 }
 
-// A D-type input given as SwiGLU's two halves: silu(gate) ⊙ up is formed as the rows are loaded
-// (never stored), with the formula of launch_silu_mul. Offsets as for a row pointer.
+// A D-type input given as SwiGLU's two halves (fp32, or bf16 where the joined gate|up GEMM
+// wrote them): silu(gate) ⊙ up is formed as the rows are loaded (never stored), with the formula
+// of launch_silu_mul. Rows are ld elements apart; offsets within a row as for a row pointer.
+template <typename E>
 struct GluRows {
-  const float* gate;
-  const float* up;
-  __device__ GluRows operator+(size_t offset) const { return {gate + offset, up + offset}; }
+  const E* gate;
+  const E* up;
+  size_t ld;
+  __device__ GluRows operator+(size_t offset) const { return {gate + offset, up + offset, ld}; }
 };
 
-__device__ __forceinline__ void load8(GluRows p, float (&v)[8]) {
+template <typename E>
+__device__ __forceinline__ void load8(GluRows<E> p, float (&v)[8]) {
   float g[8], u[8];
   load8(p.gate, g);
   load8(p.up, u);
 #pragma unroll
   for (int m = 0; m < 8; ++m) v[m] = silu_mul(g[m], u[m]);
+}
+
+// Row `row` of a D-type input of width K: plain rows are K apart, SwiGLU halves ld apart.
+template <typename E>
+__device__ __forceinline__ const E* row_of(const E* x, int row, int K) {
+  return x + size_t(row) * K;
+}
+template <typename E>
+__device__ __forceinline__ GluRows<E> row_of(GluRows<E> x, int row, int) {
+  return {x.gate + size_t(row) * x.ld, x.up + size_t(row) * x.ld, x.ld};
 }
 
 // Stores the codes c[0..8) of k .. k+7 (k a multiple of 8) of a row at dst in the fragment-major
@@ -129,43 +147,67 @@ __device__ void quantize_chunks(const float (&v)[PER][8], int K, int bits, float
   }
 }
 
+// With `add` (fp32 rows only): the residual update add (M, r + K) is first added into h, which
+// is written back (the forward pass's residual add, fused). The RMSNorm's sum of squares is in
+// double and inv = 1 / sqrt(Σ/divisor + eps) rounded once, as the rmsnorm kernels compute it, so
+// the codes are those of rmsnorm then quant_u without a divisor.
 template <typename T, int PER>
-__global__ void quant_u_kernel(const T* h, int r, int K, int divisor, float eps, int bits,
+__global__ void quant_u_kernel(T* h, const T* add, int r, int K, int divisor, float eps, int bits,
                                float clip, QuadActivations out) {
+  __shared__ double dscratch[32];
   __shared__ float fscratch[32];
   __shared__ int iscratch[32];
   allow_dependents();
   const int row = blockIdx.x, nq = K / 8;
-  const T* src = h + size_t(row) * (r + K);
+  T* src = h + size_t(row) * (r + K);
+  const T* upd = add ? add + size_t(row) * (r + K) : nullptr;
   float v[PER][8], o[8];
-  float ss = 0.0f;
+  // Loads src[at .. at + 8) into w, plus the update (then written back) when there is one.
+  auto load = [&](int at, float(&w)[8]) {
+    load8(src + at, w);
+    if constexpr (std::is_same_v<T, float>) {
+      if (upd) {
+        float u[8];
+        load8(upd + at, u);
+#pragma unroll
+        for (int m = 0; m < 8; ++m) w[m] = __fadd_rn(w[m], u[m]);
+        reinterpret_cast<float4*>(src + at)[0] = make_float4(w[0], w[1], w[2], w[3]);
+        reinterpret_cast<float4*>(src + at)[1] = make_float4(w[4], w[5], w[6], w[7]);
+      }
+    }
+  };
+  double ss = 0.0;
 #pragma unroll
   for (int i = 0; i < PER; ++i) {
     const int q = threadIdx.x + i * blockDim.x;
     if (q >= nq) continue;
-    load8(src + r + 8 * q, v[i]);
+    load(r + 8 * q, v[i]);
 #pragma unroll
-    for (int m = 0; m < 8; ++m) ss = fmaf(v[i][m], v[i][m], ss);
+    for (int m = 0; m < 8; ++m) ss += double(v[i][m]) * double(v[i][m]);
   }
   const bool has_outlier = int(threadIdx.x) < r / 8;
   if (has_outlier) {
-    load8(src + 8 * threadIdx.x, o);
+    load(8 * threadIdx.x, o);
 #pragma unroll
-    for (int m = 0; m < 8; ++m) ss = fmaf(o[m], o[m], ss);
+    for (int m = 0; m < 8; ++m) ss += double(o[m]) * double(o[m]);
   }
-  ss = block_reduce(ss, SumOp{}, 0.0f, fscratch);
-  const float inv = divisor > 0 ? 1.0f / sqrtf(ss / float(divisor) + eps) : 1.0f;
+  float inv = 1.0f;
+  if (divisor > 0) {
+    ss = block_reduce(ss, SumOp{}, 0.0, dscratch);
+    inv = float(1.0 / sqrt(ss / divisor + double(eps)));
+  }
   if (has_outlier) {
     __align__(16) __half a[8];
 #pragma unroll
-    for (int m = 0; m < 8; ++m) a[m] = __float2half_rn(o[m] * inv);
+    for (int m = 0; m < 8; ++m) a[m] = __float2half_rn(__fmul_rn(o[m], inv));
     *reinterpret_cast<uint4*>(out.outlier + size_t(row) * r + 8 * threadIdx.x) =
         *reinterpret_cast<const uint4*>(a);
   }
+  if (divisor > 0)
 #pragma unroll
-  for (int i = 0; i < PER; ++i)
+    for (int i = 0; i < PER; ++i)
 #pragma unroll
-    for (int m = 0; m < 8; ++m) v[i][m] *= inv;
+      for (int m = 0; m < 8; ++m) v[i][m] = __fmul_rn(v[i][m], inv);
   quantize_chunks<PER>(v, K, bits, clip, row, out, fscratch, iscratch);
 }
 
@@ -259,7 +301,7 @@ __global__ void quant_d_kernel(T x, int K, const float* mix, int K_o, bool inner
   float* mt = smem;
   float* in = smem + K_o * K_o4;
   const int P = K / K_o, nq = K / 8, row = blockIdx.x;
-  const T src = x + size_t(blockIdx.x) * K;
+  const T src = row_of(x, blockIdx.x, K);
   for (int c = threadIdx.x; c < K_o * K_o4; c += blockDim.x) {
     const int b = c / K_o4, a = c % K_o4;
     mt[c] = a < K_o ? mix[a * K_o + b] : 0.0f;
@@ -344,7 +386,7 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
   const int K_o4 = (K_o + 3) / 4 * 4, P = K / K_o, cols = P / kCluster, j0 = rank * cols;
   float* mt = smem;
   float* in = smem + K_o * K_o4;
-  const T src = x + size_t(row) * K;
+  const T src = row_of(x, row, K);
   // Own segments (rank, rank + kCluster, ...) and the mix: every load issued before any store.
   const int own = (K_o - rank + kCluster - 1) / kCluster;
   constexpr int kLoads = 2, kMixLoads = 4;
@@ -449,9 +491,8 @@ cudaError_t launch_d_cluster(int M, T x, int K, const float* mix, int K_o, bool 
   const size_t smem = (size_t(K_o) * ((K_o + 3) / 4 * 4) + K) * sizeof(float);
   const void* kernel = reinterpret_cast<const void*>(quant_d_cluster_kernel<T, E>);
   if (cudaError_t e = allow_dynamic_smem(kernel, smem)) return e;
-  quant_d_cluster_kernel<T, E>
-      <<<M * kCluster, 256, smem, stream>>>(x, K, mix, K_o, inner, bits, clip, out);
-  return cudaGetLastError();
+  return launch_pdl(quant_d_cluster_kernel<T, E>, dim3(M * kCluster), dim3(256), smem, stream, x, K,
+                    mix, K_o, inner, bits, clip, out);
 }
 
 // Threads per row and chunks per thread: few rows (decode) get wide blocks for latency, many
@@ -470,10 +511,10 @@ void row_shape(int chunks, int M, int wide, int narrow, int* threads, int* per) 
 }
 
 template <typename T, int PER>
-cudaError_t launch_u(int M, int threads, const T* h, int r, int K, int divisor, float eps, int bits,
-                     float clip, const QuadActivations& out, cudaStream_t stream) {
-  quant_u_kernel<T, PER><<<M, threads, 0, stream>>>(h, r, K, divisor, eps, bits, clip, out);
-  return cudaGetLastError();
+cudaError_t launch_u(int M, int threads, T* h, const T* add, int r, int K, int divisor, float eps,
+                     int bits, float clip, const QuadActivations& out, cudaStream_t stream) {
+  return launch_pdl(quant_u_kernel<T, PER>, dim3(M), dim3(threads), 0, stream, h, add, r, K,
+                    divisor, eps, bits, clip, out);
 }
 
 template <typename T, int PER, int E, int COLS>
@@ -482,9 +523,8 @@ cudaError_t launch_d(int M, int threads, T x, int K, const float* mix, int K_o, 
   const size_t smem = (size_t(K_o) * ((K_o + 3) / 4 * 4) + K) * sizeof(float);
   const void* kernel = reinterpret_cast<const void*>(quant_d_kernel<T, PER, E, COLS>);
   if (cudaError_t e = allow_dynamic_smem(kernel, smem)) return e;
-  quant_d_kernel<T, PER, E, COLS>
-      <<<M, threads, smem, stream>>>(x, K, mix, K_o, inner, bits, clip, out);
-  return cudaGetLastError();
+  return launch_pdl(quant_d_kernel<T, PER, E, COLS>, dim3(M), dim3(threads), smem, stream, x, K,
+                    mix, K_o, inner, bits, clip, out);
 }
 
 template <typename T, int E, int COLS>
@@ -532,8 +572,8 @@ cudaError_t launch_d_fwht(int per, int M, int threads, T x, int K, const float* 
 }
 
 template <typename T>
-cudaError_t quant_u(const T* h, int M, int r, int K, int divisor, float eps, int bits, float clip,
-                    QuadActivations out, cudaStream_t stream) {
+cudaError_t quant_u(T* h, const T* add, int M, int r, int K, int divisor, float eps, int bits,
+                    float clip, QuadActivations out, cudaStream_t stream) {
   if (M <= 0) return cudaSuccess;
   if ((bits != 4 && bits != 8) || K <= 0 || K % 8 != 0 || r < 0 || r % 8 != 0 ||
       (r > 0 && !out.outlier))
@@ -543,10 +583,10 @@ cudaError_t quant_u(const T* h, int M, int r, int K, int divisor, float eps, int
   threads = std::max(threads, r / 8);
   if (per == 0 || threads > 1024) return cudaErrorInvalidValue;
   switch (per) {
-    case 1: return launch_u<T, 1>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
-    case 2: return launch_u<T, 2>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
-    case 4: return launch_u<T, 4>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
-    default: return launch_u<T, 8>(M, threads, h, r, K, divisor, eps, bits, clip, out, stream);
+    case 1: return launch_u<T, 1>(M, threads, h, add, r, K, divisor, eps, bits, clip, out, stream);
+    case 2: return launch_u<T, 2>(M, threads, h, add, r, K, divisor, eps, bits, clip, out, stream);
+    case 4: return launch_u<T, 4>(M, threads, h, add, r, K, divisor, eps, bits, clip, out, stream);
+    default: return launch_u<T, 8>(M, threads, h, add, r, K, divisor, eps, bits, clip, out, stream);
   }
 }
 
@@ -590,13 +630,23 @@ cudaError_t quant_d(T x, int M, int K, const float* mix, int K_o, bool inner_fwh
 
 }  // namespace
 
+// Without an update, h is only read.
 cudaError_t launch_quad_quant_u(const __nv_bfloat16* h, int M, int r, int K, int divisor, float eps,
                                 int bits, float clip, QuadActivations out, cudaStream_t stream) {
-  return quant_u(h, M, r, K, divisor, eps, bits, clip, out, stream);
+  return quant_u(const_cast<__nv_bfloat16*>(h), static_cast<const __nv_bfloat16*>(nullptr), M, r, K,
+                 divisor, eps, bits, clip, out, stream);
 }
 cudaError_t launch_quad_quant_u(const float* h, int M, int r, int K, int divisor, float eps,
                                 int bits, float clip, QuadActivations out, cudaStream_t stream) {
-  return quant_u(h, M, r, K, divisor, eps, bits, clip, out, stream);
+  return quant_u(const_cast<float*>(h), static_cast<const float*>(nullptr), M, r, K, divisor, eps,
+                 bits, clip, out, stream);
+}
+cudaError_t launch_quad_add_quant_u(float* h, const float* add, int M, int r, int K, int divisor,
+                                    float eps, int bits, float clip, QuadActivations out,
+                                    cudaStream_t stream) {
+  if ((reinterpret_cast<uintptr_t>(h) | reinterpret_cast<uintptr_t>(add)) % 16 != 0)
+    return cudaErrorMisalignedAddress;
+  return quant_u(h, add, M, r, K, divisor, eps, bits, clip, out, stream);
 }
 cudaError_t launch_quad_quant_d(const __nv_bfloat16* x, int M, int K, const float* mix, int K_o,
                                 bool inner_fwht, int bits, float clip, QuadActivations out,
@@ -613,7 +663,19 @@ cudaError_t launch_quad_quant_d_swiglu(const float* gate, const float* up, int M
                                        float clip, QuadActivations out, cudaStream_t stream) {
   if ((reinterpret_cast<uintptr_t>(gate) | reinterpret_cast<uintptr_t>(up)) % 16 != 0)
     return cudaErrorMisalignedAddress;
-  return quant_d(GluRows{gate, up}, M, K, mix, K_o, inner_fwht, bits, clip, out, stream);
+  return quant_d(GluRows<float>{gate, up, size_t(K)}, M, K, mix, K_o, inner_fwht, bits, clip, out,
+                 stream);
+}
+cudaError_t launch_quad_quant_d_swiglu(const __nv_bfloat16* gate, const __nv_bfloat16* up, int ld,
+                                       int M, int K, const float* mix, int K_o, bool inner_fwht,
+                                       int bits, float clip, QuadActivations out,
+                                       cudaStream_t stream) {
+  if ((reinterpret_cast<uintptr_t>(gate) | reinterpret_cast<uintptr_t>(up)) % 16 != 0 ||
+      ld % 8 != 0)
+    return cudaErrorMisalignedAddress;
+  if (ld < K) return cudaErrorInvalidValue;
+  return quant_d(GluRows<__nv_bfloat16>{gate, up, size_t(ld)}, M, K, mix, K_o, inner_fwht, bits,
+                 clip, out, stream);
 }
 
 void quad_prepare_weights(const int8_t* codes, int N, int K, bool a8_order, uint8_t* packed,

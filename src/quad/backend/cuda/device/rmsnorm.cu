@@ -6,6 +6,7 @@
 
 #include "half_convert.cuh"
 #include "kernels.h"
+#include "pdl.cuh"
 #include "reduce.cuh"
 
 namespace quad::cuda {
@@ -60,6 +61,8 @@ template <typename Out>
 __global__ void rmsnorm_vec4_kernel(float* x, const float* r, int width4, const float* weight,
                                     int divisor, float eps, Out out) {
   __shared__ double scratch[32];
+  pdl_wait();
+  pdl_allow_next();
   float4* xi = reinterpret_cast<float4*>(x) + size_t(blockIdx.x) * width4;
   const float4* ri = r ? reinterpret_cast<const float4*>(r) + size_t(blockIdx.x) * width4 : nullptr;
   const size_t y0 = size_t(blockIdx.x) * width4;
@@ -101,6 +104,8 @@ template <typename Out>
 __global__ void rmsnorm_kernel(float* x, const float* r, int width, const float* weight,
                                int divisor, float eps, Out out) {
   __shared__ double scratch[32];
+  pdl_wait();
+  pdl_allow_next();
   float* xi = x + size_t(blockIdx.x) * width;
   const float* ri = r ? r + size_t(blockIdx.x) * width : nullptr;
   const size_t y0 = size_t(blockIdx.x) * width;
@@ -128,10 +133,10 @@ cudaError_t launch(float* x, const float* r, int n, int width, const float* weig
   if (n <= 0 || width <= 0) return cudaSuccess;
   if (width % 4 == 0 && aligned(x, 16) && aligned(r, 16) && aligned(weight, 16) &&
       aligned(y, y_vec_bytes))
-    rmsnorm_vec4_kernel<<<n, kThreads, 0, stream>>>(x, r, width / 4, weight, divisor, eps, out);
-  else
-    rmsnorm_kernel<<<n, kThreads, 0, stream>>>(x, r, width, weight, divisor, eps, out);
-  return cudaGetLastError();
+    return launch_pdl(rmsnorm_vec4_kernel<Out>, dim3(n), dim3(kThreads), 0, stream, x, r, width / 4,
+                      weight, divisor, eps, out);
+  return launch_pdl(rmsnorm_kernel<Out>, dim3(n), dim3(kThreads), 0, stream, x, r, width, weight,
+                    divisor, eps, out);
 }
 
 }  // namespace

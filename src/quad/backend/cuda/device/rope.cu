@@ -2,6 +2,7 @@
 // (k, k + head_dim/2). Each product is rounded on its own (no fused multiply-add), so results are
 // deterministic; they may differ from the CPU's by an ulp where its compiler fuses one product.
 #include "kernels.h"
+#include "pdl.cuh"
 
 namespace quad::cuda {
 
@@ -25,13 +26,17 @@ __global__ void rope_kernel(float* x, int heads, int head_dim, const int32_t* po
 
 // Rows of qkv (n, ld) hold q | k | v (one GEMM of the joined weights): the keys, rotated as
 // rope_kernel rotates them (token i at position pos0 + i), into k_out (n, heads·head_dim) and
-// the values, copied, into v_out.
-__global__ void split_kv_rope_kernel(const float* qkv, int ld, int k_col, int heads, int head_dim,
+// the values, copied, into v_out; with q_heads > 0 the first q_heads heads of each row (q) are
+// rotated in place too.
+__global__ void split_kv_rope_kernel(float* qkv, int ld, int k_col, int heads, int head_dim,
                                      int pos0, const float* cos, const float* sin, float* k_out,
-                                     float* v_out) {
+                                     float* v_out, int q_heads) {
+  pdl_wait();
+  pdl_allow_next();
   const int half = head_dim / 2, width = heads * head_dim;
   const int i = blockIdx.x;
-  const float* k_in = qkv + size_t(i) * ld + k_col;
+  float* row = qkv + size_t(i) * ld;
+  const float* k_in = row + k_col;
   const float* v_in = k_in + width;
   const float* c = cos + size_t(pos0 + i) * half;
   const float* s = sin + size_t(pos0 + i) * half;
@@ -43,17 +48,23 @@ __global__ void split_kv_rope_kernel(const float* qkv, int ld, int k_col, int he
     ko[h * head_dim + k + half] = __fadd_rn(__fmul_rn(b, c[k]), __fmul_rn(a, s[k]));
   }
   for (int j = threadIdx.x; j < width; j += blockDim.x) v_out[size_t(i) * width + j] = v_in[j];
+  for (int j = threadIdx.x; j < q_heads * half; j += blockDim.x) {
+    float* v = row + (j / half) * head_dim;
+    const int k = j % half;
+    const float a = v[k], b = v[k + half];
+    v[k] = __fsub_rn(__fmul_rn(a, c[k]), __fmul_rn(b, s[k]));
+    v[k + half] = __fadd_rn(__fmul_rn(b, c[k]), __fmul_rn(a, s[k]));
+  }
 }
 
 }  // namespace
 
-cudaError_t launch_split_kv_rope(const float* qkv, int n, int ld, int k_col, int heads,
-                                 int head_dim, int pos0, const float* cos, const float* sin,
-                                 float* k_out, float* v_out, cudaStream_t stream) {
+cudaError_t launch_split_kv_rope(float* qkv, int n, int ld, int k_col, int heads, int head_dim,
+                                 int pos0, const float* cos, const float* sin, float* k_out,
+                                 float* v_out, int q_heads, cudaStream_t stream) {
   if (n <= 0 || heads <= 0 || head_dim < 2) return cudaSuccess;
-  split_kv_rope_kernel<<<n, 128, 0, stream>>>(qkv, ld, k_col, heads, head_dim, pos0, cos, sin,
-                                              k_out, v_out);
-  return cudaGetLastError();
+  return launch_pdl(split_kv_rope_kernel, dim3(n), dim3(128), 0, stream, qkv, ld, k_col, heads,
+                    head_dim, pos0, cos, sin, k_out, v_out, q_heads);
 }
 
 cudaError_t launch_rope(float* x, int n, int heads, int head_dim, const int32_t* pos, int pos0,
