@@ -92,6 +92,7 @@ class CudaBackend final : public Backend {
       print_profile();
       (void)cudaEventDestroy(event_start_);
       (void)cudaEventDestroy(event_end_);
+      for (cudaEvent_t e : step_events_) (void)cudaEventDestroy(e);
     }
     if (solver_) (void)cusolverDnDestroy(solver_);
     (void)cublasDestroy(blas_);
@@ -904,14 +905,17 @@ class CudaBackend final : public Backend {
     const int qkv_width = int(q_width + 2 * kv_row);
     cuda::DeviceQuadLinear& qkv_layer = joined_layer(qkv_parts);
     qkv_layer.quantize_u(x, r, n, norm.divisor, norm.eps, stream_);
+    op.step("add+norm+quant_u");
     float* qkv = scratch<float>(kOut2, size_t(n) * qkv_width);
     qkv_layer.gemm(n, qkv, stream_);
+    op.step("qkv gemm");
     const auto [dcos, dsin] = rope_tables(rope);
     const size_t kv_at = size_t(pos0) * kv_row;
     check_launch(cuda::launch_split_kv_rope(qkv, n, qkv_width, int(q_width), n_kv_heads, hd, pos0,
                                             dcos, dsin, k_cache + kv_at, v_cache + kv_at,
                                             decode ? n_heads : 0, stream_),
                  "split_kv_rope");
+    op.step("split_kv_rope");
     const float scale = 1.0f / std::sqrt(float(hd));
     float* attn = scratch<float>(kIn0, size_t(n) * q_width);
     if (decode) {
@@ -926,7 +930,12 @@ class CudaBackend final : public Backend {
               stream_, dcos, dsin, nullptr, false, qkv_width),
           "flash_attention");
     }
-    fused_layer(o).forward(attn, n, y, stream_);
+    op.step("attention");
+    cuda::DeviceQuadLinear& o_layer = fused_layer(o);
+    o_layer.quantize_d(attn, n, stream_);
+    op.step("quant_d (o)");
+    o_layer.gemm(n, y, stream_);
+    op.step("o gemm");
     last_quant_ = {};
     return true;
   }
@@ -945,9 +954,15 @@ class CudaBackend final : public Backend {
     if (profile_) op.shape = gemm_shape(n, ff, width);
     cuda::DeviceQuadLinear& gu_layer = joined_layer(gu_parts);
     gu_layer.quantize_u(x, r, n, norm.divisor, norm.eps, stream_);
+    op.step("add+norm+quant_u");
     auto* gu16 = reinterpret_cast<__nv_bfloat16*>(up_buf);  // (n, 2·ff) bf16 in (n, ff) floats
     gu_layer.gemm(n, gu16, stream_);
-    fused_layer(down).forward_swiglu(gu16, n, y, stream_);
+    op.step("gate|up gemm");
+    cuda::DeviceQuadLinear& down_layer = fused_layer(down);
+    down_layer.quantize_swiglu(gu16, n, stream_);
+    op.step("quant_d swiglu (down)");
+    down_layer.gemm(n, y, stream_);
+    op.step("down gemm");
     last_quant_ = {};
     return true;
   }
@@ -1080,14 +1095,37 @@ class CudaBackend final : public Backend {
     ~Op() {
       if (!backend.profile_) return;
       float gpu_ms = 0;
+      const std::string key = shape.empty() ? std::string(name) : name + (" " + shape);
       if (cudaEventRecord(backend.event_end_, backend.stream_) == cudaSuccess &&
-          cudaEventSynchronize(backend.event_end_) == cudaSuccess)
+          cudaEventSynchronize(backend.event_end_) == cudaSuccess) {
         (void)cudaEventElapsedTime(&gpu_ms, backend.event_start_, backend.event_end_);
-      OpStats& st = backend.stats_[shape.empty() ? std::string(name) : name + (" " + shape)];
+        // The steps: each from the previous mark (or the op's start) to its own.
+        cudaEvent_t prev = backend.event_start_;
+        for (size_t i = 0; i < steps.size(); ++i) {
+          float ms = 0;
+          (void)cudaEventElapsedTime(&ms, prev, backend.step_events_[i]);
+          backend.stats_[key + " / " + steps[i]].gpu_us.push_back(1e3 * ms);
+          prev = backend.step_events_[i];
+        }
+      }
+      OpStats& st = backend.stats_[key];
       st.gpu_us.push_back(1e3 * gpu_ms);
       st.host_us.push_back(
           1e6 * std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
+    // With QUAD_CUDA_PROFILE=1, marks the end of a named step of this op (the GPU work enqueued
+    // since the previous mark), profiled on its own line.
+    void step(const char* what) {
+      if (!backend.profile_) return;
+      if (steps.size() == backend.step_events_.size()) {
+        cudaEvent_t e = nullptr;
+        QUAD_CUDA_CHECK(cudaEventCreate(&e));
+        backend.step_events_.push_back(e);
+      }
+      QUAD_CUDA_CHECK(cudaEventRecord(backend.step_events_[steps.size()], backend.stream_));
+      steps.push_back(what);
+    }
+    std::vector<const char*> steps;
     std::lock_guard<std::mutex> lock;
     CudaBackend& backend;
     const char* name;
@@ -1098,6 +1136,7 @@ class CudaBackend final : public Backend {
     std::vector<double> host_us, gpu_us;
   };
   static double median(std::vector<double> v) {
+    if (v.empty()) return std::nan("");  // an op's steps have GPU times only
     std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
     return v[v.size() / 2];
   }
@@ -1105,11 +1144,12 @@ class CudaBackend final : public Backend {
   void print_profile() const {
     std::fprintf(stderr,
                  "cuda op profile (QUAD_CUDA_PROFILE=1; medians; host = whole call incl. the "
-                 "event wait, gpu = between events around the enqueued work):\n%-34s %8s %14s "
+                 "event wait, gpu = between events around the enqueued work; 'op / step' rows: "
+                 "the GPU time of one step of a block op):\n%-50s %8s %14s "
                  "%14s %14s\n",
                  "op", "calls", "host us/call", "gpu us/call", "gpu ms total");
     for (const auto& [name, st] : stats_)
-      std::fprintf(stderr, "%-34s %8zu %14.2f %14.2f %14.3f\n", name.c_str(), st.host_us.size(),
+      std::fprintf(stderr, "%-50s %8zu %14.2f %14.2f %14.3f\n", name.c_str(), st.gpu_us.size(),
                    median(st.host_us), median(st.gpu_us),
                    1e-3 * std::accumulate(st.gpu_us.begin(), st.gpu_us.end(), 0.0));
   }
@@ -1191,6 +1231,7 @@ class CudaBackend final : public Backend {
     return v && std::string(v) == "1";
   }();
   cudaEvent_t event_start_ = nullptr, event_end_ = nullptr;
+  std::vector<cudaEvent_t> step_events_;  // Op::step's marks, reused by every op
   std::map<std::string, OpStats> stats_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;

@@ -211,14 +211,20 @@ void DeviceQuadLinear::gemm(int M, __nv_bfloat16* y, cudaStream_t stream) const 
   if (M > 0) QUAD_CUDA_CHECK(launch_quad_gemm(act_, M, w_, y, stream));
 }
 
-void DeviceQuadLinear::forward_swiglu(const __nv_bfloat16* gate_up, int M, float* y,
-                                      cudaStream_t stream) {
-  check(!u_type(), "cuda", "forward_swiglu: a layer without an online Hadamard");
+void DeviceQuadLinear::quantize_d(const float* x, int M, cudaStream_t stream) {
+  check(!u_type(), "cuda", "quantize_d: a layer without an online transform");
+  if (M <= 0) return;
+  grow(M);
+  QUAD_CUDA_CHECK(
+      launch_quad_quant_d(x, M, w_.K, mix_, K_o_, inner_fwht_, act_bits_, clip_, act_, stream));
+}
+
+void DeviceQuadLinear::quantize_swiglu(const __nv_bfloat16* gate_up, int M, cudaStream_t stream) {
+  check(!u_type(), "cuda", "quantize_swiglu: a layer without an online Hadamard");
   if (M <= 0) return;
   grow(M);
   QUAD_CUDA_CHECK(launch_quad_quant_d_swiglu(gate_up, gate_up + w_.K, 2 * w_.K, M, w_.K, mix_, K_o_,
                                              inner_fwht_, act_bits_, clip_, act_, stream));
-  QUAD_CUDA_CHECK(launch_quad_gemm(act_, M, w_, y, stream));
 }
 
 }  // namespace quad::cuda

@@ -57,9 +57,11 @@ class DeviceQuadLinear {
   // y (M, out) = the GEMM of the activations last quantized (M rows), fp32 or bf16 out.
   void gemm(int M, float* y, cudaStream_t stream) const;
   void gemm(int M, __nv_bfloat16* y, cudaStream_t stream) const;
-  // D-type: forward_swiglu of gate_up (M, 2·in) bf16, each row gate | up (a joined gate|up
-  // layer's bf16 output).
-  void forward_swiglu(const __nv_bfloat16* gate_up, int M, float* y, cudaStream_t stream);
+  // D-type: x (M, in; fp32) transformed and quantized into this layer's activations.
+  void quantize_d(const float* x, int M, cudaStream_t stream);
+  // D-type: the same for silu(gate) ⊙ up of gate_up (M, 2·in) bf16, each row gate | up (a
+  // joined gate|up layer's bf16 output).
+  void quantize_swiglu(const __nv_bfloat16* gate_up, int M, cudaStream_t stream);
   // Whether this layer quantizes an M-row input exactly as `other` does (U-type both, same
   // width, outlier count, bits, clip and activation layout), so one quantization serves both.
   bool quantizes_like(const DeviceQuadLinear& other, int M) const;
