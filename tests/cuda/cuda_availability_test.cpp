@@ -3,6 +3,7 @@
 // default device follows the GPU.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -68,6 +69,29 @@ TEST(CudaAvailability, NoGpuCliError) {
                           "' --device cpu --backend cpu");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("excludes"), std::string::npos) << r.err;
+}
+
+// QUAD_CUBLAS_WORKSPACE_MIB: a size in MiB (0 sets none); anything else is refused with one
+// error naming the variable and the value, when the backend is made.
+TEST(CudaAvailability, CublasWorkspaceVariableIsChecked) {
+  QUAD_REQUIRE_GPU();
+  for (const char* bad : {"abc", "5000", "-1", "12x"}) {
+    SCOPED_TRACE(bad);
+    setenv("QUAD_CUBLAS_WORKSPACE_MIB", bad, 1);
+    try {
+      make_backend("cuda");
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("QUAD_CUBLAS_WORKSPACE_MIB=") + bad),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  for (const char* good : {"0", "64"}) {
+    setenv("QUAD_CUBLAS_WORKSPACE_MIB", good, 1);
+    EXPECT_NO_THROW(make_backend("cuda")) << good;
+  }
+  unsetenv("QUAD_CUBLAS_WORKSPACE_MIB");
 }
 
 }  // namespace

@@ -751,6 +751,50 @@ class CudaBackend final : public Backend {
                  "add_rmsnorm_to_half");
   }
 
+  // The attention of a block op from its joined rows qkv (n, q | k | v): the new keys (rotated)
+  // and values into the cache rows pos0 .., causal attention with RoPE on q; out (n, n_heads·hd)
+  // fp32, or with out16 the 16-bit rows (bf16 when bf16) instead. Decode steps (n = 1) run as
+  // one kernel where the head size allows, prefills on the flash kernel (q read with qkv's row
+  // stride, rotated on load).
+  void block_attention(float* qkv, int n, int n_heads, int n_kv_heads, int hd, float* k_cache,
+                       float* v_cache, int pos0, const RopeTable& rope, float* out, uint16_t* out16,
+                       bool bf16) {
+    const size_t q_width = size_t(n_heads) * hd, kv_row = size_t(n_kv_heads) * hd;
+    const int qkv_width = int(q_width + 2 * kv_row);
+    const auto [dcos, dsin] = rope_tables(rope);
+    const float scale = 1.0f / std::sqrt(float(hd));
+    const size_t kv_at = size_t(pos0) * kv_row;
+    if (n == 1) {
+      float* attn = out ? out : scratch<float>(kOut, q_width);
+      if (cuda::decode_attention_supported(hd)) {
+        check_launch(
+            cuda::launch_decode_attention(qkv, int(q_width), n_heads, n_kv_heads, hd, k_cache,
+                                          v_cache, pos0, dcos, dsin, scale, attn, stream_),
+            "decode_attention");
+      } else {
+        check_launch(
+            cuda::launch_split_kv_rope(qkv, 1, qkv_width, int(q_width), n_kv_heads, hd, pos0, dcos,
+                                       dsin, k_cache + kv_at, v_cache + kv_at, n_heads, stream_),
+            "split_kv_rope");
+        check_launch(cuda::launch_attention(qkv, 1, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0,
+                                            scale, attn, stream_),
+                     "attention");
+      }
+      if (out16) check_launch(cuda::launch_to_half(attn, q_width, out16, bf16, stream_), "to_half");
+      return;
+    }
+    check_launch(
+        cuda::launch_split_kv_rope(qkv, n, qkv_width, int(q_width), n_kv_heads, hd, pos0, dcos,
+                                   dsin, k_cache + kv_at, v_cache + kv_at, 0, stream_),
+        "split_kv_rope");
+    check_launch(
+        cuda::launch_flash_attention(
+            qkv, n, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0, scale, out,
+            scratch<uint16_t>(kScores, cuda::flash_attention_scratch(pos0 + n, n_kv_heads, hd)),
+            stream_, dcos, dsin, out16, bf16, qkv_width),
+        "flash_attention");
+  }
+
   // Whether the attention block's arguments fit together (widths, heads, RoPE table, buffers in
   // GPU memory) and n tokens run on its kernels: prefills on the flash kernel, one-token decode
   // steps on the attention kernel of attention() (their q, row 0 of the joined output,
@@ -785,7 +829,6 @@ class CudaBackend final : public Backend {
       return false;
     const int width = q.in;
     const size_t q_width = size_t(n_heads) * hd, kv_row = size_t(n_kv_heads) * hd;
-    const bool decode = n == 1;
     const bool biased = q.has_bias();
     if (k.has_bias() != biased || v.has_bias() != biased) return false;
     Op op(*this, "attention_block");
@@ -809,29 +852,8 @@ class CudaBackend final : public Backend {
           weights_.get_joined({bias_part(q), bias_part(k), bias_part(v)}, stream_));
       check_launch(cuda::launch_add_bias(qkv, db, n, qkv_width, stream_), "add_bias");
     }
-    const auto [dcos, dsin] = rope_tables(rope);
-    const size_t kv_at = size_t(pos0) * kv_row;
-    // Decode steps rotate q here too (prefills in the flash kernel).
-    check_launch(cuda::launch_split_kv_rope(qkv, n, qkv_width, int(q_width), n_kv_heads, hd, pos0,
-                                            dcos, dsin, k_cache + kv_at, v_cache + kv_at,
-                                            decode ? n_heads : 0, stream_),
-                 "split_kv_rope");
-    const float scale = 1.0f / std::sqrt(float(hd));
-    if (decode) {
-      // What rope_attention() and o's 16-bit linear do for one token.
-      float* attn = scratch<float>(kOut, q_width);
-      check_launch(cuda::launch_attention(qkv, 1, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0,
-                                          scale, attn, stream_),
-                   "attention");
-      check_launch(cuda::launch_to_half(attn, q_width, x16, bf16, stream_), "to_half");
-    } else {
-      check_launch(
-          cuda::launch_flash_attention(
-              qkv, n, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0, scale, nullptr,
-              scratch<uint16_t>(kScores, cuda::flash_attention_scratch(pos0 + n, n_kv_heads, hd)),
-              stream_, dcos, dsin, x16, bf16, qkv_width),
-          "flash_attention");
-    }
+    block_attention(qkv, n, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0, rope, nullptr, x16,
+                    bf16);
     half_gemm(x16, n, o.in, weights16(o).data(), o.out, bias_of(o), y, bf16);
     return true;
   }
@@ -900,7 +922,6 @@ class CudaBackend final : public Backend {
       return false;
     Op op(*this, "attention_block");
     if (profile_) op.shape = std::to_string(n) + "x" + std::to_string(q.in);
-    const bool decode = n == 1;
     const size_t q_width = size_t(n_heads) * hd, kv_row = size_t(n_kv_heads) * hd;
     const int qkv_width = int(q_width + 2 * kv_row);
     cuda::DeviceQuadLinear& qkv_layer = joined_layer(qkv_parts);
@@ -909,28 +930,10 @@ class CudaBackend final : public Backend {
     float* qkv = scratch<float>(kOut2, size_t(n) * qkv_width);
     qkv_layer.gemm(n, qkv, stream_);
     op.step("qkv gemm");
-    const auto [dcos, dsin] = rope_tables(rope);
-    const size_t kv_at = size_t(pos0) * kv_row;
-    check_launch(cuda::launch_split_kv_rope(qkv, n, qkv_width, int(q_width), n_kv_heads, hd, pos0,
-                                            dcos, dsin, k_cache + kv_at, v_cache + kv_at,
-                                            decode ? n_heads : 0, stream_),
-                 "split_kv_rope");
-    op.step("split_kv_rope");
-    const float scale = 1.0f / std::sqrt(float(hd));
     float* attn = scratch<float>(kIn0, size_t(n) * q_width);
-    if (decode) {
-      check_launch(cuda::launch_attention(qkv, 1, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0,
-                                          scale, attn, stream_),
-                   "attention");
-    } else {
-      check_launch(
-          cuda::launch_flash_attention(
-              qkv, n, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0, scale, attn,
-              scratch<uint16_t>(kScores, cuda::flash_attention_scratch(pos0 + n, n_kv_heads, hd)),
-              stream_, dcos, dsin, nullptr, false, qkv_width),
-          "flash_attention");
-    }
-    op.step("attention");
+    block_attention(qkv, n, n_heads, n_kv_heads, hd, k_cache, v_cache, pos0, rope, attn, nullptr,
+                    false);
+    op.step("rope+attention");
     cuda::DeviceQuadLinear& o_layer = fused_layer(o);
     o_layer.quantize_d(attn, n, stream_);
     op.step("quant_d (o)");

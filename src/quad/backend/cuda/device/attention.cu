@@ -81,26 +81,27 @@ __global__ void attention_kernel(const float* q, int n_heads, int n_kv_heads, in
 // own online softmax over keys w, w + WARPS, ...; the warps' partial results are combined at the
 // end. For decode steps (one query per head over a long cache) this reads the cache at the
 // memory system's pace instead of one key row per thread.
+//
+// One query row: qv its lane's dimensions, keys/values [0, len) at kb/vb + t·kv_stride (kb, vb
+// already at the head and lane), except key len − 1 from new_k / new_v (shared memory, whole
+// rows) when those are given; out the row's output.
 template <int DPL, int WARPS>
-__global__ void attention_rows_kernel(const float* q, int n_heads, int n_kv_heads, const float* k,
-                                      const float* v, int pos0, int i_base, float scale,
-                                      float* out) {
+__device__ void attend_row(const float (&qv)[DPL], const float* kb, const float* vb,
+                           size_t kv_stride, int len, const float* new_k, const float* new_v,
+                           float scale, float* out) {
   constexpr int hd = 32 * DPL, kKeys = 4;
   __shared__ float s_m[WARPS], s_l[WARPS];
   __shared__ float s_acc[WARPS][hd];
-  pdl_wait();
-  pdl_allow_next();
-  const int h = blockIdx.x, i = i_base + int(blockIdx.y);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int kvh = h / (n_heads / n_kv_heads);
-  const int len = pos0 + i + 1;
-  const size_t kv_stride = size_t(n_kv_heads) * hd;
-  const float* qi = q + (size_t(i) * n_heads + h) * hd + lane * DPL;
-  float qv[DPL], acc[DPL];
+  auto key = [&](int t) {
+    return new_k && t == len - 1 ? new_k + lane * DPL : kb + size_t(t) * kv_stride;
+  };
+  auto value = [&](int t) {
+    return new_v && t == len - 1 ? new_v + lane * DPL : vb + size_t(t) * kv_stride;
+  };
+  float acc[DPL];
 #pragma unroll
-  for (int d = 0; d < DPL; ++d) qv[d] = qi[d], acc[d] = 0.0f;
-  const float* kb = k + size_t(kvh) * hd + lane * DPL;
-  const float* vb = v + size_t(kvh) * hd + lane * DPL;
+  for (int d = 0; d < DPL; ++d) acc[d] = 0.0f;
   float m = -INFINITY, l = 0.0f;
   for (int t0 = warp * kKeys; t0 < len; t0 += WARPS * kKeys) {
     float s[kKeys];
@@ -108,7 +109,7 @@ __global__ void attention_rows_kernel(const float* q, int n_heads, int n_kv_head
     for (int j = 0; j < kKeys; ++j) {
       s[j] = 0.0f;
       if (t0 + j < len) {
-        const float* kt = kb + size_t(t0 + j) * kv_stride;
+        const float* kt = key(t0 + j);
 #pragma unroll
         for (int d = 0; d < DPL; ++d) s[j] += qv[d] * kt[d];
       }
@@ -122,7 +123,7 @@ __global__ void attention_rows_kernel(const float* q, int n_heads, int n_kv_head
       if (t0 + j >= len) break;
       const float sj = s[j] * scale, m_new = fmaxf(m, sj);
       const float alpha = expf(m - m_new), p = expf(sj - m_new);
-      const float* vt = vb + size_t(t0 + j) * kv_stride;
+      const float* vt = value(t0 + j);
       l = l * alpha + p;
 #pragma unroll
       for (int d = 0; d < DPL; ++d) acc[d] = acc[d] * alpha + p * vt[d];
@@ -136,7 +137,6 @@ __global__ void attention_rows_kernel(const float* q, int n_heads, int n_kv_head
   float m_all = -INFINITY;
 #pragma unroll
   for (int w = 0; w < WARPS; ++w) m_all = fmaxf(m_all, s_m[w]);
-  float* o = out + (size_t(i) * n_heads + h) * hd;
   for (int c = threadIdx.x; c < hd; c += 32 * WARPS) {
     float num = 0.0f, den = 0.0f;
 #pragma unroll
@@ -146,8 +146,71 @@ __global__ void attention_rows_kernel(const float* q, int n_heads, int n_kv_head
       num += s_acc[w][c] * f;
       den += s_l[w] * f;
     }
-    o[c] = num / den;
+    out[c] = num / den;
   }
+}
+
+template <int DPL, int WARPS>
+__global__ void attention_rows_kernel(const float* q, int n_heads, int n_kv_heads, const float* k,
+                                      const float* v, int pos0, int i_base, float scale,
+                                      float* out) {
+  constexpr int hd = 32 * DPL;
+  pdl_wait();
+  pdl_allow_next();
+  const int h = blockIdx.x, i = i_base + int(blockIdx.y), lane = threadIdx.x % 32;
+  const int kvh = h / (n_heads / n_kv_heads);
+  const size_t kv_stride = size_t(n_kv_heads) * hd;
+  const float* qi = q + (size_t(i) * n_heads + h) * hd + lane * DPL;
+  float qv[DPL];
+#pragma unroll
+  for (int d = 0; d < DPL; ++d) qv[d] = qi[d];
+  attend_row<DPL, WARPS>(qv, k + size_t(kvh) * hd + lane * DPL, v + size_t(kvh) * hd + lane * DPL,
+                         kv_stride, pos0 + i + 1, nullptr, nullptr, scale,
+                         out + (size_t(i) * n_heads + h) * hd);
+}
+
+// x's pair (c, c + half) rotated as the RoPE kernels rotate it (each product rounded on its own).
+__device__ __forceinline__ void rotate_pair(const float* x, int c, int half, float cs, float sn,
+                                            float* y) {
+  const float a = x[c], b = x[c + half];
+  y[c] = __fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sn));
+  y[c + half] = __fadd_rn(__fmul_rn(b, cs), __fmul_rn(a, sn));
+}
+
+// One decode step straight from the joined row qkv = q | k | v of the token at position pos:
+// block h rotates its query head and its kv head's new key (as split_kv_rope then rope would),
+// attends over the cache's keys [0, pos) and the new one, and the first block of each kv group
+// writes the new key and value into cache row pos. No block reads row pos from the cache.
+template <int DPL, int WARPS>
+__global__ void decode_attention_kernel(const float* qkv, int k_col, int n_heads, int n_kv_heads,
+                                        float* k_cache, float* v_cache, int pos, const float* cos,
+                                        const float* sin, float scale, float* out) {
+  constexpr int hd = 32 * DPL, half = hd / 2;
+  __shared__ float s_q[hd], s_k[hd], s_v[hd];
+  pdl_wait();
+  pdl_allow_next();
+  const int h = blockIdx.x, group = n_heads / n_kv_heads, kvh = h / group, lane = threadIdx.x % 32;
+  const size_t kv_stride = size_t(n_kv_heads) * hd;
+  const float* k_new = qkv + k_col + size_t(kvh) * hd;
+  const float* v_new = qkv + k_col + kv_stride + size_t(kvh) * hd;
+  for (int c = threadIdx.x; c < half; c += blockDim.x) {
+    const float cs = cos[size_t(pos) * half + c], sn = sin[size_t(pos) * half + c];
+    rotate_pair(qkv + size_t(h) * hd, c, half, cs, sn, s_q);
+    rotate_pair(k_new, c, half, cs, sn, s_k);
+  }
+  for (int c = threadIdx.x; c < hd; c += blockDim.x) s_v[c] = v_new[c];
+  __syncthreads();
+  if (h % group == 0)
+    for (int c = threadIdx.x; c < hd; c += blockDim.x) {
+      k_cache[size_t(pos) * kv_stride + size_t(kvh) * hd + c] = s_k[c];
+      v_cache[size_t(pos) * kv_stride + size_t(kvh) * hd + c] = s_v[c];
+    }
+  float qv[DPL];
+#pragma unroll
+  for (int d = 0; d < DPL; ++d) qv[d] = s_q[lane * DPL + d];
+  attend_row<DPL, WARPS>(qv, k_cache + size_t(kvh) * hd + lane * DPL,
+                         v_cache + size_t(kvh) * hd + lane * DPL, kv_stride, pos + 1, s_k, s_v,
+                         scale, out + size_t(h) * hd);
 }
 
 // One block per score row (head h, query i of the chunk): softmax over the visible keys
@@ -181,6 +244,26 @@ cudaError_t launch_causal_softmax(float* scores, int heads, int rows, int L, int
   return cudaGetLastError();
 }
 
+bool decode_attention_supported(int hd) {
+  return hd == 64 || hd == 128;
+}
+
+cudaError_t launch_decode_attention(const float* qkv, int k_col, int n_heads, int n_kv_heads,
+                                    int hd, float* k_cache, float* v_cache, int pos,
+                                    const float* cos, const float* sin, float scale, float* out,
+                                    cudaStream_t stream) {
+  if (n_heads <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || pos < 0 ||
+      !decode_attention_supported(hd))
+    return cudaErrorInvalidValue;
+  constexpr int kWarps = 8;
+  const dim3 grid(n_heads), block(32 * kWarps);
+  return hd == 64
+             ? launch_pdl(decode_attention_kernel<2, kWarps>, grid, block, 0, stream, qkv, k_col,
+                          n_heads, n_kv_heads, k_cache, v_cache, pos, cos, sin, scale, out)
+             : launch_pdl(decode_attention_kernel<4, kWarps>, grid, block, 0, stream, qkv, k_col,
+                          n_heads, n_kv_heads, k_cache, v_cache, pos, cos, sin, scale, out);
+}
+
 cudaError_t launch_attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
                              const float* k, const float* v, int pos0, float scale, float* out,
                              cudaStream_t stream) {
@@ -191,7 +274,7 @@ cudaError_t launch_attention(const float* q, int n, int n_heads, int n_kv_heads,
   constexpr int kMaxGridY = 65535;
   for (int i_base = 0; i_base < n; i_base += kMaxGridY) {
     const dim3 grid(n_heads, min(kMaxGridY, n - i_base));
-    if (hd == 64 || hd == 128) {
+    if (decode_attention_supported(hd)) {
       // 8 warps: a decode step has only n_heads blocks, each over the whole cache.
       constexpr int kWarps = 8;
       const cudaError_t err =

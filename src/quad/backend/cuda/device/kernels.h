@@ -60,6 +60,15 @@ inline constexpr int kMaxAttentionHeadDim = 512;
 cudaError_t launch_attention(const float* q, int n, int n_heads, int n_kv_heads, int hd,
                              const float* k, const float* v, int pos0, float scale, float* out,
                              cudaStream_t stream);
+// One decode step from the joined row qkv (q | k from column k_col | v, of the token at position
+// pos): RoPE of q and of the new key (as launch_split_kv_rope and launch_rope), the new key and
+// value into cache row pos, and the attention of launch_attention over rows [0, pos]: the same
+// results as those three launches, in one. head_dim 64 or 128 (decode_attention_supported).
+bool decode_attention_supported(int hd);
+cudaError_t launch_decode_attention(const float* qkv, int k_col, int n_heads, int n_kv_heads,
+                                    int hd, float* k_cache, float* v_cache, int pos,
+                                    const float* cos, const float* sin, float scale, float* out,
+                                    cudaStream_t stream);
 // Causal GQA attention on fp16 tensor cores (flash_attention.cu), same arguments as
 // launch_attention; q, k, v and the probabilities are rounded to fp16, accumulation in fp32.
 // For head_dim 64 and 128 (flash_attention_supported); rows are independent, so any n works.
