@@ -51,17 +51,23 @@ Model quad_model(int od_bits, uint64_t seed) {
 // rope_attention, the fused o): the residual stream bit for bit; the cached keys and values and
 // the output to within fp32 rounding (the joined GEMM's epilogue may round in another order, and
 // a different last bit of an attention output can move one of o's 4-bit codes: ~4e-4 of that
-// row's energy). Prefills on the flash kernel and one-token decode steps, A4 and A8 o inputs.
+// row's energy). Prefills on the flash kernel and one-token decode steps, A4 and A8 o inputs,
+// with and without q/k/v biases (Qwen2).
 TEST(CudaQuadBlock, AttentionBlockMatchesTheSteps) {
   QUAD_REQUIRE_GPU();
-  for (auto [od_bits, n, pos0, with_r] : {std::tuple{4, 77, 0, true},
-                                          {8, 300, 5, true},
-                                          {4, 33, 40, false},
-                                          {8, 1, 40, true},
-                                          {4, 1, 0, false}}) {
-    SCOPED_TRACE(testing::Message() << "A" << od_bits << ", n " << n << ", pos0 " << pos0);
+  for (auto [od_bits, n, pos0, with_r, biased] : {std::tuple{4, 77, 0, true, false},
+                                                  {8, 300, 5, true, true},
+                                                  {4, 33, 40, false, false},
+                                                  {8, 1, 40, true, true},
+                                                  {4, 1, 0, false, false}}) {
+    SCOPED_TRACE(testing::Message()
+                 << "A" << od_bits << ", n " << n << ", pos0 " << pos0 << ", biased " << biased);
     const Model m = quad_model(od_bits, 21);
-    const DecoderLayer& L = m.layers[0];
+    DecoderLayer L = m.layers[0];
+    if (biased) {
+      uint64_t seed = 30;
+      for (Linear* lin : {&L.q, &L.k, &L.v}) lin->bias = test::random_normal(lin->out, seed++);
+    }
     const int D = m.residual_width, hd = m.config.head_dim;
     const int H = m.config.num_heads, Hkv = m.config.num_kv_heads;
     const int qw = H * hd, kvw = Hkv * hd, len = pos0 + n;
@@ -102,7 +108,7 @@ TEST(CudaQuadBlock, AttentionBlockMatchesTheSteps) {
     EXPECT_LT(y_err, 1e-4);
 
     // Refused, before changing anything: without reduced precision, with a host residual stream,
-    // and with a weighted norm (the kernels fold no norm weight).
+    // with a weighted norm (the kernels fold no norm weight) and with mixed biases.
     const std::vector<float> x_before = to_host(*be, xb), k_before = to_host(*be, kb);
     auto exact = make_backend("cuda");
     EXPECT_FALSE(exact->attention_block(norm, L.q, L.k, L.v, L.o, xb.data(), rr, n, H, Hkv, hd,
@@ -114,6 +120,12 @@ TEST(CudaQuadBlock, AttentionBlockMatchesTheSteps) {
     weighted.weight.assign(D, 1.0f);
     EXPECT_FALSE(be->attention_block(weighted, L.q, L.k, L.v, L.o, xb.data(), rr, n, H, Hkv, hd,
                                      kb.data(), vb.data(), pos0, m.rope, yb.data()));
+    if (biased) {  // q/k/v biased unlike each other: no joined layer
+      Linear unbiased_k = L.k;
+      unbiased_k.bias.clear();
+      EXPECT_FALSE(be->attention_block(norm, L.q, unbiased_k, L.v, L.o, xb.data(), rr, n, H, Hkv,
+                                       hd, kb.data(), vb.data(), pos0, m.rope, yb.data()));
+    }
     EXPECT_EQ(to_host(*be, xb), x_before);
     EXPECT_EQ(to_host(*be, kb), k_before);
     EXPECT_EQ(host_x, x0);
