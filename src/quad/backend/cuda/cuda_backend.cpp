@@ -950,8 +950,7 @@ class CudaBackend final : public Backend {
     const std::array<const Linear*, 2> gu_parts{&gate, &up};
     const int width = gate.in, ff = gate.out;
     if (!quad_norm_takes(norm, gu_parts, down) || n <= 0 || up.out != ff || down.in != ff ||
-        ff % 8 != 0 || norm.divisor <= 0 || !on_device(x) || (r && !on_device(r)) ||
-        !on_device(up_buf) || !on_device(y))
+        ff % 8 != 0 || !on_device(x) || (r && !on_device(r)) || !on_device(up_buf) || !on_device(y))
       return false;
     Op op(*this, "mlp_block");
     if (profile_) op.shape = gemm_shape(n, ff, width);

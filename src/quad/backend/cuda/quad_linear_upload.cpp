@@ -159,13 +159,11 @@ void DeviceQuadLinear::forward(const float* x, int M, float* y, cudaStream_t str
     QUAD_CUDA_CHECK(launch_quad_gemm(quantized->act_, M, w_, y, stream));
     return;
   }
-  grow(M);
   if (u_type())
-    QUAD_CUDA_CHECK(launch_quad_quant_u(x, M, w_.r, w_.K, 0, 0.0f, act_bits_, clip_, act_, stream));
+    quantize_u(const_cast<float*>(x), nullptr, M, 0, 0.0f, stream);  // read only: no update
   else
-    QUAD_CUDA_CHECK(
-        launch_quad_quant_d(x, M, w_.K, mix_, K_o_, inner_fwht_, act_bits_, clip_, act_, stream));
-  QUAD_CUDA_CHECK(launch_quad_gemm(act_, M, w_, y, stream));
+    quantize_d(x, M, stream);
+  gemm(M, y, stream);
 }
 
 void DeviceQuadLinear::forward_swiglu(const float* gate, const float* up, int M, float* y,
@@ -175,7 +173,7 @@ void DeviceQuadLinear::forward_swiglu(const float* gate, const float* up, int M,
   grow(M);
   QUAD_CUDA_CHECK(launch_quad_quant_d_swiglu(gate, up, M, w_.K, mix_, K_o_, inner_fwht_, act_bits_,
                                              clip_, act_, stream));
-  QUAD_CUDA_CHECK(launch_quad_gemm(act_, M, w_, y, stream));
+  gemm(M, y, stream);
 }
 
 void DeviceQuadLinear::forward(const __nv_bfloat16* x, int M, int divisor, float eps,
