@@ -438,15 +438,28 @@ TEST(QuadGemm, MatchesExactProductAtOddShapes) {
   std::mt19937 rng(13);
   // The last case is wide enough for launch_quad_gemm to pick the wgmma kernel.
   const std::vector<GemmCase> cases = {
-      {1, 72, 200, 16, 4, true},      {3, 264, 1000, 0, 4, false},   {5, 130, 4096, 64, 4, true},
-      {16, 257, 384, 32, 4, false},   {9, 96, 96, 16, 8, true},      {1, 200, 4096, 0, 8, false},
-      {16, 130, 1408, 64, 8, true},   {17, 72, 200, 16, 4, true},    {130, 264, 1000, 0, 4, true},
-      {300, 257, 4096, 64, 4, false}, {129, 130, 384, 128, 8, true}, {200, 96, 1408, 0, 8, false},
-      {64, 1, 256, 16, 4, false},     {300, 12700, 96, 16, 4, true}};
+      {1, 72, 200, 16, 4, true},
+      {3, 264, 1000, 0, 4, false},
+      {5, 130, 4096, 64, 4, true},
+      {16, 257, 384, 32, 4, false},
+      {9, 96, 96, 16, 8, true},
+      {1, 200, 4096, 0, 8, false},
+      {16, 130, 1408, 64, 8, true},
+      {17, 72, 200, 16, 4, true},
+      {130, 264, 1000, 0, 4, true},
+      {300, 257, 4096, 64, 4, false},
+      {129, 130, 384, 128, 8, true},
+      {200, 96, 1408, 0, 8, false},
+      {64, 1, 256, 16, 4, false},
+      {300, 12700, 96, 16, 4, true},
+      // More 16-row groups than a persistent decode grid has blocks: each loops.
+      {3, 12700, 384, 64, 4, true},
+      {16, 9000, 200, 16, 8, false}};
   for (const auto& cs : cases) {
     check_gemm(cs, -1, rng);
-    check_gemm(cs, 0, rng);                    // the tiled kernel (at decode sizes too)
-    if (cs.M <= 16) check_gemm(cs, 104, rng);  // decode kernel with bulk weight copies
+    check_gemm(cs, 0, rng);  // the tiled kernel (at decode sizes too)
+    if (cs.M <= 16)
+      for (int variant = 1; variant <= 4; ++variant) check_gemm(cs, 100 + variant, rng);
   }
 }
 

@@ -5,9 +5,12 @@
 //    and high nibbles in separate accumulators (5-7% faster than one; a 128×256 tile spilled);
 //  - gemv (M ≤ 16): roles swapped (16 weight rows are the A operand, up to 16 tokens the B
 //    operand), weights streamed straight from device memory into registers, four k blocks of
-//    loads in flight per thread, 8 warps splitting K and reducing through shared memory.
+//    loads in flight per thread, 8 warps splitting K and reducing through shared memory; the
+//    epilogue's constants are loaded and the outlier products formed while weights are in flight.
 // Epilogue: Σ a·q from the offset sums (exact in int32), · s_x · s_w in fp32, plus the fp16
 // outlier product (tensor cores, fp32 accumulation) and the bias, stored as bf16.
+#include <algorithm>
+
 #include "dynamic_smem.cuh"
 #include "quad_epilogue.cuh"
 #include "quad_linear.h"
@@ -271,30 +274,89 @@ __global__ void __launch_bounds__(kThreads, 1)
 // ---------------------------------------------------------------- gemv (decode) kernel
 
 constexpr int kGemvWarps = kThreads / 32;
+constexpr int kGemvMaxR = 128;  // check_args' bound on r
 
-// BATCH: k blocks of loads in flight per thread; MINB: blocks per SM the registers must allow.
-// BULK: each warp's contiguous share of the weights comes into shared memory by one bulk copy
-// (the copy engine, completing on an mbarrier) instead of per-thread loads.
-template <int ABITS, int NT, int BATCH, int MINB, bool BULK, typename OutT>
+// The epilogue constants of one output channel, loaded before they are needed.
+struct ChannelConst {
+  float scale = 0.0f, bias = 0.0f;
+  int sum = 0;
+};
+
+// BATCH: k blocks of loads in flight per thread; MINB: blocks per SM the registers must allow
+// (3 at 256 threads needs ≤ 80 registers; at 84 only 2 fit). PERSIST: a grid of at most MINB
+// blocks per SM, each looping over 16-row groups with the next group's weights in flight during
+// the current group's reduction and epilogue.
+template <int ABITS, int NT, int BATCH, int MINB, bool PERSIST, typename OutT>
 __global__ void __launch_bounds__(kThreads, MINB)
     quad_gemv_kernel(QuadActivations act, int M, QuadWeights w, OutT* y) {
-  constexpr int kGemvBatch = BATCH;
-  extern __shared__ __align__(128) uint8_t wsm[];  // BULK: the group's weights (nb KiB)
-  __shared__ __align__(8) uint64_t bars[kGemvWarps];
   __shared__ int red[kGemvWarps][NT * 128];
-  __shared__ __align__(16) __half s_wo[16 * (128 + 8)], s_ao[8 * NT * (128 + 8)];
+  __shared__ float s_out[NT * 128];  // the outlier products of the group
+  __shared__ __align__(16) __half s_wo[16 * (kGemvMaxR + 8)], s_ao[8 * NT * (kGemvMaxR + 8)];
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int g = lane / 4, t = lane % 4;
-  const int n0 = blockIdx.x * 16;
-  const int N = w.N, K = w.K, r = w.r;
+  const int N = w.N, K = w.K, r = w.r, groups = (N + 15) / 16;
   const int a_ld = quad_row_bytes(K, ABITS);
   const int nb = quad_padded_k(K) / kQuadBlockK;
   const int kb0 = warp * nb / kGemvWarps, kb1 = (warp + 1) * nb / kGemvWarps;
+  const int ost = r + 8;  // halves per padded outlier row (16-byte aligned: r % 16 == 0)
+  const uint4 zero = make_uint4(0, 0, 0, 0);
 
-  // Tile-major weights (padded rows are zero codes): k block kb of this 16-row group is 1 KiB
-  // at (blockIdx.x · nb + kb) · 1024; a warp's two loads per k block read it contiguously.
-  const uint8_t* wg = w.codes + size_t(blockIdx.x) * nb * 1024 + g * 64 + 16 * t;
-  const uint8_t* wg8 = wg + 8 * 64;
+  // Tile-major weights (padded rows are zero codes): k block kb of 16-row group `grp` is 1 KiB
+  // at (grp · nb + kb) · 1024; a warp's two loads per k block read it contiguously.
+  const uint8_t* wthread = w.codes + g * 64 + 16 * t;
+  auto load_weights = [&](int grp, int kb, uint4(&wa)[BATCH][2]) {
+    const uint8_t* wg = wthread + size_t(grp) * nb * 1024;
+#pragma unroll
+    for (int u = 0; u < BATCH; ++u) {
+      const bool in = kb + u < kb1;
+      const size_t off = size_t(kb + u) * 1024;
+      wa[u][0] = in ? load_stream(wg + off) : zero;
+      wa[u][1] = in ? load_stream(wg + off + 8 * 64) : zero;
+    }
+  };
+  // This thread's epilogue element: token e_tok, channel e_ch of the group.
+  const int e_tok = tid / 16, e_ch = tid % 16;
+  auto channel_const = [&](int grp) {
+    ChannelConst c;
+    const int col = grp * 16 + e_ch;
+    if (e_tok < 8 * NT && col < N) {
+      c.scale = w.scales[col];
+      c.sum = w.sums[col];
+      if (w.bias) c.bias = __bfloat162float(w.bias[col]);
+    }
+    return c;
+  };
+  // One 16-byte chunk of the group's outlier weights (16 channels × r halves).
+  const int wo_chunks = 16 * (r / 8);
+  auto outlier_chunk = [&](int grp) {
+    if (tid >= wo_chunks) return zero;
+    const int ch = tid / (r / 8), part = tid % (r / 8), col = grp * 16 + ch;
+    return col < N ? *reinterpret_cast<const uint4*>(w.outlier + size_t(col) * r + 8 * part) : zero;
+  };
+
+  // With programmatic dependent launch this kernel starts while the quantization kernel before
+  // it still runs: the first weights and every constant of the group are in flight before
+  // waiting for its activations.
+  int grp = blockIdx.x;
+  uint4 wa[BATCH][2];
+  load_weights(grp, kb0, wa);
+  ChannelConst cc = channel_const(grp);
+  uint4 wo_next = outlier_chunk(grp);
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  // The next kernel (launched with programmatic dependent launch) may start and wait in turn.
+  asm volatile("griddepcontrol.launch_dependents;\n" ::);
+  float a_scale = 0.0f;
+  int a_sum = 0;
+  if (e_tok < M) {
+    a_scale = act.scales[e_tok];
+    a_sum = act.sums[e_tok];
+  }
+  for (int c = tid; c < 8 * NT * (r / 8); c += kThreads) {
+    const int tok = c / (r / 8), part = c % (r / 8);
+    const uint4 v =
+        tok < M ? *reinterpret_cast<const uint4*>(act.outlier + size_t(tok) * r + 8 * part) : zero;
+    *reinterpret_cast<uint4*>(s_ao + tok * ost + 8 * part) = v;
+  }
   const uint8_t* xrow[NT];
   bool vx[NT];
 #pragma unroll
@@ -302,153 +364,108 @@ __global__ void __launch_bounds__(kThreads, MINB)
     vx[j] = 8 * j + g < M;
     xrow[j] = act.codes + size_t(vx[j] ? 8 * j + g : 0) * a_ld + (ABITS == 4 ? 16 : 32) * t;
   }
-  const uint4 zero = make_uint4(0, 0, 0, 0);
+  // Outlier products: `tpp` threads per (token, channel) pair, combined by shuffles.
+  const int pairs = M * 16;
+  const int tpp = pairs <= 32 ? 8 : pairs <= 64 ? 4 : pairs <= 128 ? 2 : 1;
 
-  int acc[NT][4];
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) acc[j][e] = 0;
-
-  // Weights of batch kb (kGemvBatch k blocks) into registers; zero past the warp's range.
-  const uint8_t* sg = wsm + g * 64 + 16 * t;
-  auto load_weights = [&](int kb, uint4(&wa)[kGemvBatch][2]) {
-#pragma unroll
-    for (int u = 0; u < kGemvBatch; ++u) {
-      const bool in = kb + u < kb1;
-      const size_t off = size_t(kb + u) * 1024;
-      if constexpr (BULK) {
-        wa[u][0] = in ? *reinterpret_cast<const uint4*>(sg + off) : zero;
-        wa[u][1] = in ? *reinterpret_cast<const uint4*>(sg + off + 8 * 64) : zero;
-      } else {
-        wa[u][0] = in ? load_stream(wg + off) : zero;
-        wa[u][1] = in ? load_stream(wg8 + off) : zero;
-      }
-    }
-  };
-  uint4 wa[kGemvBatch][2];
-  const unsigned bar = unsigned(__cvta_generic_to_shared(&bars[warp]));
-  if constexpr (BULK) {
-    const unsigned bytes = unsigned(kb1 - kb0) * 1024;
-    if (lane == 0 && bytes > 0) {
-      const unsigned dst = unsigned(__cvta_generic_to_shared(wsm + size_t(kb0) * 1024));
-      const uint8_t* src = w.codes + (size_t(blockIdx.x) * nb + kb0) * 1024;
-      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar));
-      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-      asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
-                   : "memory");
-      asm volatile(
-          "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, "
-          "[%3];\n" ::"r"(dst),
-          "l"(src), "r"(bytes), "r"(bar)
-          : "memory");
-    }
-  } else {
-    load_weights(kb0, wa);
-  }
-  // With programmatic dependent launch this kernel starts while the quantization kernel before
-  // it still runs: the first weights are in flight before waiting for its activations.
-  // The outlier weights of the 16 channels into shared memory (rows padded by 16 bytes), also
-  // before the wait: the epilogue then reads no global memory on its critical path.
-  const int ost = r + 8;  // halves per padded row
-  for (int c = tid; c < 16 * (r / 8); c += kThreads) {
-    const int ch = c / (r / 8), part = c % (r / 8);
-    const uint4 v =
-        n0 + ch < N ? *reinterpret_cast<const uint4*>(w.outlier + size_t(n0 + ch) * r + 8 * part)
-                    : zero;
-    *reinterpret_cast<uint4*>(s_wo + ch * ost + 8 * part) = v;
-  }
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-  // The next kernel (launched with programmatic dependent launch) may start and wait in turn.
-  asm volatile("griddepcontrol.launch_dependents;\n" ::);
-  for (int c = tid; c < 8 * NT * (r / 8); c += kThreads) {
-    const int tok = c / (r / 8), part = c % (r / 8);
-    const uint4 v =
-        tok < M ? *reinterpret_cast<const uint4*>(act.outlier + size_t(tok) * r + 8 * part) : zero;
-    *reinterpret_cast<uint4*>(s_ao + tok * ost + 8 * part) = v;
-  }
-
-  if constexpr (BULK) {
-    __syncwarp();  // lane 0 initialized the barrier
-    if (kb1 > kb0)
-      asm volatile(
-          "{\n .reg .pred done;\n WAIT_%=:\n"
-          " mbarrier.try_wait.parity.shared::cta.b64 done, [%0], 0;\n"
-          " @!done bra WAIT_%=;\n}\n" ::"r"(bar)
-          : "memory");
-  }
-  for (int kb = kb0; kb < kb1; kb += kGemvBatch) {
-    if (BULK || kb != kb0) load_weights(kb, wa);
-    uint4 xa[kGemvBatch][NT][ABITS == 4 ? 1 : 2];
-#pragma unroll
-    for (int u = 0; u < kGemvBatch; ++u) {
-      const bool in = kb + u < kb1;
-      const size_t off = size_t(kb + u) * 64;
-#pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        if constexpr (ABITS == 4) {
-          xa[u][j][0] = in && vx[j] ? __ldg(reinterpret_cast<const uint4*>(xrow[j] + off)) : zero;
-        } else {
-#pragma unroll
-          for (int p = 0; p < 2; ++p)
-            xa[u][j][p] = in && vx[j]
-                              ? __ldg(reinterpret_cast<const uint4*>(xrow[j] + 2 * off + 16 * p))
-                              : zero;
+  for (;;) {
+    if (tid < wo_chunks)
+      *reinterpret_cast<uint4*>(s_wo + (tid / (r / 8)) * ost + 8 * (tid % (r / 8))) = wo_next;
+    __syncthreads();  // s_ao and s_wo written; the last group's epilogue done with red, s_out
+    if (r > 0) {
+      // While the weights are in flight.
+      const int pair = tid / tpp, part = tid % tpp;
+      float o = 0.0f;
+      if (pair < pairs) {
+        const __half2* ao = reinterpret_cast<const __half2*>(s_ao + (pair / 16) * ost);
+        const __half2* wo = reinterpret_cast<const __half2*>(s_wo + (pair % 16) * ost);
+        for (int i = part; i < r / 2; i += tpp) {
+          const float2 a = __half22float2(ao[i]), b = __half22float2(wo[i]);
+          o = fmaf(a.x, b.x, fmaf(a.y, b.y, o));
         }
       }
+      for (int h = 1; h < tpp; h *= 2) o += __shfl_xor_sync(0xffffffffu, o, h);
+      if (pair < pairs && part == 0) s_out[pair] = o;
     }
+
+    int acc[NT][4];
 #pragma unroll
-    for (int u = 0; u < kGemvBatch; ++u)
+    for (int j = 0; j < NT; ++j)
 #pragma unroll
-      for (int s = 0; s < 4; ++s) {
-        const unsigned w0 = word_of(wa[u][0], s), w8 = word_of(wa[u][1], s);
-        const unsigned a0 = lo_nibbles(w0), a1 = lo_nibbles(w8);
-        const unsigned a2 = hi_nibbles(w0), a3 = hi_nibbles(w8);
+      for (int e = 0; e < 4; ++e) acc[j][e] = 0;
+    for (int kb = kb0; kb < kb1; kb += BATCH) {
+      if (kb != kb0) load_weights(grp, kb, wa);
+      uint4 xa[BATCH][NT][ABITS == 4 ? 1 : 2];
+#pragma unroll
+      for (int u = 0; u < BATCH; ++u) {
+        const bool in = kb + u < kb1;
+        const size_t off = size_t(kb + u) * 64;
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
           if constexpr (ABITS == 4) {
-            const unsigned x = word_of(xa[u][j][0], s);
-            mma_u8u8(acc[j], a0, a1, a2, a3, lo_nibbles(x), hi_nibbles(x));
+            xa[u][j][0] = in && vx[j] ? __ldg(reinterpret_cast<const uint4*>(xrow[j] + off)) : zero;
           } else {
-            const unsigned b0 = word_of(xa[u][j][s / 2], 2 * (s % 2));
-            const unsigned b1 = word_of(xa[u][j][s / 2], 2 * (s % 2) + 1);
-            mma_u8s8(acc[j], a0, a1, a2, a3, b0, b1);
+#pragma unroll
+            for (int p = 0; p < 2; ++p)
+              xa[u][j][p] = in && vx[j]
+                                ? __ldg(reinterpret_cast<const uint4*>(xrow[j] + 2 * off + 16 * p))
+                                : zero;
           }
         }
       }
-  }
+#pragma unroll
+      for (int u = 0; u < BATCH; ++u)
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {
+          const unsigned w0 = word_of(wa[u][0], s), w8 = word_of(wa[u][1], s);
+          const unsigned a0 = lo_nibbles(w0), a1 = lo_nibbles(w8);
+          const unsigned a2 = hi_nibbles(w0), a3 = hi_nibbles(w8);
+#pragma unroll
+          for (int j = 0; j < NT; ++j) {
+            if constexpr (ABITS == 4) {
+              const unsigned x = word_of(xa[u][j][0], s);
+              mma_u8u8(acc[j], a0, a1, a2, a3, lo_nibbles(x), hi_nibbles(x));
+            } else {
+              const unsigned b0 = word_of(xa[u][j][s / 2], 2 * (s % 2));
+              const unsigned b1 = word_of(xa[u][j][s / 2], 2 * (s % 2) + 1);
+              mma_u8s8(acc[j], a0, a1, a2, a3, b0, b1);
+            }
+          }
+        }
+    }
+    // The next group's weights and constants in flight during this one's reduction.
+    const int next = PERSIST ? grp + int(gridDim.x) : groups;
+    ChannelConst cc_next;
+    if (next < groups) {
+      load_weights(next, kb0, wa);
+      cc_next = channel_const(next);
+      wo_next = outlier_chunk(next);
+    }
 
-  // c0: (channel g, token 2t), c1: (g, 2t+1), c2: (g+8, 2t), c3: (g+8, 2t+1); stored
-  // token-major (token * 16 + channel) so that the final stores are contiguous in channels.
+    // c0: (channel g, token 2t), c1: (g, 2t+1), c2: (g+8, 2t), c3: (g+8, 2t+1); stored
+    // token-major (token * 16 + channel) so that the final stores are contiguous in channels.
 #pragma unroll
-  for (int j = 0; j < NT; ++j)
+    for (int j = 0; j < NT; ++j)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int ch = g + 8 * (e / 2), tok = 8 * j + 2 * t + (e % 2);
-      red[warp][tok * 16 + ch] = acc[j][e];
-    }
-  __syncthreads();
-  for (int idx = tid; idx < NT * 128; idx += kThreads) {
-    const int tok = idx / 16, ch = idx % 16, col = n0 + ch;
-    if (tok >= M || col >= N) continue;
-    int sum = 0;
-#pragma unroll
-    for (int v = 0; v < kGemvWarps; ++v) sum += red[v][idx];
-    const int dot = corrected(sum, ABITS, act.sums[tok], w.sums[col], K);
-    float out = float(dot) * act.scales[tok] * w.scales[col];
-    if (r > 0) {
-      const __half2* ao = reinterpret_cast<const __half2*>(s_ao + tok * ost);
-      const __half2* wo = reinterpret_cast<const __half2*>(s_wo + ch * ost);
-      float o = 0.0f;
-#pragma unroll 8
-      for (int i = 0; i < r / 2; ++i) {
-        const float2 a = __half22float2(ao[i]), b = __half22float2(wo[i]);
-        o = fmaf(a.x, b.x, fmaf(a.y, b.y, o));
+      for (int e = 0; e < 4; ++e) {
+        const int ch = g + 8 * (e / 2), tok = 8 * j + 2 * t + (e % 2);
+        red[warp][tok * 16 + ch] = acc[j][e];
       }
-      out += o;
+    __syncthreads();
+    const int col = grp * 16 + e_ch;
+    if (e_tok < M && col < N) {
+      int sum = 0;
+#pragma unroll
+      for (int v = 0; v < kGemvWarps; ++v) sum += red[v][tid];
+      const int dot = corrected(sum, ABITS, a_sum, cc.sum, K);
+      float out = float(dot) * a_scale * cc.scale;
+      if (r > 0) out += s_out[tid];
+      out += cc.bias;
+      store_one(y + size_t(e_tok) * N + col, out);
     }
-    if (w.bias) out += __bfloat162float(w.bias[col]);
-    store_one(y + size_t(tok) * N + col, out);
+    if (next >= groups) break;
+    grp = next;
+    cc = cc_next;
   }
 }
 
@@ -465,32 +482,42 @@ cudaError_t launch_tiled(const QuadActivations& act, int M, const QuadWeights& w
   return cudaGetLastError();
 }
 
-template <int ABITS, int BATCH = 4, int MINB = 1, bool BULK = false, typename OutT = __nv_bfloat16>
+template <int ABITS, int BATCH, int MINB, bool PERSIST, typename OutT = __nv_bfloat16>
 cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
                         cudaStream_t stream) {
+  // Two 8-token column tiles (M > 8) need more registers: at most 2 blocks per SM there (3
+  // spilled).
+  constexpr int MINB2 = MINB > 2 ? 2 : MINB;
+  const int groups = (w.N + 15) / 16, per_sm = M <= 8 ? MINB : MINB2;
   // Programmatic dependent launch: may start before the preceding kernel on the stream ends
   // (the kernel waits for it before reading activations).
   cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3((w.N + 15) / 16);
+  cfg.gridDim = dim3(PERSIST ? std::min(groups, per_sm * quad_sm_count()) : groups);
   cfg.blockDim = dim3(kThreads);
   cfg.stream = stream;
-  if constexpr (BULK) {
-    cfg.dynamicSmemBytes = size_t(quad_padded_k(w.K) / kQuadBlockK) * 1024;
-    for (const void* k :
-         {reinterpret_cast<const void*>(quad_gemv_kernel<ABITS, 1, BATCH, MINB, true, OutT>),
-          reinterpret_cast<const void*>(quad_gemv_kernel<ABITS, 2, BATCH, MINB, true, OutT>)})
-      if (cudaError_t e = allow_dynamic_smem(k, cfg.dynamicSmemBytes)) return e;
-  }
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
   if (M <= 8)
-    return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 1, BATCH, MINB, BULK, OutT>, act, M, w,
-                              y);
-  return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 2, BATCH, MINB, BULK, OutT>, act, M, w,
-                            y);
+    return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 1, BATCH, MINB, PERSIST, OutT>, act, M,
+                              w, y);
+  return cudaLaunchKernelEx(&cfg, quad_gemv_kernel<ABITS, 2, BATCH, MINB2, PERSIST, OutT>, act, M,
+                            w, y);
+}
+
+// The decode kernel's tuning by shape (measured on H100, docs/cuda_kernels.md v18): long rows
+// that fit 2 blocks per SM keep the 96 registers of that bound (down M = 1: 12.0 → 11.2 µs),
+// other shapes run 3 blocks per SM. The persistent grid (variant 1) was faster on gate/up alone
+// (12.6 → 11.7 µs) but not inside the model's decode step (W4A4 8B tg128 in one call: 328.2
+// tokens/s with it, 333.3 with a block per group).
+template <int ABITS, typename OutT>
+cudaError_t launch_gemv_default(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
+                                cudaStream_t stream) {
+  if (w.K >= 8192 && (w.N + 15) / 16 <= 2 * quad_sm_count())
+    return launch_gemv<ABITS, 4, 2, false, OutT>(act, M, w, y, stream);
+  return launch_gemv<ABITS, 4, 3, false, OutT>(act, M, w, y, stream);
 }
 
 }  // namespace
@@ -512,11 +539,11 @@ cudaError_t launch_quad_gemv_variant(const QuadActivations& act, int M, const Qu
   return by_act_bits(w.act_bits, [&](auto bits) {
     constexpr int B = decltype(bits)::value;
     switch (variant) {
-      case 1: return launch_gemv<B, 8, 1>(act, M, w, y, stream);
-      case 2: return launch_gemv<B, 4, 4>(act, M, w, y, stream);
-      case 3: return launch_gemv<B, 2, 6>(act, M, w, y, stream);
-      case 4: return launch_gemv<B, 4, 1, true>(act, M, w, y, stream);
-      default: return launch_gemv<B, 4, 1>(act, M, w, y, stream);
+      case 1: return launch_gemv<B, 4, 3, true>(act, M, w, y, stream);
+      case 2: return launch_gemv<B, 4, 2, false>(act, M, w, y, stream);
+      case 3: return launch_gemv<B, 4, 3, false>(act, M, w, y, stream);
+      case 4: return launch_gemv<B, 2, 4, true>(act, M, w, y, stream);
+      default: return launch_gemv_default<B>(act, M, w, y, stream);
     }
   });
 }
@@ -533,7 +560,7 @@ cudaError_t quad_gemm(const QuadActivations& act, int M, const QuadWeights& w, O
   if (wgmma) return launch_quad_gemm_wgmma(act, M, w, y, stream);
   return by_act_bits(w.act_bits, [&](auto bits) {
     constexpr int B = decltype(bits)::value;
-    return M <= 16 ? launch_gemv<B, 4, 1, false, OutT>(act, M, w, y, stream)
+    return M <= 16 ? launch_gemv_default<B>(act, M, w, y, stream)
                    : launch_tiled<B, OutT>(act, M, w, y, stream);
   });
 }

@@ -178,8 +178,10 @@ cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const Quad
                                    __nv_bfloat16* y, cudaStream_t stream);
 
 // The weight-streaming kernel (M ≤ 16) in one of its tuning variants (benchmarks): 0 = the
-// default (4 k blocks in flight per thread), 1 = 8 in flight, 2 = 4 with ≤ 64 registers (4
-// blocks per SM), 3 = 2 with ≤ 40 registers, 4 = weights through shared memory by bulk copies.
+// default, chosen by shape between 2 and 3; 1 = a persistent grid of 3 blocks per SM, each looping
+// over 16-row groups with the next group's weights in flight during the current one's epilogue; 2 =
+// a block per group, 2 blocks per SM; 3 = a block per group, 3 blocks per SM; 4 = persistent, 4
+// blocks per SM with 2 k blocks of loads in flight per thread (4 in the others).
 cudaError_t launch_quad_gemv_variant(const QuadActivations& act, int M, const QuadWeights& w,
                                      __nv_bfloat16* y, cudaStream_t stream, int variant);
 

@@ -112,19 +112,28 @@ __device__ __forceinline__ void store_chunk(uint8_t* dst, int k, const int (&c)[
 // blockDim.x, codes 8q .. 8q+7 (values v[i], valid for q < K/8; chunks up to the padded width
 // write zero padding). Each chunk is one 32-bit store (4-bit) or two (8-bit). Writes the scale
 // and the code sum of the row. All threads of the block call it.
+// The largest |v| of this thread's valid chunks.
 template <int PER>
-__device__ void quantize_chunks(const float (&v)[PER][8], int K, int bits, float clip, int row,
-                                const QuadActivations& out, float* fscratch, int* iscratch) {
-  const float qmax = bits == 4 ? 7.0f : 127.0f;
-  const int nq = K / 8, nq_padded = quad_padded_k(K) / 8;
+__device__ float chunks_amax(const float (&v)[PER][8], int K) {
   float amax = 0.0f;
 #pragma unroll
   for (int i = 0; i < PER; ++i) {
-    if (int(threadIdx.x) + i * int(blockDim.x) >= nq) continue;
+    if (int(threadIdx.x) + i * int(blockDim.x) >= K / 8) continue;
 #pragma unroll
     for (int m = 0; m < 8; ++m) amax = MaxOp{}(amax, fabsf(v[i][m]));
   }
-  amax = block_reduce(amax, MaxOp{}, 0.0f, fscratch);
+  return amax;
+}
+
+// The codes of one row held in registers: chunk i of this thread is q = threadIdx.x + i ·
+// blockDim.x, codes 8q .. 8q+7 (values v[i], valid for q < K/8; chunks up to the padded width
+// write zero padding). Each chunk is one 32-bit store (4-bit) or two (8-bit). amax is the row's
+// largest |v|. Writes the scale and the code sum of the row. All threads of the block call it.
+template <int PER>
+__device__ void quantize_chunks_max(const float (&v)[PER][8], int K, int bits, float clip, int row,
+                                    const QuadActivations& out, float amax, int* iscratch) {
+  const float qmax = bits == 4 ? 7.0f : 127.0f;
+  const int nq = K / 8, nq_padded = quad_padded_k(K) / 8;
   const float scale = __fmul_rn(__fdiv_rn(amax, qmax), clip);
   uint8_t* dst = out.codes + size_t(row) * quad_row_bytes(K, bits);
   int sum = 0;
@@ -145,6 +154,14 @@ __device__ void quantize_chunks(const float (&v)[PER][8], int K, int bits, float
     out.scales[row] = scale;
     out.sums[row] = sum;
   }
+}
+
+// The same with the row maximum found here.
+template <int PER>
+__device__ void quantize_chunks(const float (&v)[PER][8], int K, int bits, float clip, int row,
+                                const QuadActivations& out, float* fscratch, int* iscratch) {
+  const float amax = block_reduce(chunks_amax<PER>(v, K), MaxOp{}, 0.0f, fscratch);
+  quantize_chunks_max<PER>(v, K, bits, clip, row, out, amax, iscratch);
 }
 
 // With `add` (fp32 rows only): the residual update add (M, r + K) is first added into h, which
@@ -191,10 +208,16 @@ __global__ void quant_u_kernel(T* h, const T* add, int r, int K, int divisor, fl
 #pragma unroll
     for (int m = 0; m < 8; ++m) ss += double(o[m]) * double(o[m]);
   }
+  // The normalized row's maximum is fl(max|v| · inv): rounding is monotonic, so the sum of
+  // squares and the raw maximum share one reduction.
+  float amax = chunks_amax<PER>(v, K);
   float inv = 1.0f;
   if (divisor > 0) {
-    ss = block_reduce(ss, SumOp{}, 0.0, dscratch);
+    block_reduce2(ss, SumOp{}, 0.0, dscratch, amax, MaxOp{}, 0.0f, fscratch);
     inv = float(1.0 / sqrt(ss / divisor + double(eps)));
+    amax = __fmul_rn(amax, inv);
+  } else {
+    amax = block_reduce(amax, MaxOp{}, 0.0f, fscratch);
   }
   if (has_outlier) {
     __align__(16) __half a[8];
@@ -208,7 +231,7 @@ __global__ void quant_u_kernel(T* h, const T* add, int r, int K, int divisor, fl
     for (int i = 0; i < PER; ++i)
 #pragma unroll
       for (int m = 0; m < 8; ++m) v[i][m] = __fmul_rn(v[i][m], inv);
-  quantize_chunks<PER>(v, K, bits, clip, row, out, fscratch, iscratch);
+  quantize_chunks_max<PER>(v, K, bits, clip, row, out, amax, iscratch);
 }
 
 // In-register Sylvester FWHT of one segment of P = 32·E values held by one warp (value i at lane
@@ -296,16 +319,18 @@ __global__ void quant_d_kernel(T x, int K, const float* mix, int K_o, bool inner
   extern __shared__ __align__(16) float smem[];  // mixᵀ (K_o × K_o4), then the row (K)
   __shared__ float fscratch[32];
   __shared__ int iscratch[32];
-  allow_dependents();
+  pdl_allow_next();
   const int K_o4 = (K_o + 3) / 4 * 4;
   float* mt = smem;
   float* in = smem + K_o * K_o4;
   const int P = K / K_o, nq = K / 8, row = blockIdx.x;
   const T src = row_of(x, blockIdx.x, K);
+  // The mix is a constant: read while the kernel before this one finishes.
   for (int c = threadIdx.x; c < K_o * K_o4; c += blockDim.x) {
     const int b = c / K_o4, a = c % K_o4;
     mt[c] = a < K_o ? mix[a * K_o + b] : 0.0f;
   }
+  pdl_wait();
   float v[PER][8];  // this thread's chunks, later its outputs
   if constexpr (PER <= 2) {
     // One or two chunks per thread: every load in flight at once, for latency.
@@ -365,32 +390,56 @@ __global__ void quant_d_kernel(T x, int K, const float* mix, int K_o, bool inner
 }
 
 // D-type input for a few rows (decode): one row per cluster of kCluster blocks on as many SMs,
-// sharing their shared memory (distributed shared memory). Block `rank` loads and transforms
-// the segments b ≡ rank (mod kCluster), then mixes the columns of its share of j (reading the
-// other segments from the blocks that hold them), and writes the codes of those columns; the
-// row's absolute maximum and code sum are combined across the cluster.
+// exchanging data through their shared memory (distributed shared memory) by remote stores,
+// so that no block waits on a remote load and two cluster barriers suffice. Block `rank` loads
+// and transforms the segments b ≡ rank (mod kCluster), sends each segment's column slice
+// [d·cols, (d+1)·cols) to block d, mixes the columns of its own slice, and writes their codes;
+// the row maximum reaches every block the same way, the code sum by atomics on the output.
 constexpr int kCluster = 8;
+
+__device__ __forceinline__ void cluster_arrive_relaxed() {
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void cluster_wait() {
+  asm volatile("barrier.cluster.wait.aligned;\n" ::: "memory");
+}
+
+// Shared memory of quant_d_cluster_kernel, in floats: mixᵀ (K_o × K_o4), the own segments
+// (ceil(K_o / kCluster) × P), the received column slices (K_o × P / kCluster).
+__host__ __device__ inline int cluster_smem_floats(int K, int K_o) {
+  const int P = K / K_o;
+  return K_o * ((K_o + 3) / 4 * 4) + (K_o + kCluster - 1) / kCluster * P + K_o * (P / kCluster);
+}
 
 template <typename T, int E>
 __global__ void __cluster_dims__(kCluster, 1, 1)
     quant_d_cluster_kernel(T x, int K, const float* mix, int K_o, bool inner_fwht, int bits,
                            float clip, QuadActivations out) {
-  extern __shared__ __align__(16) float smem[];  // mixᵀ (K_o × K_o4), then the row (K)
+  extern __shared__ __align__(16) float smem[];
   __shared__ float fscratch[32];
   __shared__ int iscratch[32];
-  __shared__ float s_amax;
-  __shared__ int s_sum;
-  allow_dependents();
+  __shared__ float s_amax[kCluster];  // every block's maximum, sent by each
+  pdl_allow_next();
+  // Remote shared memory may be written only once every block of the cluster runs: arrive
+  // now, wait just before the first remote store.
+  cluster_arrive_relaxed();
   cg::cluster_group cluster = cg::this_cluster();
   const int rank = int(cluster.block_rank()), row = blockIdx.x / kCluster;
-  const int K_o4 = (K_o + 3) / 4 * 4, P = K / K_o, cols = P / kCluster, j0 = rank * cols;
+  const int K_o4 = (K_o + 3) / 4 * 4, P = K / K_o, cols = P / kCluster;
+  const int own = (K_o - rank + kCluster - 1) / kCluster;  // segments rank, rank + kCluster, ...
+  const int own_max = (K_o + kCluster - 1) / kCluster;
   float* mt = smem;
-  float* in = smem + K_o * K_o4;
+  float* seg = mt + K_o * K_o4;       // own segment i at seg + i·P; later the mixed columns
+  float* colbuf = seg + own_max * P;  // segment b's slice at colbuf + b·cols
+  // The mix is a constant: read while the kernel before this one finishes.
+  for (int c = threadIdx.x; c < K_o * K_o4; c += blockDim.x) {
+    const int b = c / K_o4, a = c % K_o4;
+    mt[c] = a < K_o ? mix[a * K_o + b] : 0.0f;
+  }
+  pdl_wait();
   const T src = row_of(x, row, K);
-  // Own segments (rank, rank + kCluster, ...) and the mix: every load issued before any store.
-  const int own = (K_o - rank + kCluster - 1) / kCluster;
-  constexpr int kLoads = 2, kMixLoads = 4;
-  float v[kLoads][8], mv[kMixLoads];
+  constexpr int kLoads = 2;  // chunks of 8 per thread, all in flight at once (launch checks)
+  float v[kLoads][8];
 #pragma unroll
   for (int i = 0; i < kLoads; ++i) {
     const int q = threadIdx.x + i * blockDim.x;
@@ -398,41 +447,37 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
       load8(src + (rank + kCluster * (q / (P / 8))) * P + 8 * (q % (P / 8)), v[i]);
   }
 #pragma unroll
-  for (int i = 0; i < kMixLoads; ++i) {
-    const int c = threadIdx.x + i * blockDim.x, b = c / K_o4, a = c % K_o4;
-    mv[i] = c < K_o * K_o4 && a < K_o ? mix[a * K_o + b] : 0.0f;
-  }
-#pragma unroll
   for (int i = 0; i < kLoads; ++i) {
     const int q = threadIdx.x + i * blockDim.x;
     if (q >= own * (P / 8)) continue;
-    float* dst = in + (rank + kCluster * (q / (P / 8))) * P + 8 * (q % (P / 8));
-    reinterpret_cast<float4*>(dst)[0] = make_float4(v[i][0], v[i][1], v[i][2], v[i][3]);
-    reinterpret_cast<float4*>(dst)[1] = make_float4(v[i][4], v[i][5], v[i][6], v[i][7]);
-  }
-#pragma unroll
-  for (int i = 0; i < kMixLoads; ++i) {
-    const int c = threadIdx.x + i * blockDim.x;
-    if (c < K_o * K_o4) mt[c] = mv[i];
+    reinterpret_cast<float4*>(seg)[2 * q] = make_float4(v[i][0], v[i][1], v[i][2], v[i][3]);
+    reinterpret_cast<float4*>(seg)[2 * q + 1] = make_float4(v[i][4], v[i][5], v[i][6], v[i][7]);
   }
   __syncthreads();
   if constexpr (E > 0) {
-    if (inner_fwht)
-      for (int i = threadIdx.x / 32; i < own; i += blockDim.x / 32)
-        warp_fwht<E>(in + (rank + kCluster * i) * P);
+    if (inner_fwht) {
+      for (int i = threadIdx.x / 32; i < own; i += blockDim.x / 32) warp_fwht<E>(seg + i * P);
+      __syncthreads();
+    }
   }
-  cluster.sync();
+  cluster_wait();
+  // Send: 4 floats at a time, slice d of own segment i to block d.
+  for (int c = threadIdx.x; c < own * P / 4; c += blockDim.x) {
+    const int i = 4 * c / P, p = 4 * c % P, d = p / cols;
+    const float4 val = reinterpret_cast<const float4*>(seg)[c];
+    float* dst = cluster.map_shared_rank(colbuf, d) + (rank + kCluster * i) * cols + p % cols;
+    *reinterpret_cast<float4*>(dst) = val;
+  }
+  cluster.sync();  // every slice received
 
-  // Mix this block's columns [j0, j0 + cols): each column read from the segments' owners into
-  // registers, then `slices` threads write disjoint groups of 4 outputs into local memory.
+  // Mix this block's columns: column j read into registers by `slices` threads, each writing
+  // disjoint groups of 4 outputs (a, j) to seg + a·cols + j.
   const int groups = K_o4 / 4, slices = max(1, int(blockDim.x) / cols);
-  const int t = threadIdx.x, j = j0 + t % cols, slice = t / cols;
+  const int t = threadIdx.x, j = t % cols, slice = t / cols;
   const bool active = t < cols * slices;
   float col[32];
 #pragma unroll
-  for (int b = 0; b < 32; ++b)
-    col[b] = active && b < K_o ? cluster.map_shared_rank(in, b % kCluster)[b * P + j] : 0.0f;
-  cluster.sync();  // every remote read done before any block overwrites its columns
+  for (int b = 0; b < 32; ++b) col[b] = active && b < K_o ? colbuf[b * cols + j] : 0.0f;
   float amax = 0.0f;
   if (active) {
     for (int gi = slice; gi < groups; gi += slices) {
@@ -441,17 +486,18 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
 #pragma unroll
       for (int i = 0; i < 4; ++i)
         if (4 * gi + i < K_o) {
-          in[(4 * gi + i) * P + j] = r[i];
+          seg[(4 * gi + i) * cols + j] = r[i];
           amax = MaxOp{}(amax, fabsf(r[i]));
         }
     }
   }
-  amax = block_reduce(amax, MaxOp{}, 0.0f, fscratch);
-  if (threadIdx.x == 0) s_amax = amax;
+  amax = block_reduce(amax, MaxOp{}, 0.0f, fscratch);  // its barriers order seg too
+  if (threadIdx.x < kCluster) *cluster.map_shared_rank(&s_amax[rank], int(threadIdx.x)) = amax;
+  if (rank == 0 && threadIdx.x == 0) out.sums[row] = 0;  // before the barrier; adds after it
   cluster.sync();
   float row_max = 0.0f;
-  for (int b = 0; b < kCluster; ++b)
-    row_max = MaxOp{}(row_max, *cluster.map_shared_rank(&s_amax, b));
+#pragma unroll
+  for (int b = 0; b < kCluster; ++b) row_max = MaxOp{}(row_max, s_amax[b]);
   const float qmax = bits == 4 ? 7.0f : 127.0f;
   const float scale = __fmul_rn(__fdiv_rn(row_max, qmax), clip);
 
@@ -459,14 +505,14 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
   uint8_t* dst = out.codes + size_t(row) * quad_row_bytes(K, bits);
   int sum = 0;
   for (int q = threadIdx.x; q < K_o * (cols / 8); q += blockDim.x) {
-    const int a = q / (cols / 8), jj = j0 + 8 * (q % (cols / 8)), k = a * P + jj;
+    const int a = q / (cols / 8), jj = 8 * (q % (cols / 8));
     int c[8];
 #pragma unroll
     for (int m = 0; m < 8; ++m) {
-      c[m] = scale != 0.0f ? int(quad_code(in[k + m], scale, qmax)) : 0;
+      c[m] = scale != 0.0f ? int(quad_code(seg[a * cols + jj + m], scale, qmax)) : 0;
       sum += c[m];
     }
-    store_chunk(dst, k, c, bits, true, out.natural);
+    store_chunk(dst, a * P + rank * cols + jj, c, bits, true, out.natural);
   }
   if (rank == 0) {  // zero padding up to the padded width
     const int zeros[8] = {};
@@ -474,21 +520,16 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
       store_chunk(dst, k, zeros, bits, false, out.natural);
   }
   sum = block_reduce(sum, SumOp{}, 0, iscratch);
-  if (threadIdx.x == 0) s_sum = sum;
-  cluster.sync();
-  if (rank == 0 && threadIdx.x == 0) {
-    int total = 0;
-    for (int b = 0; b < kCluster; ++b) total += *cluster.map_shared_rank(&s_sum, b);
-    out.scales[row] = scale;
-    out.sums[row] = total;
+  if (threadIdx.x == 0) {
+    atomicAdd(out.sums + row, sum);
+    if (rank == 0) out.scales[row] = scale;
   }
-  cluster.sync();  // no block leaves while another may still read its shared memory
 }
 
 template <typename T, int E>
 cudaError_t launch_d_cluster(int M, T x, int K, const float* mix, int K_o, bool inner, int bits,
                              float clip, const QuadActivations& out, cudaStream_t stream) {
-  const size_t smem = (size_t(K_o) * ((K_o + 3) / 4 * 4) + K) * sizeof(float);
+  const size_t smem = size_t(cluster_smem_floats(K, K_o)) * sizeof(float);
   const void* kernel = reinterpret_cast<const void*>(quant_d_cluster_kernel<T, E>);
   if (cudaError_t e = allow_dynamic_smem(kernel, smem)) return e;
   return launch_pdl(quant_d_cluster_kernel<T, E>, dim3(M * kCluster), dim3(256), smem, stream, x, K,
@@ -610,15 +651,18 @@ cudaError_t quant_d(T x, int M, int K, const float* mix, int K_o, bool inner_fwh
     threads = std::min(512, (threads + P - 1) / P * P);
   threads = std::max(threads, 128);
   // Few rows: a cluster of blocks per row (when the columns split evenly into chunks of 8).
-  // (Measured slower than one block for the head mix, which has no FWHT: only with it.)
   const int own_chunks = (K_o + kCluster - 1) / kCluster * (P / 8);
-  if (M <= 16 && inner_fwht && K_o <= 32 && P % (8 * kCluster) == 0 && own_chunks <= 2 * 256 &&
-      K_o * ((K_o + 3) / 4 * 4) <= 4 * 256) {
+  // (Measured no faster than one block for the head mix, which has no FWHT: only with it.)
+  if (M <= 16 && inner_fwht && K_o <= 32 && P % (8 * kCluster) == 0 && own_chunks <= 2 * 256) {
     switch (P) {
-      case 64: return launch_d_cluster<T, 2>(M, x, K, mix, K_o, true, bits, clip, out, stream);
-      case 128: return launch_d_cluster<T, 4>(M, x, K, mix, K_o, true, bits, clip, out, stream);
-      case 256: return launch_d_cluster<T, 8>(M, x, K, mix, K_o, true, bits, clip, out, stream);
-      case 512: return launch_d_cluster<T, 16>(M, x, K, mix, K_o, true, bits, clip, out, stream);
+      case 64:
+        return launch_d_cluster<T, 2>(M, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
+      case 128:
+        return launch_d_cluster<T, 4>(M, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
+      case 256:
+        return launch_d_cluster<T, 8>(M, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
+      case 512:
+        return launch_d_cluster<T, 16>(M, x, K, mix, K_o, inner_fwht, bits, clip, out, stream);
       default: break;
     }
   }

@@ -23,6 +23,23 @@ __device__ T block_reduce(T v, Op op, T identity, T* scratch) {
   return r;
 }
 
+// Two reductions in one pass (one pair of barriers instead of two): a by op_a, b by op_b.
+template <typename A, typename OpA, typename B, typename OpB>
+__device__ void block_reduce2(A& a, OpA op_a, A id_a, A* scratch_a, B& b, OpB op_b, B id_b,
+                              B* scratch_b) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  a = warp_reduce(a, op_a);
+  b = warp_reduce(b, op_b);
+  if (lane == 0) {
+    scratch_a[warp] = a;
+    scratch_b[warp] = b;
+  }
+  __syncthreads();
+  a = warp_reduce(lane < warps ? scratch_a[lane] : id_a, op_a);
+  b = warp_reduce(lane < warps ? scratch_b[lane] : id_b, op_b);
+  __syncthreads();
+}
+
 struct SumOp {
   template <typename T>
   __device__ T operator()(T a, T b) const {
