@@ -509,8 +509,9 @@ cudaError_t launch_gemv(const QuadActivations& act, int M, const QuadWeights& w,
 
 // The decode kernel's tuning by shape (measured on H100, docs/cuda_kernels.md v18): long rows
 // that fit 2 blocks per SM keep the 96 registers of that bound (down M = 1: 12.0 → 11.2 µs),
-// other shapes run 3 blocks per SM. The persistent grid (variant 1) was faster on gate/up alone
-// (12.6 → 11.7 µs) but not inside the model's decode step (W4A4 8B tg128 in one call: 328.2
+// other shapes run 3 blocks per SM (2 everywhere: W4A4 8B tg128 336.1 / 328.3 → 317.8 / 318.0
+// tokens/s, alternating runs in one call). The persistent grid (variant 1) was faster on gate/up
+// alone (12.6 → 11.7 µs) but not inside the model's decode step (W4A4 8B tg128 in one call: 328.2
 // tokens/s with it, 333.3 with a block per group).
 template <int ABITS, typename OutT>
 cudaError_t launch_gemv_default(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
