@@ -331,9 +331,8 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
       });
   if (M <= 16 && gemv_variants)
     std::printf(
-        "  gemv variants %s M=%d: v0 (default) %.2f  v1 (persistent) %.2f  v2 (2/SM) %.2f  v3 "
-        "(3/SM) "
-        "%.2f  v4 %.2f us\n",
+        "  gemv variants %s M=%d: v0 (default) %.2f  v1 (persistent) %.2f  v2 (2/SM) %.2f  "
+        "v3 (3/SM) %.2f  v4 %.2f us\n",
         s.name, M, gemv_variant_ms[0] * 1e3f, gemv_variant_ms[1] * 1e3f, gemv_variant_ms[2] * 1e3f,
         gemv_variant_ms[3] * 1e3f, gemv_variant_ms[4] * 1e3f);
   float other_ms = 0.0f;

@@ -181,7 +181,8 @@ cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const Quad
 // default, chosen by shape between 2 and 3; 1 = a persistent grid of 3 blocks per SM, each looping
 // over 16-row groups with the next group's weights in flight during the current one's epilogue; 2 =
 // a block per group, 2 blocks per SM; 3 = a block per group, 3 blocks per SM; 4 = persistent, 4
-// blocks per SM with 2 k blocks of loads in flight per thread (4 in the others).
+// blocks per SM with 2 k blocks of loads in flight per thread (4 in the others). Above 8 tokens
+// every variant allows at most 2 blocks per SM (3 spilled).
 cudaError_t launch_quad_gemv_variant(const QuadActivations& act, int M, const QuadWeights& w,
                                      __nv_bfloat16* y, cudaStream_t stream, int variant);
 

@@ -108,11 +108,7 @@ __device__ __forceinline__ void store_chunk(uint8_t* dst, int k, const int (&c)[
   }
 }
 
-// The codes of one row held in registers: chunk i of this thread is q = threadIdx.x + i ·
-// blockDim.x, codes 8q .. 8q+7 (values v[i], valid for q < K/8; chunks up to the padded width
-// write zero padding). Each chunk is one 32-bit store (4-bit) or two (8-bit). Writes the scale
-// and the code sum of the row. All threads of the block call it.
-// The largest |v| of this thread's valid chunks.
+// The largest |v| of this thread's valid chunks (chunk i is q = threadIdx.x + i · blockDim.x).
 template <int PER>
 __device__ float chunks_amax(const float (&v)[PER][8], int K) {
   float amax = 0.0f;
@@ -264,6 +260,16 @@ __device__ void warp_fwht(float* seg) {
 
 constexpr int kMaxMix = 64;  // largest outer factor K_o
 
+// The mix (K_o × K_o, row-major) transposed into mt and padded to K_o4 = 4·ceil(K_o/4) columns:
+// mt[b · K_o4 + a] = mix[a · K_o + b], zero for a ≥ K_o (the layout mix_group reads).
+__device__ void load_mix_transposed(float* mt, const float* mix, int K_o) {
+  const int K_o4 = (K_o + 3) / 4 * 4;
+  for (int c = threadIdx.x; c < K_o * K_o4; c += blockDim.x) {
+    const int b = c / K_o4, a = c % K_o4;
+    mt[c] = a < K_o ? mix[a * K_o + b] : 0.0f;
+  }
+}
+
 // Outputs a = 4·gi .. 4·gi+3 of one column of the outer mix: Σ_b mixᵀ[b, a] · col[b], with the
 // mix transposed and padded to K_o4 columns so that the four share one 16-byte load.
 template <int COLS>
@@ -325,11 +331,7 @@ __global__ void quant_d_kernel(T x, int K, const float* mix, int K_o, bool inner
   float* in = smem + K_o * K_o4;
   const int P = K / K_o, nq = K / 8, row = blockIdx.x;
   const T src = row_of(x, blockIdx.x, K);
-  // The mix is a constant: read while the kernel before this one finishes.
-  for (int c = threadIdx.x; c < K_o * K_o4; c += blockDim.x) {
-    const int b = c / K_o4, a = c % K_o4;
-    mt[c] = a < K_o ? mix[a * K_o + b] : 0.0f;
-  }
+  load_mix_transposed(mt, mix, K_o);  // a constant: read while the kernel before finishes
   pdl_wait();
   float v[PER][8];  // this thread's chunks, later its outputs
   if constexpr (PER <= 2) {
@@ -431,11 +433,7 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
   float* mt = smem;
   float* seg = mt + K_o * K_o4;       // own segment i at seg + i·P; later the mixed columns
   float* colbuf = seg + own_max * P;  // segment b's slice at colbuf + b·cols
-  // The mix is a constant: read while the kernel before this one finishes.
-  for (int c = threadIdx.x; c < K_o * K_o4; c += blockDim.x) {
-    const int b = c / K_o4, a = c % K_o4;
-    mt[c] = a < K_o ? mix[a * K_o + b] : 0.0f;
-  }
+  load_mix_transposed(mt, mix, K_o);  // a constant: read while the kernel before finishes
   pdl_wait();
   const T src = row_of(x, row, K);
   constexpr int kLoads = 2;  // chunks of 8 per thread, all in flight at once (launch checks)
