@@ -303,59 +303,152 @@ TEST(QuadQuant, UTypeMatchesReferenceNormAndQuantizer) {
   }
 }
 
+// The mix of a D-type case: the CPU transform of heads > 0 (head mix of (heads, K / heads)) or
+// else of the size-K Hadamard, applied to ref, with its outer factor for the kernel.
+void online_hadamard(int K, int heads, int M, std::vector<float>& ref, std::vector<float>* mix,
+                     int* K_o, bool* inner) {
+  mix->clear();
+  if (heads > 0) {
+    HeadMixInput t(heads, K / heads);
+    t.apply(ref.data(), M, K);
+    const auto dense = hadamard::dense(hadamard::plan(heads));
+    mix->assign(dense.begin(), dense.end());
+    *K_o = heads;
+    *inner = false;
+  } else {
+    HadamardInput t(K);
+    t.apply(ref.data(), M, K);
+    const auto p = hadamard::plan(K);
+    const auto a = hadamard::factor_matrix(p);
+    for (double v : a) mix->push_back(float(v / std::sqrt(double(K))));
+    *K_o = p.K;
+    *inner = true;
+  }
+}
+
+// Runs `launch` (a D-type quantization of M rows of width K) into poisoned activation buffers
+// and compares each row with the reference quantizer on ref.
+template <typename Launch>
+void check_d_rows(int M, int K, int bits, bool natural, const std::vector<float>& ref,
+                  int max_flips, Launch launch) {
+  Dev<uint8_t> codes(size_t(M) * cuda::quad_row_bytes(K, bits));
+  Dev<float> scales(M);
+  Dev<int32_t> sums(M);
+  const QuadActivations act{codes.p, scales.p, sums.p, nullptr, natural};
+  CUDA_OK(launch(act));
+  CUDA_OK(cudaDeviceSynchronize());
+  auto c = codes.get();
+  auto s = scales.get();
+  auto su = sums.get();
+  int flips = 0;
+  for (int i = 0; i < M; ++i)
+    expect_row_matches(c, s, su, i, ref.data() + size_t(i) * K, K, bits, 0.9f, 1e-5, &flips,
+                       natural);
+  EXPECT_LE(flips, max_flips);
+}
+
+// launch_quad_quant_d on x: the bf16 values xb, or the fp32 values xf when `fp32`.
+void check_quant_d(const std::vector<float>& xf, const std::vector<__nv_bfloat16>& xb, bool fp32,
+                   int M, int K, const std::vector<float>& mix, int K_o, bool inner, int bits,
+                   const std::vector<float>& ref, bool natural, int max_flips) {
+  Dev<__nv_bfloat16> dxb(xb);
+  Dev<float> dxf(xf), dmix(mix);
+  check_d_rows(M, K, bits, natural, ref, max_flips, [&](const QuadActivations& act) {
+    return fp32 ? cuda::launch_quad_quant_d(dxf.p, M, K, dmix.p, K_o, inner, bits, 0.9f, act,
+                                            nullptr)
+                : cuda::launch_quad_quant_d(dxb.p, M, K, dmix.p, K_o, inner, bits, 0.9f, act,
+                                            nullptr);
+  });
+}
+
 TEST(QuadQuant, DTypeMatchesCpuOnlineHadamards) {
   if (!gpu_here()) GTEST_SKIP() << "no CUDA GPU";
   std::mt19937 rng(12);
   struct Case {
     int M, K, heads, bits;  // heads > 0: head mix of (heads, K / heads); else the size-K Hadamard
   };
-  // Register FWHT (P = 128, 256, 512), the shared-memory fallback (P = 1024), head mixes, and
-  // wide (few rows) and narrow (many rows) blocks.
+  // Register FWHT (P = 128, 256, 512), the shared-memory fallback (P = 1024), head mixes, wide
+  // (few rows) and narrow (many rows) blocks, and (above 16 rows) the tensor-core mix.
   for (Case cs :
        {Case{9, 1408, 0, 8}, Case{4, 7168, 0, 4}, Case{6, 512, 8, 8}, Case{3, 2048, 32, 4},
-        Case{2, 14336, 0, 8}, Case{3, 1024, 0, 4}, Case{70, 14336, 0, 4}, Case{80, 4096, 32, 8}}) {
-    const bool natural = cs.M % 2 == 0;  // both layouts
-    SCOPED_TRACE(testing::Message() << "K " << cs.K << " heads " << cs.heads << " bits " << cs.bits
-                                    << " natural " << natural);
-    std::vector<float> x;
-    auto xb = to_bf16(random_normal(size_t(cs.M) * cs.K, rng, 2.0f), &x);
-    std::vector<float> ref = x;
-    std::vector<float> mix;
-    int K_o;
-    bool inner;
-    if (cs.heads > 0) {
-      HeadMixInput t(cs.heads, cs.K / cs.heads);
-      t.apply(ref.data(), cs.M, cs.K);
-      const auto dense = hadamard::dense(hadamard::plan(cs.heads));
-      mix.assign(dense.begin(), dense.end());
-      K_o = cs.heads;
-      inner = false;
-    } else {
-      HadamardInput t(cs.K);
-      t.apply(ref.data(), cs.M, cs.K);
-      const auto p = hadamard::plan(cs.K);
-      const auto a = hadamard::factor_matrix(p);
-      for (double v : a) mix.push_back(float(v / std::sqrt(double(cs.K))));
-      K_o = p.K;
-      inner = true;
+        Case{2, 14336, 0, 8}, Case{3, 1024, 0, 4}, Case{70, 14336, 0, 4}, Case{80, 4096, 32, 8},
+        Case{40, 2048, 16, 4}, Case{24, 7168, 0, 8}, Case{33, 1408, 0, 4}, Case{17, 3072, 24, 4}}) {
+    for (bool fp32 : {false, true}) {
+      const bool natural = cs.M % 2 == 0;  // both layouts
+      SCOPED_TRACE(testing::Message()
+                   << "M " << cs.M << " K " << cs.K << " heads " << cs.heads << " bits " << cs.bits
+                   << " natural " << natural << " fp32 " << fp32);
+      std::vector<float> x;
+      auto xb = to_bf16(random_normal(size_t(cs.M) * cs.K, rng, 2.0f), &x);
+      if (fp32) x = random_normal(size_t(cs.M) * cs.K, rng, 2.0f);
+      std::vector<float> ref = x, mix;
+      int K_o;
+      bool inner;
+      online_hadamard(cs.K, cs.heads, cs.M, ref, &mix, &K_o, &inner);
+      check_quant_d(x, xb, fp32, cs.M, cs.K, mix, K_o, inner, cs.bits, ref, natural,
+                    std::max(3, cs.M * cs.K / 500));
     }
-    Dev<__nv_bfloat16> dx(xb);
-    Dev<float> dmix(mix);
-    Dev<uint8_t> codes(size_t(cs.M) * cuda::quad_row_bytes(cs.K, cs.bits));
-    Dev<float> scales(cs.M);
-    Dev<int32_t> sums(cs.M);
-    QuadActivations act{codes.p, scales.p, sums.p, nullptr, natural};
-    CUDA_OK(cuda::launch_quad_quant_d(dx.p, cs.M, cs.K, dmix.p, K_o, inner, cs.bits, 0.9f, act,
-                                      nullptr));
-    CUDA_OK(cudaDeviceSynchronize());
-    auto c = codes.get();
-    auto s = scales.get();
-    auto su = sums.get();
-    int flips = 0;
-    for (int i = 0; i < cs.M; ++i)
-      expect_row_matches(c, s, su, i, ref.data() + size_t(i) * cs.K, cs.K, cs.bits, 0.9f, 1e-5,
-                         &flips, natural);
-    EXPECT_LE(flips, std::max(3, cs.M * cs.K / 500));
+  }
+}
+
+// A mix that is not c · (±1) (any K_o × K_o matrix): the FMA path of the many-rows kernel, and the
+// few-rows kernel, against y[a, j] = Σ_b mix[a, b] · x[b, j] in double.
+TEST(QuadQuant, DTypeArbitraryMixMatchesCpu) {
+  if (!gpu_here()) GTEST_SKIP() << "no CUDA GPU";
+  std::mt19937 rng(21);
+  for (int M : {5, 40}) {
+    const int K_o = 12, P = 64, K = K_o * P;
+    SCOPED_TRACE(testing::Message() << "M " << M);
+    std::vector<float> x;
+    auto xb = to_bf16(random_normal(size_t(M) * K, rng), &x);
+    const std::vector<float> mix = random_normal(size_t(K_o) * K_o, rng, 0.3f);
+    std::vector<float> ref(x.size());
+    for (int i = 0; i < M; ++i)
+      for (int a = 0; a < K_o; ++a)
+        for (int j = 0; j < P; ++j) {
+          double y = 0;
+          for (int b = 0; b < K_o; ++b)
+            y += double(mix[size_t(a) * K_o + b]) * x[size_t(i) * K + b * P + j];
+          ref[size_t(i) * K + a * P + j] = float(y);
+        }
+    check_quant_d(x, xb, false, M, K, mix, K_o, false, 4, ref, true, std::max(3, M * K / 500));
+  }
+}
+
+// SwiGLU's halves (bf16 side by side in one row of the joined gate|up output, or fp32 in two
+// arrays): silu(gate) · up formed on load, then the Hadamard and the codes, against the CPU
+// formula and transform.
+TEST(QuadQuant, DTypeSwigluMatchesCpu) {
+  if (!gpu_here()) GTEST_SKIP() << "no CUDA GPU";
+  std::mt19937 rng(31);
+  const int K = 14336;
+  for (int M : {3, 70}) {
+    for (bool joined : {true, false}) {
+      SCOPED_TRACE(testing::Message() << "M " << M << " joined " << joined);
+      std::vector<float> gu;
+      auto gub = to_bf16(random_normal(size_t(M) * 2 * K, rng, 1.5f), &gu);
+      if (!joined) gu = random_normal(size_t(M) * 2 * K, rng, 1.5f);
+      std::vector<float> gate(size_t(M) * K), up(size_t(M) * K), ref(size_t(M) * K);
+      for (int i = 0; i < M; ++i)
+        for (int k = 0; k < K; ++k) {
+          const float g = gu[size_t(i) * 2 * K + k], u = gu[size_t(i) * 2 * K + K + k];
+          gate[size_t(i) * K + k] = g;
+          up[size_t(i) * K + k] = u;
+          ref[size_t(i) * K + k] = g / (1.0f + float(std::exp(-double(g)))) * u;
+        }
+      std::vector<float> mix;
+      int K_o;
+      bool inner;
+      online_hadamard(K, 0, M, ref, &mix, &K_o, &inner);
+      Dev<__nv_bfloat16> dgu(gub);
+      Dev<float> dg(gate), du(up), dmix(mix);
+      check_d_rows(M, K, 4, false, ref, std::max(3, M * K / 500), [&](const QuadActivations& act) {
+        return joined ? cuda::launch_quad_quant_d_swiglu(dgu.p, dgu.p + K, 2 * K, M, K, dmix.p, K_o,
+                                                         inner, 4, 0.9f, act, nullptr)
+                      : cuda::launch_quad_quant_d_swiglu(dg.p, du.p, M, K, dmix.p, K_o, inner, 4,
+                                                         0.9f, act, nullptr);
+      });
+    }
   }
 }
 

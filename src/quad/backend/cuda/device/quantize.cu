@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "kernels.h"
+#include "quant_code.cuh"
 #include "reduce.cuh"
 
 namespace quad::cuda {
@@ -17,11 +18,7 @@ __device__ float row_scale(const float* row, int len, float qmax, float clip, fl
   float amax = 0.0f;
   for (int c = threadIdx.x; c < len; c += blockDim.x) amax = MaxOp{}(amax, fabsf(row[c]));
   amax = block_reduce(amax, MaxOp{}, 0.0f, scratch);
-  return __fmul_rn(__fdiv_rn(amax, qmax), clip);
-}
-
-__device__ float code(float v, float scale, float qmax) {
-  return fminf(fmaxf(rintf(__fdiv_rn(v, scale)), -qmax - 1.0f), qmax);
+  return quant_scale(amax, qmax, clip);
 }
 
 __global__ void act_quant_kernel(float* x, int width, float qmax, int skip_first, float clip) {
@@ -30,8 +27,8 @@ __global__ void act_quant_kernel(float* x, int width, float qmax, int skip_first
   const int len = width - skip_first;
   const float scale = row_scale(row, len, qmax, clip, scratch);
   if (scale == 0.0f) return;  // an all-zero row quantizes to itself
-  for (int c = threadIdx.x; c < len; c += blockDim.x)
-    row[c] = __fmul_rn(code(row[c], scale, qmax), scale);
+  const CodeOf code = code_of(scale, qmax);
+  for (int c = threadIdx.x; c < len; c += blockDim.x) row[c] = __fmul_rn(code(row[c]), scale);
 }
 
 __global__ void quantize_rows_kernel(const float* x, int width, int ld, float qmax, float clip,
@@ -41,8 +38,12 @@ __global__ void quantize_rows_kernel(const float* x, int width, int ld, float qm
   int8_t* out = codes + size_t(blockIdx.x) * width;
   const float scale = row_scale(row, width, qmax, clip, scratch);
   if (threadIdx.x == 0) scales[blockIdx.x] = scale;
-  for (int c = threadIdx.x; c < width; c += blockDim.x)
-    out[c] = scale == 0.0f ? int8_t(0) : int8_t(code(row[c], scale, qmax));
+  if (scale == 0.0f) {
+    for (int c = threadIdx.x; c < width; c += blockDim.x) out[c] = 0;
+    return;
+  }
+  const CodeOf code = code_of(scale, qmax);
+  for (int c = threadIdx.x; c < width; c += blockDim.x) out[c] = int8_t(code(row[c]));
 }
 
 float qmax_of(int bits) {
