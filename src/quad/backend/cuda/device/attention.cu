@@ -9,6 +9,7 @@
 #include "kernels.h"
 #include "pdl.cuh"
 #include "reduce.cuh"
+#include "rope_pair.cuh"
 
 namespace quad::cuda {
 
@@ -173,8 +174,8 @@ __global__ void attention_rows_kernel(const float* q, int n_heads, int n_kv_head
 __device__ __forceinline__ void rotate_pair(const float* x, int c, int half, float cs, float sn,
                                             float* y) {
   const float a = x[c], b = x[c + half];
-  y[c] = __fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sn));
-  y[c + half] = __fadd_rn(__fmul_rn(b, cs), __fmul_rn(a, sn));
+  y[c] = rope_lo(a, b, cs, sn);
+  y[c + half] = rope_hi(a, b, cs, sn);
 }
 
 // One decode step straight from the joined row qkv = q | k | v of the token at position pos:

@@ -19,6 +19,7 @@
 #include "half_convert.cuh"
 #include "kernels.h"
 #include "quad_mma.cuh"
+#include "rope_pair.cuh"
 
 namespace quad::cuda {
 
@@ -193,10 +194,8 @@ __global__ void __launch_bounds__(kThreads)
         const float2 cs = *reinterpret_cast<const float2*>(rope_cos + at);
         const float2 sn = *reinterpret_cast<const float2*>(rope_sin + at);
         const float2 a = lo, b = hi;
-        lo.x = __fsub_rn(__fmul_rn(a.x, cs.x), __fmul_rn(b.x, sn.x));
-        lo.y = __fsub_rn(__fmul_rn(a.y, cs.y), __fmul_rn(b.y, sn.y));
-        hi.x = __fadd_rn(__fmul_rn(b.x, cs.x), __fmul_rn(a.x, sn.x));
-        hi.y = __fadd_rn(__fmul_rn(b.y, cs.y), __fmul_rn(a.y, sn.y));
+        lo = make_float2(rope_lo(a.x, b.x, cs.x, sn.x), rope_lo(a.y, b.y, cs.y, sn.y));
+        hi = make_float2(rope_hi(a.x, b.x, cs.x, sn.x), rope_hi(a.y, b.y, cs.y, sn.y));
       }
       qa[ks][e] = pack(lo);
       qa[ks + HD / 32][e] = pack(hi);

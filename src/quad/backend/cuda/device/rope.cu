@@ -3,6 +3,7 @@
 // deterministic; they may differ from the CPU's by an ulp where its compiler fuses one product.
 #include "kernels.h"
 #include "pdl.cuh"
+#include "rope_pair.cuh"
 
 namespace quad::cuda {
 
@@ -19,8 +20,8 @@ __global__ void rope_kernel(float* x, int heads, int head_dim, const int32_t* po
     const int h = j / half, k = j % half;
     float* v = x + (size_t(i) * heads + h) * head_dim;
     const float a = v[k], b = v[k + half];
-    v[k] = __fsub_rn(__fmul_rn(a, c[k]), __fmul_rn(b, s[k]));
-    v[k + half] = __fadd_rn(__fmul_rn(b, c[k]), __fmul_rn(a, s[k]));
+    v[k] = rope_lo(a, b, c[k], s[k]);
+    v[k + half] = rope_hi(a, b, c[k], s[k]);
   }
 }
 
@@ -44,16 +45,16 @@ __global__ void split_kv_rope_kernel(float* qkv, int ld, int k_col, int heads, i
   for (int j = threadIdx.x; j < heads * half; j += blockDim.x) {
     const int h = j / half, k = j % half;
     const float a = k_in[h * head_dim + k], b = k_in[h * head_dim + k + half];
-    ko[h * head_dim + k] = __fsub_rn(__fmul_rn(a, c[k]), __fmul_rn(b, s[k]));
-    ko[h * head_dim + k + half] = __fadd_rn(__fmul_rn(b, c[k]), __fmul_rn(a, s[k]));
+    ko[h * head_dim + k] = rope_lo(a, b, c[k], s[k]);
+    ko[h * head_dim + k + half] = rope_hi(a, b, c[k], s[k]);
   }
   for (int j = threadIdx.x; j < width; j += blockDim.x) v_out[size_t(i) * width + j] = v_in[j];
   for (int j = threadIdx.x; j < q_heads * half; j += blockDim.x) {
     float* v = row + (j / half) * head_dim;
     const int k = j % half;
     const float a = v[k], b = v[k + half];
-    v[k] = __fsub_rn(__fmul_rn(a, c[k]), __fmul_rn(b, s[k]));
-    v[k + half] = __fadd_rn(__fmul_rn(b, c[k]), __fmul_rn(a, s[k]));
+    v[k] = rope_lo(a, b, c[k], s[k]);
+    v[k + half] = rope_hi(a, b, c[k], s[k]);
   }
 }
 
