@@ -157,7 +157,6 @@ class CudaBackend final : public Backend {
     Op op(*this, "release_weights");
     weights_.clear();
     fused_.clear();
-    joined_.clear();
     last_quant_ = {};
     last_half_ = {};
   }
@@ -1024,27 +1023,23 @@ class CudaBackend final : public Backend {
     if (!q.w_outlier.empty()) mix(q.w_outlier.data(), std::min<size_t>(q.w_outlier.size(), 64) * 4);
     return h;
   }
-  // Joined U-type layers (q|k|v, gate|up) on the fused kernels, cached by their parts.
+  // QUAD layers on the fused kernels, cached by their parts: one layer, or joined U-type layers
+  // (q|k|v, gate|up) side by side.
   cuda::DeviceQuadLinear& joined_layer(std::span<const Linear* const> parts) {
-    auto& entry = joined_[std::vector<const Linear*>(parts.begin(), parts.end())];
+    auto& entry = fused_[std::vector<const Linear*>(parts.begin(), parts.end())];
     if (fused_frozen_ && entry.second) return *entry.second;
     uint64_t fp = 0;
     for (const Linear* part : parts) fp = (fp ^ fused_fingerprint(*part)) * 1099511628211ull;
     if (!entry.second || entry.first != fp) {
-      last_quant_ = {};
-      entry = {fp, std::make_unique<cuda::DeviceQuadLinear>(parts)};
+      last_quant_ = {};  // it may point at the layer being replaced
+      entry = {fp, parts.size() == 1 ? std::make_unique<cuda::DeviceQuadLinear>(*parts[0])
+                                     : std::make_unique<cuda::DeviceQuadLinear>(parts)};
     }
     return *entry.second;
   }
   cuda::DeviceQuadLinear& fused_layer(const Linear& lin) {
-    auto& entry = fused_[&lin];
-    if (fused_frozen_ && entry.second) return *entry.second;
-    const uint64_t fp = fused_fingerprint(lin);
-    if (!entry.second || entry.first != fp) {
-      last_quant_ = {};  // it may point at the layer being replaced
-      entry = {fp, std::make_unique<cuda::DeviceQuadLinear>(lin)};
-    }
-    return *entry.second;
+    const Linear* const part = &lin;
+    return joined_layer(std::span<const Linear* const>(&part, 1));
   }
   // The op that last prepared its input (quantized or rounded it): which op it was, the rows it
   // read and what it wrote.
@@ -1244,9 +1239,8 @@ class CudaBackend final : public Backend {
   cuda::WeightCache weights_;
   std::array<DeviceBuffer, kSlots> slots_;
   DeviceBuffer blas_workspace_;  // cuBLAS's workspace (cublasSetWorkspace)
-  std::map<const Linear*, std::pair<uint64_t, std::unique_ptr<cuda::DeviceQuadLinear>>> fused_;
   std::map<std::vector<const Linear*>, std::pair<uint64_t, std::unique_ptr<cuda::DeviceQuadLinear>>>
-      joined_;
+      fused_;
   // QUAD_CUDA_FUSED=0 turns the fused QUAD linears off (op-by-op integer path, bit-identical to
   // the CPU backend's integer ops).
   uint64_t op_count_ = 0;  // ops started so far
