@@ -850,8 +850,8 @@ cudaError_t quant_d(T x, int M, int K, const float* mix, int K_o, bool inner_fwh
     }
   }
   // The tensor-core mix: many rows, and the head mix (no FWHT) at any row count (measured on
-  // H100, 2048 rows: down_proj's 14336-wide input 169 → 123 µs, o_proj's head mix 54 → 35 µs; one
-  // row of the head mix 4.8 → 3.4 µs).
+  // H100, 2048 rows: down_proj's 14336-wide input 169 → 114 µs, o_proj's head mix 54 → 35 µs; one
+  // row of the head mix 4.8 → 3.2 µs; docs/cuda_kernels.md v21).
   const bool mma_fits = K_o <= 32 && P % 16 == 0 && (!inner_fwht || (P >= 32 && P <= 512)) &&
                         size_t(mma_smem_floats(K, K_o)) * sizeof(float) <= 200 * 1024;
   if (mma_fits && (M > 16 || !inner_fwht)) {
