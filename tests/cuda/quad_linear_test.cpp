@@ -459,7 +459,7 @@ struct GemmCase {
 
 // Runs the GEMM on random codes and checks every output against the exact product.
 // tiled: -1 = launch_quad_gemm's choice, 0 = the tiled mma.sync kernel, 100 + v = the decode
-// kernel's variant v, 200 = the wgmma kernel.
+// kernel's variant v, 200 = the wgmma kernel (its tile by shape), 201 / 202 = its wide / tall tile.
 void check_gemm(const GemmCase& cs, int tiled, std::mt19937& rng) {
   SCOPED_TRACE(testing::Message() << "M " << cs.M << " N " << cs.N << " K " << cs.K << " r " << cs.r
                                   << " A" << cs.act_bits << " tiled variant " << tiled);
@@ -486,7 +486,8 @@ void check_gemm(const GemmCase& cs, int tiled, std::mt19937& rng) {
   auto biasb = to_bf16(random_normal(N, rng), &bias);
 
   QuadWeights w{nullptr, nullptr, nullptr, nullptr, nullptr, N, K, r, cs.act_bits};
-  const bool natural = tiled == 200 || (tiled == -1 && cuda::quad_gemm_natural(M, w));
+  const bool wgmma = tiled >= 200;
+  const bool natural = wgmma || (tiled == -1 && cuda::quad_gemm_natural(M, w));
   Dev<uint8_t> dA(encode_acts(aq, M, K, cs.act_bits, natural));
   Dev<float> dsx(sx), dsw(sw);
   Dev<int32_t> dasum(asum), dwsum(wsum);
@@ -497,7 +498,10 @@ void check_gemm(const GemmCase& cs, int tiled, std::mt19937& rng) {
   QuadActivations act{dA.p, dsx.p, dasum.p, r ? dao.p : nullptr, natural};
   w = QuadWeights{dW.p, dsw.p, dwsum.p, r ? dwo.p : nullptr, cs.bias ? dbias.p : nullptr,
                   N,    K,     r,       cs.act_bits};
-  CUDA_OK(tiled == 200   ? cuda::launch_quad_gemm_wgmma(act, M, w, dy.p, nullptr)
+  const auto tile = tiled == 201   ? cuda::WgmmaTile::wide
+                    : tiled == 202 ? cuda::WgmmaTile::tall
+                                   : cuda::WgmmaTile::automatic;
+  CUDA_OK(wgmma          ? cuda::launch_quad_gemm_wgmma(act, M, w, dy.p, nullptr, tile)
           : tiled >= 100 ? cuda::launch_quad_gemv_variant(act, M, w, dy.p, nullptr, tiled - 100)
           : tiled >= 0   ? cuda::launch_quad_gemm_tiled(act, M, w, dy.p, nullptr)
                          : cuda::launch_quad_gemm(act, M, w, dy.p, nullptr));
@@ -556,8 +560,9 @@ TEST(QuadGemm, MatchesExactProductAtOddShapes) {
   }
 }
 
-// The wgmma prefill kernel (sm_90a) on its own: tiles cut at every edge (M around 256, N around
-// 128), one k block, odd k block counts, K not a multiple of 128, r 0 / 16 / 64.
+// The wgmma prefill kernel (sm_90a) on its own, each case with both block tiles (128 × 256 and
+// 256 × 128) and the one picked by shape: tiles cut at every edge (M around 128 and 256, N around
+// 128 and 256), one k block, odd k block counts, K not a multiple of 128, r 0 / 16 / 64.
 TEST(QuadGemm, WgmmaMatchesExactProduct) {
   if (!gpu_here()) GTEST_SKIP() << "no CUDA GPU";
   if (!cuda::quad_wgmma_available(QuadWeights{}))
@@ -567,8 +572,10 @@ TEST(QuadGemm, WgmmaMatchesExactProduct) {
       {17, 72, 128, 16, 4, true},     {256, 128, 96, 0, 4, false},  {257, 130, 1000, 64, 4, true},
       {600, 264, 4096, 64, 4, false}, {1, 1, 200, 16, 4, true},     {33, 520, 384, 0, 4, true},
       {17, 72, 128, 16, 8, true},     {255, 129, 640, 0, 8, false}, {513, 264, 4096, 64, 8, true},
-      {300, 1, 1408, 16, 8, false},   {64, 640, 256, 32, 8, true}};
-  for (const auto& cs : cases) check_gemm(cs, 200, rng);
+      {300, 1, 1408, 16, 8, false},   {64, 640, 256, 32, 8, true},  {130, 256, 1000, 64, 4, true},
+      {300, 768, 384, 16, 4, false},  {127, 512, 4096, 0, 4, true}, {129, 256, 640, 64, 8, false}};
+  for (const auto& cs : cases)
+    for (int tile : {200, 201, 202}) check_gemm(cs, tile, rng);
 }
 
 TEST(QuadGemm, RejectsBadArguments) {

@@ -2,8 +2,10 @@
 //
 // Roles are swapped against y = x · wᵀ: the weights are wgmma's A operand and the tokens its B
 // operand, so that the 4-bit weights can be widened in registers (A may come from registers,
-// B must come from shared memory). A block is two warpgroups; each computes 64 output channels
-// × 256 tokens (m64n256k32, 128 s32 accumulators per thread), the block 128 × 256.
+// B must come from shared memory). Each warpgroup computes 64 output channels × the block's
+// tokens; a block is two warpgroups over 256 tokens (m64n256k32, 128 s32 accumulators per
+// thread: the wide tile, 128 × 256) or four over 128 (m64n128k32, 64 accumulators: the tall
+// tile, 256 × 128, which widens half as many activation codes per MAC).
 //
 // Per k block of 128 codes (one pipeline stage):
 //  - weights: each thread loads its own two 16-byte runs (rows g and g + 8 of its warp's 16
@@ -16,7 +18,8 @@
 //    low nibbles to wgmma k 0..15 and their high nibbles to k 16..31; word t of the step (codes
 //    8t..8t+7) thus lands at k 4t..4t+3 and 16+4t..16+4t+3, where the weights' register fragments
 //    put the same codes.
-// One barrier per stage; wgmma groups are committed per stage and at most two are in flight.
+// One barrier per stage; wgmma groups are committed per stage with at most two in flight, or
+// (RING) per k step with at most four.
 // The epilogue is the one of the tiled kernel (quad_gemm.cu): exact integer correction, scales,
 // then the fp16 outlier product as one more wgmma (weights' outlier columns from registers,
 // the tokens' outlier part from shared memory) into the fp32 accumulators, bias, store.
@@ -33,25 +36,37 @@ namespace quad::cuda {
 
 namespace {
 
-constexpr int kWgThreads = 256;
-constexpr int kTileN = 128;                    // output channels per block (two warpgroups × 64)
-constexpr int kTileM = 256;                    // tokens per block
-constexpr int kStageB = kTileM * kQuadBlockK;  // u8 tile of one stage: 32 KiB
-constexpr int kCoreK = kQuadBlockK / 16;       // core matrices along k per stage
+constexpr int kCoreK = kQuadBlockK / 16;  // core matrices along k per stage
 constexpr int kMaxOutlier = 64;
 
-template <int ABITS>
+// A block's tile: WGS warpgroups of 64 output channels each, all over the same TOK tokens (one
+// m64nTOK wgmma per warpgroup and k step, TOK / 2 accumulators per thread). Every warpgroup reads
+// the whole u8 token tile, so shared-memory traffic per MAC falls as channels per block grow.
+template <int WGS, int TOK>
+struct WgTile {
+  static constexpr int kWgs = WGS;
+  static constexpr int kThreads = 128 * WGS;
+  static constexpr int kN = 64 * WGS;  // output channels per block
+  static constexpr int kM = TOK;       // tokens per block
+  static constexpr int kAcc = TOK / 2;
+  static constexpr int kStageB = TOK * kQuadBlockK;  // u8 token tile of one stage
+};
+using WideTile = WgTile<2, 256>;  // 128 channels × 256 tokens, 256 threads
+using TallTile = WgTile<4, 128>;  // 256 channels × 128 tokens, 512 threads
+
+template <int ABITS, typename T>
 struct WgLayout {
   // 8-bit: cp.async straight into a ring of u8 tiles. 4-bit: a packed staging ring + u8 ring.
   static constexpr int B_SLOTS = ABITS == 8 ? 4 : 3;
   static constexpr int STG_SLOTS = ABITS == 8 ? 0 : 4;
-  static constexpr int STG_BYTES = kTileM * kQuadBlockK / 2;  // 16 KiB packed per stage
+  static constexpr int STG_BYTES = T::kM * kQuadBlockK / 2;  // packed codes of one stage
   static constexpr size_t B_OFF = 0;
-  static constexpr size_t STG_OFF = B_OFF + size_t(B_SLOTS) * kStageB;
+  static constexpr size_t STG_OFF = B_OFF + size_t(B_SLOTS) * T::kStageB;
   static constexpr size_t OUT_OFF = STG_OFF + size_t(STG_SLOTS) * STG_BYTES;
-  // Operands, or the output tiles of the epilogue (two of 256 rows × (64 · out + 16) bytes).
+  // Operands, or the output tiles of the epilogue (one per warpgroup: kM rows × (64 · out + 16)
+  // bytes).
   static size_t smem_bytes(int r, size_t out_bytes) {
-    return std::max(OUT_OFF + size_t(kTileM) * 2 * r, 2 * kTileM * (64 * out_bytes + 16));
+    return std::max(OUT_OFF + size_t(T::kM) * 2 * r, T::kWgs * T::kM * (64 * out_bytes + 16));
   }
 };
 
@@ -81,11 +96,12 @@ __device__ __forceinline__ uint64_t tile_desc(const uint8_t* tile, int step) {
 #define QUAD_WGMMA_BODY 1
 #endif
 
-template <int ABITS, typename OutT>
-__global__ void __launch_bounds__(kWgThreads, 1)
+template <int ABITS, typename T, bool RING, typename OutT>
+__global__ void __launch_bounds__(T::kThreads, 1)
     quad_wgmma_kernel(QuadActivations act, int M, QuadWeights w, OutT* y) {
 #ifdef QUAD_WGMMA_BODY
-  using L = WgLayout<ABITS>;
+  using L = WgLayout<ABITS, T>;
+  constexpr int kWgThreads = T::kThreads, kTileN = T::kN, kTileM = T::kM, kStageB = T::kStageB;
   extern __shared__ __align__(1024) uint8_t smem[];
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int g = lane / 4, t = lane % 4, wg = warp / 4, wi = warp % 4;
@@ -137,14 +153,14 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       }
     }
   };
-  // 4-bit: staging of stage kb → u8 tile; this thread widens token tid's 64 bytes.
+  // 4-bit: staging of stage kb → u8 tile, one 16-byte run (token n, k step s) at a time.
   auto widen_act = [&](int kb) {
     constexpr int slots = ABITS == 4 ? L::STG_SLOTS : 1;
     const uint8_t* src = sStg + (kb % slots) * L::STG_BYTES;
     uint8_t* dst = sB + (kb % L::B_SLOTS) * kStageB;
-    const int n = tid;
 #pragma unroll
-    for (int s = 0; s < 4; ++s) {
+    for (int i = 0; i < kTileM * 4 / kWgThreads; ++i) {
+      const int n = (tid + i * kWgThreads) % kTileM, s = (tid + i * kWgThreads) / kTileM;
       const uint4 run = *reinterpret_cast<const uint4*>(src + n * 64 + 16 * (s ^ ((n >> 1) & 3)));
       *reinterpret_cast<uint4*>(dst + tile_offset(n, 2 * s)) =
           make_uint4(lo_nibbles(run.x), lo_nibbles(run.y), lo_nibbles(run.z), lo_nibbles(run.w));
@@ -166,9 +182,9 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     }
   };
 
-  int acc[128];
+  int acc[T::kAcc];
 #pragma unroll
-  for (int i = 0; i < 128; ++i) acc[i] = 0;
+  for (int i = 0; i < T::kAcc; ++i) acc[i] = 0;
 
   // One stage: widen the weights, load the weights two stages ahead, issue 4 wgmmas.
   auto stage = [&](int kb, uint4(&wr)[2], unsigned(&af)[4][4]) {
@@ -193,6 +209,29 @@ __global__ void __launch_bounds__(kWgThreads, 1)
         wgmma_u8s8(acc, af[s], desc);
     }
     wgmma_commit();
+  };
+  // RING: one wgmma group per k step, four in flight; the A fragments of step s reuse the
+  // registers of the previous stage's step s, complete once at most three groups are pending.
+  auto stage_ring = [&](int kb, uint4(&wr)[2], unsigned(&af)[4][4]) {
+    const uint8_t* b = sB + (kb % L::B_SLOTS) * kStageB;
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+      wgmma_wait<3>();
+      wgmma_fence_operands(af[s]);
+      af[s][0] = lo_nibbles(word_of(wr[0], s));
+      af[s][1] = lo_nibbles(word_of(wr[1], s));
+      af[s][2] = hi_nibbles(word_of(wr[0], s));
+      af[s][3] = hi_nibbles(word_of(wr[1], s));
+      wgmma_fence_operands(af[s]);
+      wgmma_fence_operands(acc);
+      wgmma_fence();
+      if constexpr (ABITS == 4)
+        wgmma_u8u8(acc, af[s], tile_desc(b, s));
+      else
+        wgmma_u8s8(acc, af[s], tile_desc(b, s));
+      wgmma_commit();
+    }
+    load_w(kb + 2, wr);
   };
 
   // Prologue: the first stages in flight; 4-bit widens stage 0 here.
@@ -225,12 +264,17 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       if (kb + AHEAD < nb) load_act(kb + AHEAD);  // into the slot widened last iteration
     }
     cp_async_commit();
-    stage(kb, wr, af);
+    if constexpr (RING)
+      stage_ring(kb, wr, af0);  // one ring of four steps' fragments for every stage
+    else
+      stage(kb, wr, af);
     if constexpr (ABITS == 4) {
       if (kb + 1 < nb) widen_act(kb + 1);
     }
-    wgmma_wait<1>();
-    wgmma_fence_operands(acc);
+    if constexpr (!RING) {
+      wgmma_wait<1>();
+      wgmma_fence_operands(acc);
+    }
   };
   int kb = 0;
   for (; kb + 1 < nb; kb += 2) {
@@ -254,9 +298,9 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     sw[h] = ch < N ? w.scales[ch] : 0.0f;
     sq[h] = ch < N ? w.sums[ch] : 0;
   }
-  float out[128];
+  float out[T::kAcc];
 #pragma unroll
-  for (int j = 0; j < 32; ++j)
+  for (int j = 0; j < kTileM / 8; ++j)
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
       const int n = m0 + 8 * j + 2 * t + e;
@@ -293,13 +337,13 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     const int ch = ch_base + 8 * h;
     const float b = ch < N && w.bias ? __bfloat162float(w.bias[ch]) : 0.0f;
 #pragma unroll
-    for (int j = 0; j < 32; ++j)
+    for (int j = 0; j < kTileM / 8; ++j)
 #pragma unroll
       for (int e = 0; e < 2; ++e) out[4 * j + 2 * h + e] += b;
   }
 
   // Stores. Full channel tiles with 16-byte aligned rows: through shared memory (each warpgroup
-  // its 256 tokens × 64 channels, rows padded by 16 bytes), then 16-byte row-contiguous stores.
+  // its kTileM tokens × 64 channels, rows padded by 16 bytes), then 16-byte row-contiguous stores.
   // Otherwise element by element.
   constexpr int kVec = 16 / sizeof(OutT), kRowBytes = 64 * sizeof(OutT) + 16;
   if (N % kVec == 0 && n0 + kTileN <= N) {
@@ -307,7 +351,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     OutT* tile = reinterpret_cast<OutT*>(smem + size_t(wg) * kTileM * kRowBytes);
     const int stride = kRowBytes / sizeof(OutT);
 #pragma unroll
-    for (int j = 0; j < 32; ++j)
+    for (int j = 0; j < kTileM / 8; ++j)
 #pragma unroll
       for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -329,7 +373,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       const int ch = ch_base + 8 * h;
       if (ch >= N) continue;
 #pragma unroll
-      for (int j = 0; j < 32; ++j)
+      for (int j = 0; j < kTileM / 8; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const int n = m0 + 8 * j + 2 * t + e;
@@ -364,16 +408,35 @@ bool device_is_sm90() {
   return yes;
 }
 
+template <int ABITS, typename T, bool RING, typename OutT>
+cudaError_t launch_wgmma_tile(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
+                              cudaStream_t stream) {
+  const size_t smem = WgLayout<ABITS, T>::smem_bytes(w.r, sizeof(OutT));
+  void (*kernel)(QuadActivations, int, QuadWeights, OutT*) =
+      quad_wgmma_kernel<ABITS, T, RING, OutT>;
+  if (cudaError_t e = allow_dynamic_smem(reinterpret_cast<const void*>(kernel), smem)) return e;
+  const dim3 grid((M + T::kM - 1) / T::kM, (w.N + T::kN - 1) / T::kN);
+  kernel<<<grid, T::kThreads, smem, stream>>>(act, M, w, y);
+  return cudaGetLastError();
+}
+
+// Measured on H100 (docs/cuda_kernels.md v22, M = 2048 and 4096, two rounds each): the tall
+// tile took 9–11% off q and gate/up with 4-bit inputs, whose channels fill whole 256-channel
+// tiles, and was 6–24% slower on the 4160-channel o/down outputs and with 8-bit inputs.
+WgmmaTile pick_tile(const QuadWeights& w) {
+  return w.act_bits == 4 && w.N % TallTile::kN == 0 ? WgmmaTile::tall : WgmmaTile::wide;
+}
+
+// One wgmma group per k step (RING) for the tall tile and for 8-bit inputs: the wide tile with
+// 8-bit inputs was ~20% faster with it (o M=4096 139 → 118 µs, down 440 → 352), with 4-bit
+// inputs 3–5% slower (the widening of the next stage then waits behind the step groups).
 template <int ABITS, typename OutT>
 cudaError_t launch_wgmma(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
-                         cudaStream_t stream) {
-  const size_t smem = WgLayout<ABITS>::smem_bytes(w.r, sizeof(OutT));
-  if (cudaError_t e =
-          allow_dynamic_smem(reinterpret_cast<const void*>(quad_wgmma_kernel<ABITS, OutT>), smem))
-    return e;
-  const dim3 grid((M + kTileM - 1) / kTileM, (w.N + kTileN - 1) / kTileN);
-  quad_wgmma_kernel<ABITS, OutT><<<grid, kWgThreads, smem, stream>>>(act, M, w, y);
-  return cudaGetLastError();
+                         WgmmaTile tile, cudaStream_t stream) {
+  if (tile == WgmmaTile::automatic) tile = pick_tile(w);
+  if (tile == WgmmaTile::tall)
+    return launch_wgmma_tile<ABITS, TallTile, true>(act, M, w, y, stream);
+  return launch_wgmma_tile<ABITS, WideTile, ABITS == 8>(act, M, w, y, stream);
 }
 
 }  // namespace
@@ -393,17 +456,17 @@ bool quad_wgmma_available(const QuadWeights& w) {
 
 template <typename OutT>
 cudaError_t launch_quad_gemm_wgmma(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
-                                   cudaStream_t stream) {
+                                   cudaStream_t stream, WgmmaTile tile) {
   if (cudaError_t e = check_args(act, M, w)) return e;
   if (w.r > kMaxOutlier || !act.natural) return cudaErrorInvalidValue;
   if (M == 0) return cudaSuccess;
   return by_act_bits(w.act_bits, [&](auto bits) {
-    return launch_wgmma<decltype(bits)::value>(act, M, w, y, stream);
+    return launch_wgmma<decltype(bits)::value>(act, M, w, y, tile, stream);
   });
 }
 template cudaError_t launch_quad_gemm_wgmma(const QuadActivations&, int, const QuadWeights&,
-                                            __nv_bfloat16*, cudaStream_t);
+                                            __nv_bfloat16*, cudaStream_t, WgmmaTile);
 template cudaError_t launch_quad_gemm_wgmma(const QuadActivations&, int, const QuadWeights&, float*,
-                                            cudaStream_t);
+                                            cudaStream_t, WgmmaTile);
 
 }  // namespace quad::cuda

@@ -168,10 +168,13 @@ int quad_sm_count();
 // Whether the wgmma prefill kernel can run these weights here: built for sm_90a, running on a
 // compute-capability 9.0 GPU, r ≤ 64, and not disabled by QUAD_CUDA_WGMMA=0.
 bool quad_wgmma_available(const QuadWeights& w);
+// The wgmma kernel's block tiles: 128 channels × 256 tokens (two warpgroups) or 256 channels ×
+// 128 tokens (four); `automatic` picks by shape (quad_gemm_wgmma.cu says from which measurements).
+enum class WgmmaTile { automatic, wide, tall };
 // The wgmma prefill kernel at any M (tests, benchmarks); instantiated for bf16 and fp32 output.
 template <typename OutT>
 cudaError_t launch_quad_gemm_wgmma(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
-                                   cudaStream_t stream);
+                                   cudaStream_t stream, WgmmaTile tile = WgmmaTile::automatic);
 
 // The tiled mma.sync kernel at any M (tests, benchmarks; fragment-major activations).
 cudaError_t launch_quad_gemm_tiled(const QuadActivations& act, int M, const QuadWeights& w,
