@@ -14,20 +14,26 @@ namespace quad::cuda {
 // blocks of this size per SM (left to the driver, the carveout may fit only one).
 inline cudaError_t allow_dynamic_smem(const void* kernel, size_t bytes, bool max_carveout = false) {
   if (bytes <= 48 * 1024 && !max_carveout) return cudaSuccess;
+  struct Raised {
+    size_t bytes = 0;       // largest dynamic shared-memory limit set
+    bool carveout = false;  // the largest carveout asked for
+  };
   static std::mutex mu;
-  static std::map<const void*, size_t> raised;  // kernel → largest limit set (one GPU)
+  static std::map<const void*, Raised> raised;  // per kernel (one GPU)
   std::lock_guard<std::mutex> lock(mu);
-  auto it = raised.find(kernel);
-  if (it != raised.end() && bytes <= it->second) return cudaSuccess;
-  if (max_carveout)
+  Raised& done = raised[kernel];
+  if (max_carveout && !done.carveout) {
     if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                              int(cudaSharedmemCarveoutMaxShared)))
       return e;
-  if (bytes > 48 * 1024)
+    done.carveout = true;
+  }
+  if (bytes > 48 * 1024 && bytes > done.bytes) {
     if (cudaError_t e =
             cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)))
       return e;
-  raised[kernel] = bytes;
+    done.bytes = bytes;
+  }
   return cudaSuccess;
 }
 

@@ -429,7 +429,7 @@ WgmmaTile pick_tile(const QuadWeights& w) {
 
 // One wgmma group per k step (RING) for the tall tile and for 8-bit inputs: the wide tile with
 // 8-bit inputs was ~20% faster with it (o M=4096 139 → 118 µs, down 440 → 352), with 4-bit
-// inputs 3–5% slower (the widening of the next stage then waits behind the step groups).
+// inputs 3–5% slower (not profiled; the 4-bit path widens the next stage between the steps).
 template <int ABITS, typename OutT>
 cudaError_t launch_wgmma(const QuadActivations& act, int M, const QuadWeights& w, OutT* y,
                          WgmmaTile tile, cudaStream_t stream) {

@@ -107,6 +107,21 @@ __device__ __forceinline__ void store_chunk(uint8_t* dst, int k, const int (&c)[
   }
 }
 
+// The codes of the 8 values v at k .. k+7 of a row (zero where !valid or !quantize, i.e. the
+// row's scale is 0), stored by store_chunk; returns their sum.
+__device__ __forceinline__ int quantize_chunk(uint8_t* dst, int k, const float (&v)[8], bool valid,
+                                              bool quantize, const CodeOf& code, int bits,
+                                              bool natural) {
+  int c[8], sum = 0;
+#pragma unroll
+  for (int m = 0; m < 8; ++m) {
+    c[m] = valid && quantize ? int(code(v[m])) : 0;
+    sum += c[m];
+  }
+  store_chunk(dst, k, c, bits, valid, natural);
+  return sum;
+}
+
 // The largest |v| of this thread's valid chunks (chunk i is q = threadIdx.x + i · blockDim.x).
 template <int PER>
 __device__ float chunks_amax(const float (&v)[PER][8], int K) {
@@ -137,13 +152,7 @@ __device__ void quantize_chunks_max(const float (&v)[PER][8], int K, int bits, f
   for (int i = 0; i < PER; ++i) {
     const int q = threadIdx.x + i * blockDim.x;
     if (q >= nq_padded) continue;
-    int c[8];
-#pragma unroll
-    for (int m = 0; m < 8; ++m) {
-      c[m] = q < nq && scale != 0.0f ? int(code(v[i][m])) : 0;
-      sum += c[m];
-    }
-    store_chunk(dst, 8 * q, c, bits, q < nq, out.natural);
+    sum += quantize_chunk(dst, 8 * q, v[i], q < nq, scale != 0.0f, code, bits, out.natural);
   }
   sum = block_reduce(sum, SumOp{}, 0, iscratch);
   if (threadIdx.x == 0) {
@@ -543,19 +552,14 @@ __global__ void __launch_bounds__(kMmaThreads, 4)
   uint8_t* dst = out.codes + size_t(row) * quad_row_bytes(K, bits);
   int sum = 0;
   for (int q = tid; q < quad_padded_k(K) / 8; q += blockDim.x) {
-    int cq[8] = {};
-    if (q < nq && scale != 0.0f) {
-      const float* p = at(8 * q);
-      const float4 lo = reinterpret_cast<const float4*>(p)[0];
-      const float4 hi = reinterpret_cast<const float4*>(p)[1];
-      const float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-#pragma unroll
-      for (int m = 0; m < 8; ++m) {
-        cq[m] = int(code(v[m]));
-        sum += cq[m];
-      }
+    float v[8] = {};
+    if (q < nq && scale != 0.0f) {  // rows past K are not in shared memory
+      const float4* p = reinterpret_cast<const float4*>(at(8 * q));
+      const float4 lo = p[0], hi = p[1];
+      v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w;
+      v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
     }
-    store_chunk(dst, 8 * q, cq, bits, q < nq, out.natural);
+    sum += quantize_chunk(dst, 8 * q, v, q < nq, scale != 0.0f, code, bits, out.natural);
   }
   sum = block_reduce(sum, SumOp{}, 0, iscratch);
   if (tid == 0) {
@@ -689,13 +693,11 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
   int sum = 0;
   for (int q = threadIdx.x; q < K_o * (cols / 8); q += blockDim.x) {
     const int a = q / (cols / 8), jj = 8 * (q % (cols / 8));
-    int c[8];
+    float v[8];
 #pragma unroll
-    for (int m = 0; m < 8; ++m) {
-      c[m] = scale != 0.0f ? int(code(seg[a * cols + jj + m])) : 0;
-      sum += c[m];
-    }
-    store_chunk(dst, a * P + rank * cols + jj, c, bits, true, out.natural);
+    for (int m = 0; m < 8; ++m) v[m] = seg[a * cols + jj + m];
+    sum += quantize_chunk(dst, a * P + rank * cols + jj, v, true, scale != 0.0f, code, bits,
+                          out.natural);
   }
   if (rank == 0) {  // zero padding up to the padded width
     const int zeros[8] = {};
