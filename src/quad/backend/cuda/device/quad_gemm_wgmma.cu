@@ -186,14 +186,19 @@ __global__ void __launch_bounds__(T::kThreads, 1)
 #pragma unroll
   for (int i = 0; i < T::kAcc; ++i) acc[i] = 0;
 
+  // The u8 A fragment of k step s from this thread's two weight runs.
+  auto widen_w = [](const uint4(&wr)[2], int s, unsigned(&a)[4]) {
+    a[0] = lo_nibbles(word_of(wr[0], s));
+    a[1] = lo_nibbles(word_of(wr[1], s));
+    a[2] = hi_nibbles(word_of(wr[0], s));
+    a[3] = hi_nibbles(word_of(wr[1], s));
+  };
+
   // One stage: widen the weights, load the weights two stages ahead, issue 4 wgmmas.
   auto stage = [&](int kb, uint4(&wr)[2], unsigned(&af)[4][4]) {
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
-      af[s][0] = lo_nibbles(word_of(wr[0], s));
-      af[s][1] = lo_nibbles(word_of(wr[1], s));
-      af[s][2] = hi_nibbles(word_of(wr[0], s));
-      af[s][3] = hi_nibbles(word_of(wr[1], s));
+      widen_w(wr, s, af[s]);
       wgmma_fence_operands(af[s]);  // all widened before the fence: no arrives between wgmmas
     }
     load_w(kb + 2, wr);
@@ -218,10 +223,7 @@ __global__ void __launch_bounds__(T::kThreads, 1)
     for (int s = 0; s < 4; ++s) {
       wgmma_wait<3>();
       wgmma_fence_operands(af[s]);
-      af[s][0] = lo_nibbles(word_of(wr[0], s));
-      af[s][1] = lo_nibbles(word_of(wr[1], s));
-      af[s][2] = hi_nibbles(word_of(wr[0], s));
-      af[s][3] = hi_nibbles(word_of(wr[1], s));
+      widen_w(wr, s, af[s]);
       wgmma_fence_operands(af[s]);
       wgmma_fence_operands(acc);
       wgmma_fence();
@@ -422,7 +424,8 @@ cudaError_t launch_wgmma_tile(const QuadActivations& act, int M, const QuadWeigh
 
 // Measured on H100 (docs/cuda_kernels.md v22, M = 2048 and 4096, two rounds each): the tall
 // tile took 9–11% off q and gate/up with 4-bit inputs, whose channels fill whole 256-channel
-// tiles, and was 6–24% slower on the 4160-channel o/down outputs and with 8-bit inputs.
+// tiles; it was 6–26% slower on the 4160-channel o/down outputs with 4-bit inputs, and with
+// 8-bit inputs slower than the wide tile with step groups (o M=2048 83 vs 59 µs).
 WgmmaTile pick_tile(const QuadWeights& w) {
   return w.act_bits == 4 && w.N % TallTile::kN == 0 ? WgmmaTile::tall : WgmmaTile::wide;
 }
