@@ -56,6 +56,25 @@ TEST(RandomModel, QuadStructureRunsAndIsDeterministic) {
   EXPECT_EQ(again.embed, m.embed);
 }
 
+// The random int4 weights are written packed; unpacked they are codes spread evenly over all
+// sixteen values −8..7 (a wrong nibble mapping would leave some out or skew them).
+TEST(RandomModel, PackedCodesAreUniformOverTheInt4Range) {
+  const ModelConfig c = random_shape_config("tiny-llama3-30m");
+  RandomQuant q;
+  q.quantized = true;
+  const Model m = make_random_model(c, q, 5);
+  const std::vector<int8_t> codes = m.layers[1].gate.qweight->unpacked();
+  ASSERT_EQ(codes.size(), size_t(c.intermediate_size) * c.hidden_size);
+  std::vector<size_t> count(16, 0);
+  for (int8_t v : codes) {
+    ASSERT_TRUE(v >= -8 && v <= 7) << int(v);
+    ++count[size_t(v + 8)];
+  }
+  const double expected = double(codes.size()) / 16;  // ~49k each
+  for (int v = 0; v < 16; ++v)
+    EXPECT_NEAR(double(count[size_t(v)]), expected, 0.02 * expected) << "code " << v - 8;
+}
+
 TEST(CliBench, RandomShapeAndErrors) {
   auto r = test::run_quad("bench --random tiny-llama3-30m --quant w4a8 -p 8 -n 2 -r 1 -t 1");
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -55,6 +55,11 @@ struct QuantizedWeight {
   static std::shared_ptr<QuantizedWeight> make(int bits, int outlier, int out, int k,
                                                std::vector<int8_t> codes, std::vector<float> scales,
                                                std::vector<float> w_outlier);
+  // 4-bit weights already packed (out, k/2) in the layout above (every byte is two valid codes).
+  static std::shared_ptr<QuantizedWeight> make_packed(int outlier, int out, int k,
+                                                      std::vector<uint8_t> packed,
+                                                      std::vector<float> scales,
+                                                      std::vector<float> w_outlier);
   std::vector<int8_t> unpacked() const;  // (out, k) codes for any bit width
   // The fp weights these stand for: (out, outlier + k) = [w_outlier | codes · scales].
   std::vector<float> dequantized() const;

@@ -168,27 +168,26 @@ void read_linear(const TensorStore& st, Linear& lin, int outlier, bool bias) {
   if (st.has(lin.name + ".weight_scales")) {
     const int k = lin.in - outlier;
     const TensorView& codes = st.get(lin.name + ".weight");
-    int bits = 0;
-    std::vector<int8_t> values;
     if (codes.dtype == DType::U8) {
-      bits = 4;
       check(k % 2 == 0 && codes.shape == std::vector<int64_t>{lin.out, k / 2}, "model",
             "{}: '{}' has the wrong shape for packed int4 codes", codes.file, codes.name);
-      values = unpack_int4(codes.data, lin.out, k);
     } else if (codes.dtype == DType::I8) {
-      bits = 8;
       check(codes.shape == std::vector<int64_t>{lin.out, k}, "model",
             "{}: '{}' has the wrong shape for int8 codes", codes.file, codes.name);
-      values.assign(codes.data, codes.data + codes.nbytes);
     } else {
       fail("model", "{}: '{}' must be U8 (int4) or I8 codes, not {}", codes.file, codes.name,
            dtype_name(codes.dtype));
     }
     std::vector<float> w_outlier;
     if (outlier > 0) w_outlier = st.get_f32(lin.name + ".w_outlier", {lin.out, outlier});
-    lin.qweight = QuantizedWeight::make(bits, outlier, lin.out, k, std::move(values),
-                                        st.get_f32(lin.name + ".weight_scales", {lin.out, 1}),
-                                        std::move(w_outlier));
+    std::vector<float> scales = st.get_f32(lin.name + ".weight_scales", {lin.out, 1});
+    const uint8_t* bytes = codes.data;
+    if (codes.dtype == DType::U8)  // held as stored: every byte is two valid codes
+      lin.qweight = QuantizedWeight::make_packed(outlier, lin.out, k, {bytes, bytes + codes.nbytes},
+                                                 std::move(scales), std::move(w_outlier));
+    else
+      lin.qweight = QuantizedWeight::make(8, outlier, lin.out, k, {bytes, bytes + codes.nbytes},
+                                          std::move(scales), std::move(w_outlier));
   } else {
     lin.weight = st.get_f32(lin.name + ".weight", {lin.out, lin.in});
   }

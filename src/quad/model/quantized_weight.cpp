@@ -26,6 +26,25 @@ std::shared_ptr<QuantizedWeight> QuantizedWeight::make(int bits, int outlier, in
   return q;
 }
 
+std::shared_ptr<QuantizedWeight> QuantizedWeight::make_packed(int outlier, int out, int k,
+                                                              std::vector<uint8_t> packed,
+                                                              std::vector<float> scales,
+                                                              std::vector<float> w_outlier) {
+  check(out >= 0 && k >= 0 && k % 2 == 0 && outlier >= 0 &&
+            packed.size() == size_t(out) * (k / 2) && scales.size() == size_t(out) &&
+            w_outlier.size() == size_t(out) * outlier,
+        "quant", "packed int4 weight buffers do not match shape {}x{}", out, k);
+  auto q = std::make_shared<QuantizedWeight>();
+  q->bits = 4;
+  q->outlier = outlier;
+  q->out = out;
+  q->k = k;
+  q->packed = std::move(packed);
+  q->scales = std::move(scales);
+  q->w_outlier = std::move(w_outlier);
+  return q;
+}
+
 std::vector<int8_t> QuantizedWeight::unpacked() const {
   return bits == 4 ? unpack_int4(packed.data(), out, k) : codes;
 }

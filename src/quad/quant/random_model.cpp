@@ -64,28 +64,32 @@ Linear fp_linear(const std::string& name, int in, int out, bool bias, uint64_t s
   return l;
 }
 
-// Int4 codes uniform over [−8, 7]; scales give rows of σ ≈ 0.02 (a uniform code has
-// σ ≈ 4.6); outlier columns σ 0.02.
+// Int4 codes uniform over [−8, 7]: code j of a row is the j-th nibble of the row's random
+// stream minus 8 (16 per 64-bit draw). Written packed straight away: the two's-complement nibble
+// of (u − 8) is u ^ 8, so each byte of a draw, xor 0x88, is the packed pair. Scales give rows of
+// σ ≈ 0.02 (a uniform code has σ ≈ 4.6); outlier columns σ 0.02.
 Linear quant_linear(const std::string& name, int in, int out, int outlier, bool bias,
                     uint64_t seed) {
   Linear l;
   l.name = name;
   l.in = in;
   l.out = out;
-  const int k = in - outlier;
-  std::vector<int8_t> codes(size_t(out) * k);
+  const int k = in - outlier, row_bytes = k / 2;
+  check(k % 2 == 0, "random", "{}: {} int4 columns cannot be packed in pairs", name, k);
+  std::vector<uint8_t> packed(size_t(out) * row_bytes);
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < out; ++r) {
     Rng rng(seed * 0x9e3779b97f4a7c15ull + r);
-    int8_t* row = codes.data() + size_t(r) * k;
-    for (int c = 0; c < k; c += 16) {  // 16 codes per 64 random bits
+    uint8_t* row = packed.data() + size_t(r) * row_bytes;
+    for (int b = 0; b < row_bytes; b += 8) {
       uint64_t bits = rng.next();
-      for (int j = c; j < std::min(k, c + 16); ++j, bits >>= 4) row[j] = int8_t(int(bits & 15) - 8);
+      for (int j = b; j < std::min(row_bytes, b + 8); ++j, bits >>= 8)
+        row[j] = uint8_t(bits & 0xFF) ^ 0x88;
     }
   }
   std::vector<float> scales(out, 0.02f / 4.6f);
-  l.qweight = QuantizedWeight::make(4, outlier, out, k, std::move(codes), std::move(scales),
-                                    uniform(out, outlier, seed + 2));
+  l.qweight = QuantizedWeight::make_packed(outlier, out, k, std::move(packed), std::move(scales),
+                                           uniform(out, outlier, seed + 2));
   if (bias) l.bias = uniform(1, out, seed + 1);
   return l;
 }

@@ -922,21 +922,4 @@ cudaError_t launch_quad_quant_d_swiglu(const __nv_bfloat16* gate, const __nv_bfl
                  clip, out, stream);
 }
 
-void quad_prepare_weights(const int8_t* codes, int N, int K, bool a8_order, uint8_t* packed,
-                          int32_t* sums) {
-  const size_t bytes = quad_weight_bytes(N, K);
-  for (size_t b = 0; b < bytes; ++b) packed[b] = 0;
-  for (int o = 0; o < N; ++o) {
-    int sum = 0;
-    for (int k = 0; k < K; ++k) {
-      const int q = codes[size_t(o) * K + k];
-      sum += q;
-      int shift;
-      const size_t pos = quad_weight_offset(o, k, K, a8_order, &shift);
-      packed[pos] |= uint8_t((q + 8) << shift);
-    }
-    sums[o] = sum;
-  }
-}
-
 }  // namespace quad::cuda
