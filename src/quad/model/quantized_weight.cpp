@@ -12,15 +12,15 @@ std::shared_ptr<QuantizedWeight> QuantizedWeight::make(int bits, int outlier, in
   check(codes.size() == size_t(out) * k && scales.size() == size_t(out) &&
             w_outlier.size() == size_t(out) * outlier,
         "quant", "quantized weight buffers do not match shape {}x{}", out, k);
+  if (bits == 4)
+    return make_packed(outlier, out, k, pack_int4(codes.data(), out, k), std::move(scales),
+                       std::move(w_outlier));
   auto q = std::make_shared<QuantizedWeight>();
   q->bits = bits;
   q->outlier = outlier;
   q->out = out;
   q->k = k;
-  if (bits == 4)
-    q->packed = pack_int4(codes.data(), out, k);
-  else
-    q->codes = std::move(codes);
+  q->codes = std::move(codes);
   q->scales = std::move(scales);
   q->w_outlier = std::move(w_outlier);
   return q;

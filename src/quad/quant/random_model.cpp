@@ -75,7 +75,6 @@ Linear quant_linear(const std::string& name, int in, int out, int outlier, bool 
   l.in = in;
   l.out = out;
   const int k = in - outlier, row_bytes = k / 2;
-  check(k % 2 == 0, "random", "{}: {} int4 columns cannot be packed in pairs", name, k);
   std::vector<uint8_t> packed(size_t(out) * row_bytes);
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < out; ++r) {
