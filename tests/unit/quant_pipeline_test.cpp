@@ -210,6 +210,13 @@ TEST(QuantizedModel, SaveLoadRoundTripAndDeterminism) {
   // Same values, different kernels (the loaded head is fp16, run by the fp16 GEMV/GEMM; the
   // in-memory one holds the same values in fp32, run by sgemm): only summation order differs.
   EXPECT_LT(max_rel(again, first_logits), 1e-5);
+  // The loaded outlier columns stay in fp16 as stored (half the bytes a decode step reads), and
+  // saving the loaded model writes the same tensors again.
+  EXPECT_FALSE(loaded.layers[0].q.qweight->w_outlier_f16.empty());
+  EXPECT_TRUE(loaded.layers[0].q.qweight->w_outlier.empty());
+  save_quantized(loaded, small_w4_recipe(), (out / "run0").string(), (out / "again").string());
+  EXPECT_EQ(test::read_file(out / "again" / "model.safetensors"),
+            test::read_file(out / "run0" / "model.safetensors"));
   // refuses to overwrite
   Model m = Model::load(dir);
   Recipe r = small_w4_recipe();

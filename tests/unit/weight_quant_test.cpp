@@ -10,12 +10,12 @@
 #include <set>
 
 #include "quad/core/error.h"
-
+#include "quad/model/layers.h"
+#include "quad/tensor/dtype.h"
 #include "test_support.h"
 
 namespace quad {
 namespace {
-
 
 // Σ|q·s - w|^2.4 of one row: the clipping search's objective, in its arithmetic (float terms,
 // double sum), so that "the search never does worse than p = 1" can be checked exactly.
@@ -63,6 +63,38 @@ TEST(Int4Pack, RejectsOddColsAndOutOfRangeCodes) {
 
 // ---------------------------------------------------------------------------------------------
 // Scales and RTN
+
+// Outlier columns come in fp32 or as fp16 bit patterns, exactly one of the two; every reader
+// (dequantized, outlier_f32, widen_outlier for fine-tuning) sees the same values either way.
+TEST(QuantizedWeightOutliers, HeldInFp16OrFp32WithTheSameValues) {
+  const int out = 3, k = 4, r = 2;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-2, 2);
+  std::vector<float> f32(out * r);
+  std::vector<uint16_t> f16(out * r);
+  for (int i = 0; i < out * r; ++i) {
+    f16[i] = f32_to_f16(u(rng));
+    f32[i] = f16_to_f32(f16[i]);
+  }
+  const std::vector<int8_t> codes = {-8, 7, 1, -1, 3, 0, -5, 2, 6, -2, 4, -7};
+  const std::vector<float> scales = {0.5f, 0.25f, 2.0f};
+  auto a = QuantizedWeight::make(4, r, out, k, codes, scales, f32);
+  auto b =
+      QuantizedWeight::make_packed(r, out, k, pack_int4(codes.data(), out, k), scales, {}, f16);
+  EXPECT_TRUE(a->w_outlier_f16.empty());
+  EXPECT_TRUE(b->w_outlier.empty());
+  EXPECT_EQ(b->outlier_f32(), f32);
+  EXPECT_EQ(a->dequantized(), b->dequantized());
+  EXPECT_EQ(a->dequantized()[size_t(1) * (r + k) + 1], f32[1 * r + 1]);
+  b->widen_outlier();
+  EXPECT_EQ(b->w_outlier, f32);
+  EXPECT_TRUE(b->w_outlier_f16.empty());
+  // both forms, neither, or a wrong size
+  EXPECT_THROW(QuantizedWeight::make(4, r, out, k, codes, scales, f32, f16), Error);
+  EXPECT_THROW(QuantizedWeight::make(4, r, out, k, codes, scales, {}, {}), Error);
+  EXPECT_THROW(QuantizedWeight::make(8, r, out, k, codes, scales, {}, {1, 2, 3}), Error);
+  EXPECT_NO_THROW(QuantizedWeight::make(8, 0, out, k, codes, scales, {}, {}));
+}
 
 TEST(WeightScales, ZeroRowGetsFloorScale) {
   const std::vector<float> w(64, 0.0f);

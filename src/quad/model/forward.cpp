@@ -32,8 +32,12 @@ void integer_linear(Backend& backend, const Linear& lin, const float* x, int n, 
       std::copy(x + size_t(i) * lin.in, x + size_t(i) * lin.in + q.outlier,
                 s.outlier_in.begin() + size_t(i) * q.outlier);
     s.outlier_out.resize(size_t(n) * lin.out);  // (n, out)
-    backend.linear(s.outlier_in.data(), n, q.outlier, q.w_outlier.data(), lin.out, nullptr,
-                   s.outlier_out.data());
+    if (q.w_outlier_f16.empty())
+      backend.linear(s.outlier_in.data(), n, q.outlier, q.w_outlier.data(), lin.out, nullptr,
+                     s.outlier_out.data());
+    else
+      backend.linear_f16(s.outlier_in.data(), n, q.outlier, q.w_outlier_f16.data(), lin.out,
+                         nullptr, s.outlier_out.data());
     backend.add(y, s.outlier_out.data(), size_t(n) * lin.out);
   }
   if (lin.has_bias())

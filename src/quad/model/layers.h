@@ -41,26 +41,37 @@ class InputTransform {
 // Integer weights of a quantized linear (QUAD-SPEC §4): the first `outlier` input columns stay
 // in floating point (`w_outlier`, QUAD's r columns of U-type layers); the other k = in − outlier
 // columns are integer codes with one scale per output row: packed two per byte for 4 bits
-// (the on-disk layout, even column in the low nibble), one int8 each for 8 bits.
+// (the on-disk layout, even column in the low nibble), one int8 each for 8 bits. The outlier
+// columns are held in fp32 (`w_outlier`, as quantization and fine-tuning produce them) or as
+// fp16 bit patterns (`w_outlier_f16`, as a folder stores them: half the bytes a decode step
+// streams); exactly one of the two is filled when outlier > 0.
 struct QuantizedWeight {
-  int bits = 4;                  // 4 or 8
-  int outlier = 0;               // r for U-type layers, 0 for D-type layers
-  int out = 0, k = 0;            // code matrix shape
-  std::vector<uint8_t> packed;   // bits 4: (out, k/2)
-  std::vector<int8_t> codes;     // bits 8: (out, k)
-  std::vector<float> scales;     // (out)
-  std::vector<float> w_outlier;  // (out, outlier)
+  int bits = 4;                         // 4 or 8
+  int outlier = 0;                      // r for U-type layers, 0 for D-type layers
+  int out = 0, k = 0;                   // code matrix shape
+  std::vector<uint8_t> packed;          // bits 4: (out, k/2)
+  std::vector<int8_t> codes;            // bits 8: (out, k)
+  std::vector<float> scales;            // (out)
+  std::vector<float> w_outlier;         // (out, outlier) fp32, or empty
+  std::vector<uint16_t> w_outlier_f16;  // (out, outlier) fp16 bit patterns, or empty
 
-  // From int8 codes (out, k) in [−2^(bits−1), 2^(bits−1)).
+  // From int8 codes (out, k) in [−2^(bits−1), 2^(bits−1)). The outlier columns come in one of
+  // w_outlier / w_outlier_f16; the other is empty.
   static std::shared_ptr<QuantizedWeight> make(int bits, int outlier, int out, int k,
                                                std::vector<int8_t> codes, std::vector<float> scales,
-                                               std::vector<float> w_outlier);
+                                               std::vector<float> w_outlier,
+                                               std::vector<uint16_t> w_outlier_f16 = {});
   // 4-bit weights already packed (out, k/2) in the layout above (every byte is two valid codes).
   static std::shared_ptr<QuantizedWeight> make_packed(int outlier, int out, int k,
                                                       std::vector<uint8_t> packed,
                                                       std::vector<float> scales,
-                                                      std::vector<float> w_outlier);
+                                                      std::vector<float> w_outlier,
+                                                      std::vector<uint16_t> w_outlier_f16 = {});
   std::vector<int8_t> unpacked() const;  // (out, k) codes for any bit width
+  // The outlier columns (out, outlier) in fp32, from whichever form holds them.
+  std::vector<float> outlier_f32() const;
+  // Holds the outlier columns in fp32 (fine-tuning updates them in place); no-op when they are.
+  void widen_outlier();
   // The fp weights these stand for: (out, outlier + k) = [w_outlier | codes · scales].
   std::vector<float> dequantized() const;
 };

@@ -98,7 +98,8 @@ size_t Model::weight_bytes() const {
                2 * (l.weight_f16.size() + l.weight_bf16.size());
     if (l.integer_path()) {
       const QuantizedWeight& q = *l.qweight;
-      b += q.packed.size() + q.codes.size() + 4 * (q.scales.size() + q.w_outlier.size());
+      b += q.packed.size() + q.codes.size() + 4 * (q.scales.size() + q.w_outlier.size()) +
+           2 * q.w_outlier_f16.size();
     }
     return b;
   };

@@ -49,7 +49,10 @@ void write_linear(ShardedSafetensorsWriter& w, const Linear& lin, bool half) {
     else
       w.add(lin.name + ".weight", DType::I8, {q.out, q.k}, q.codes.data(), q.codes.size());
     add_floats(w, lin.name + ".weight_scales", {lin.out, 1}, q.scales, true);
-    if (q.outlier > 0)
+    if (!q.w_outlier_f16.empty())  // held in fp16 as loaded
+      w.add(lin.name + ".w_outlier", DType::F16, {lin.out, q.outlier}, q.w_outlier_f16.data(),
+            q.w_outlier_f16.size() * 2);
+    else if (q.outlier > 0)
       add_floats(w, lin.name + ".w_outlier", {lin.out, q.outlier}, q.w_outlier, true);
   } else {
     add_floats(w, lin.name + ".weight", {lin.out, lin.in}, lin.weight, half);
@@ -164,6 +167,17 @@ bool is_quantized_folder(const std::string& dir) {
 
 namespace {
 
+// The bit patterns of an F16 tensor of this shape, held as stored; empty for any other dtype or
+// shape (the caller's get_f32 then converts it or names the mismatch).
+std::vector<uint16_t> f16_as_stored(const TensorStore& st, const std::string& name,
+                                    const std::vector<int64_t>& shape) {
+  const TensorView& t = st.get(name);
+  if (t.dtype != DType::F16 || t.shape != shape) return {};
+  std::vector<uint16_t> half(t.nbytes / 2);
+  std::memcpy(half.data(), t.data, t.nbytes);
+  return half;
+}
+
 void read_linear(const TensorStore& st, Linear& lin, int outlier, bool bias) {
   if (st.has(lin.name + ".weight_scales")) {
     const int k = lin.in - outlier;
@@ -178,16 +192,24 @@ void read_linear(const TensorStore& st, Linear& lin, int outlier, bool bias) {
       fail("model", "{}: '{}' must be U8 (int4) or I8 codes, not {}", codes.file, codes.name,
            dtype_name(codes.dtype));
     }
+    // F16 outlier columns stay in fp16 (backend linear_f16): half the bytes per decode step.
     std::vector<float> w_outlier;
-    if (outlier > 0) w_outlier = st.get_f32(lin.name + ".w_outlier", {lin.out, outlier});
+    std::vector<uint16_t> w_outlier_f16;
+    if (outlier > 0) {
+      w_outlier_f16 = f16_as_stored(st, lin.name + ".w_outlier", {lin.out, outlier});
+      if (w_outlier_f16.empty())
+        w_outlier = st.get_f32(lin.name + ".w_outlier", {lin.out, outlier});
+    }
     std::vector<float> scales = st.get_f32(lin.name + ".weight_scales", {lin.out, 1});
     const uint8_t* bytes = codes.data;
     if (codes.dtype == DType::U8)  // held as stored: every byte is two valid codes
       lin.qweight = QuantizedWeight::make_packed(outlier, lin.out, k, {bytes, bytes + codes.nbytes},
-                                                 std::move(scales), std::move(w_outlier));
+                                                 std::move(scales), std::move(w_outlier),
+                                                 std::move(w_outlier_f16));
     else
-      lin.qweight = QuantizedWeight::make(8, outlier, lin.out, k, {bytes, bytes + codes.nbytes},
-                                          std::move(scales), std::move(w_outlier));
+      lin.qweight =
+          QuantizedWeight::make(8, outlier, lin.out, k, {bytes, bytes + codes.nbytes},
+                                std::move(scales), std::move(w_outlier), std::move(w_outlier_f16));
   } else {
     lin.weight = st.get_f32(lin.name + ".weight", {lin.out, lin.in});
   }
@@ -238,13 +260,9 @@ Model load_quantized(const std::string& dir, const ModelConfig& c, const nlohman
   m.lm_head.in = D;
   m.lm_head.out = c.vocab_size;
   // An F16 head stays in fp16 (backend linear_f16): the largest matrix a decode step reads.
-  const TensorView& head = st.get("lm_head.weight");
-  if (head.dtype == DType::F16 && head.shape == std::vector<int64_t>{c.vocab_size, D}) {
-    m.lm_head.weight_f16.resize(size_t(c.vocab_size) * D);
-    std::memcpy(m.lm_head.weight_f16.data(), head.data, head.nbytes);
-  } else {
+  m.lm_head.weight_f16 = f16_as_stored(st, "lm_head.weight", {c.vocab_size, D});
+  if (m.lm_head.weight_f16.empty())
     m.lm_head.weight = st.get_f32("lm_head.weight", {c.vocab_size, D});
-  }
   if (recipe.rotate()) attach_online_transforms(m);
   attach_quantizers(m, recipe);
   for (auto& L : m.layers)

@@ -67,7 +67,7 @@ Linear fp_linear(const std::string& name, int in, int out, bool bias, uint64_t s
 // Int4 codes uniform over [−8, 7]: code j of a row is the j-th nibble of the row's random
 // stream minus 8 (16 per 64-bit draw). Written packed straight away: the two's-complement nibble
 // of (u − 8) is u ^ 8, so each byte of a draw, xor 0x88, is the packed pair. Scales give rows of
-// σ ≈ 0.02 (a uniform code has σ ≈ 4.6); outlier columns σ 0.02.
+// σ ≈ 0.02 (a uniform code has σ ≈ 4.6); outlier columns σ 0.02, held in fp16 as a folder's.
 Linear quant_linear(const std::string& name, int in, int out, int outlier, bool bias,
                     uint64_t seed) {
   Linear l;
@@ -87,8 +87,12 @@ Linear quant_linear(const std::string& name, int in, int out, int outlier, bool 
     }
   }
   std::vector<float> scales(out, 0.02f / 4.6f);
+  // Outlier columns in fp16, as a QUAD folder holds them.
+  const std::vector<float> w_outlier = uniform(out, outlier, seed + 2);
+  std::vector<uint16_t> w_outlier_f16(w_outlier.size());
+  for (size_t i = 0; i < w_outlier.size(); ++i) w_outlier_f16[i] = f32_to_f16(w_outlier[i]);
   l.qweight = QuantizedWeight::make_packed(outlier, out, k, std::move(packed), std::move(scales),
-                                           uniform(out, outlier, seed + 2));
+                                           {}, std::move(w_outlier_f16));
   if (bias) l.bias = uniform(1, out, seed + 1);
   return l;
 }

@@ -53,6 +53,7 @@ TrainableModel::TrainableModel(Model& model) : model_(model) {
             "with integer weights (--w-bits 4 or 8)",
             lin.name);
       auto copy = std::make_shared<QuantizedWeight>(*lin.qweight);
+      copy->widen_outlier();  // trained in fp32
       lin.qweight = copy;
       TrainLinear& t = linears_[l][i];
       t.lin = &lin;

@@ -1021,6 +1021,8 @@ class CudaBackend final : public Backend {
     const size_t step = std::max<size_t>(1, q.packed.size() / 256);
     for (size_t i = 0; i < q.packed.size(); i += step) mix(&q.packed[i], 1);
     if (!q.w_outlier.empty()) mix(q.w_outlier.data(), std::min<size_t>(q.w_outlier.size(), 64) * 4);
+    if (!q.w_outlier_f16.empty())
+      mix(q.w_outlier_f16.data(), std::min<size_t>(q.w_outlier_f16.size(), 64) * 2);
     return h;
   }
   // QUAD layers on the fused kernels, cached by their parts: one layer, or joined U-type layers

@@ -104,6 +104,11 @@ DeviceQuadLinear::DeviceQuadLinear(std::span<const Linear* const> parts) {
                          sums.data() + sum_at);
     scales.insert(scales.end(), pq.scales.begin(), pq.scales.end());
     for (float w : pq.w_outlier) outlier.push_back(__float2half_rn(w));
+    for (uint16_t h : pq.w_outlier_f16) {
+      __half_raw raw;
+      raw.x = h;
+      outlier.push_back(__half(raw));
+    }
     for (float b : part->bias) bias.push_back(__float2bfloat16_rn(b));
     N += pq.out;
   }
