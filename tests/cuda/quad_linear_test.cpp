@@ -221,6 +221,25 @@ TEST(QuadLayout, PreparedWeightsDecodeToTheirCodes) {
   }
 }
 
+// The repack from a folder's packed nibbles writes the same bytes and sums as from int8 codes
+// (odd row count, both activation orders; host code, no GPU needed).
+TEST(QuadLayout, PackedCodesPrepareLikeInt8Codes) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> code(-8, 7);
+  const int N = 37, K = 4098;
+  std::vector<int8_t> q(size_t(N) * K);
+  for (auto& v : q) v = int8_t(code(rng));
+  const std::vector<uint8_t> nibbles = pack_int4(q.data(), N, K);
+  for (bool a8 : {false, true}) {
+    std::vector<uint8_t> want(cuda::quad_weight_bytes(N, K)), got(want.size(), 0x5A);
+    std::vector<int32_t> want_sums(N), got_sums(N, -1);
+    cuda::quad_prepare_weights(q.data(), N, K, a8, want.data(), want_sums.data());
+    cuda::quad_prepare_packed_weights(nibbles.data(), N, K, a8, got.data(), got_sums.data());
+    EXPECT_EQ(got, want) << "a8 " << a8;
+    EXPECT_EQ(got_sums, want_sums) << "a8 " << a8;
+  }
+}
+
 // Reference quantizer: scale = max|a| / qmax · clip (fp32), codes round-half-even and clamped.
 void reference_quantize(const float* a, int K, int bits, float clip, float* scale, int* codes) {
   const float qmax = bits == 4 ? 7.0f : 127.0f;

@@ -193,5 +193,9 @@ cudaError_t launch_quad_gemv_variant(const QuadActivations& act, int M, const Qu
 // per-row sums (N).
 void quad_prepare_weights(const int8_t* codes, int N, int K, bool a8_order, uint8_t* packed,
                           int32_t* sums);
+// The same from codes packed two per byte (N, K/2), even column in the low nibble (the layout
+// of QuantizedWeight::packed and of a folder's U8 weights).
+void quad_prepare_packed_weights(const uint8_t* nibbles, int N, int K, bool a8_order,
+                                 uint8_t* packed, int32_t* sums);
 
 }  // namespace quad::cuda
