@@ -4,16 +4,22 @@
 //    op): the integer ops bit for bit, the fp ops within their op-harness tolerances;
 //  - `quad ppl` with --device cuda against --device cpu: FP within 0.2% (the bound);
 //    quantized also with --dtype bf16 (the block ops);
-//  - FP greedy generations agree for 16 tokens.
-// The quantized models are chaotic under fp32 rounding: one activation code that lands on the
-// other side of a rounding boundary changes the rest of that token's path. Measured on the H100
-// host (2026-11), on one stories260K W4A4 folder: cpu vs cuda 0.4%, and the cpu backend there
+//  - FP greedy generations agree for 16 tokens;
+//  - teacher-forced next-token predictions (the same 512 tokens through both backends, argmax
+//    and KL divergence at every position): FP to fp32 rounding; quantized reported.
+// The quantized models are chaotic under rounding: one activation code that lands on the other
+// side of a rounding boundary changes the rest of that token's path. Perplexity, measured on the
+// H100 host (2026-11) on one stories260K W4A4 folder: cpu vs cuda 0.4%, and the cpu backend there
 // vs the cpu backend on a CI machine (other OpenBLAS, AVX2 instead of AVX-512) 0.8%, while every
 // op agreed (the CheckingBackend check). Even two CPU implementations disagree: on a fast
-// tiny-llama3-30m W4A4/A8 folder, `quad generate --backend cpu` and `--backend ref` on one
-// machine differ from the first greedy token on (docs/gpu.md). So their perplexity is only held
-// within 2% here, their generations are reported, not compared, and the op-level check is what
-// guards them.
+// tiny-llama3-30m W4A4/A8 folder, `quad generate --backend cpu` and `--backend ref` differ from
+// the first greedy token on. Teacher-forced (2026-11-24), cuda differs from cpu at 47 of 512
+// positions on a tiny-llama3-30m W4A4/A8 folder (mean KL 0.014) and at 97 on a stories260K one
+// (0.058), against 16 and 27 (0.004, 0.008) for ref; the cpu path with its outlier activations
+// rounded to fp16, as the GPU kernels hold them, gave 42 and 92 (0.014, 0.059): that rounding
+// is most of the gap (docs/gpu.md). So quantized perplexity is only held within 2% here,
+// generations and teacher-forced agreement are reported, not compared, and the op-level check is
+// what guards them.
 // Each model is skipped when absent from $QUAD_ASSETS (scripts/gpu.sh carries one or more of
 // them to the GPU machine).
 #include <gtest/gtest.h>
@@ -25,6 +31,8 @@
 
 #include "checking_backend.h"
 #include "cuda_test_util.h"
+#include "quad/eval/perplexity.h"
+#include "quad/io/tokenizer.h"
 #include "quad/model/model.h"
 #include "test_support.h"
 
@@ -84,6 +92,58 @@ bool same_generation(const fs::path& model, const std::string& what) {
   return ids[0] == ids[1];
 }
 
+// Teacher-forced next-token predictions of two backends on the same text: chunks of 128
+// tokens, every position's logits compared (argmax and KL divergence). Unlike free-running
+// greedy generation, one early flip does not change every later input.
+struct Agreement {
+  int64_t positions = 0, differ = 0;
+  double mean_kl = 0;
+};
+
+std::vector<float> chunk_logits(const Model& m, Backend& backend, const std::vector<int32_t>& ids) {
+  const int n = int(ids.size());
+  KVCache cache(m.config, n, backend.memory());
+  ForwardScratch s;
+  std::vector<float> logits(size_t(n) * m.config.vocab_size);
+  forward(m, backend, ids.data(), n, 0, cache, s, logits.data(), n);
+  return logits;
+}
+
+Agreement teacher_forced(const fs::path& dir, const fs::path& text, Backend& base, Backend& other) {
+  const Model m = Model::load(dir.string());
+  const Tokenizer tok = Tokenizer::load(dir.string());
+  const std::string raw = test::read_file(text).substr(0, 20000);
+  const std::vector<int32_t> all = tok.encode(raw);
+  constexpr int kChunk = 128, kChunks = 4;
+  Agreement a;
+  for (int c = 0; c < kChunks && size_t(c + 1) * kChunk <= all.size(); ++c) {
+    const std::vector<int32_t> ids(all.begin() + c * kChunk, all.begin() + (c + 1) * kChunk);
+    const auto lb = chunk_logits(m, base, ids), lo = chunk_logits(m, other, ids);
+    int64_t agree = 0;
+    a.mean_kl += kl_divergence_sum(lb.data(), lo.data(), kChunk, m.config.vocab_size, &agree);
+    a.positions += kChunk;
+    a.differ += kChunk - agree;
+  }
+  if (a.positions) a.mean_kl /= double(a.positions);
+  return a;
+}
+
+// cuda against cpu, beside ref against cpu (two CPU implementations) as the yardstick. FP models
+// must agree to fp32 rounding (KL orders of magnitude below any quantization effect: measured
+// ~3e-12 on the H100); quantized ones are reported (see the top).
+Agreement report_teacher_forced(const fs::path& dir, const fs::path& text,
+                                const std::string& what) {
+  auto cpu = make_backend("cpu"), ref = make_backend("ref"), cuda = make_backend("cuda");
+  const Agreement r = teacher_forced(dir, text, *cpu, *ref);
+  const Agreement g = teacher_forced(dir, text, *cpu, *cuda);
+  EXPECT_GT(g.positions, 0);
+  EXPECT_TRUE(std::isfinite(g.mean_kl));
+  std::cout << what << ": teacher-forced next-token argmax differs from cpu at " << g.differ
+            << " of " << g.positions << " positions on cuda (mean KL " << g.mean_kl << "), at "
+            << r.differ << " on ref (mean KL " << r.mean_kl << ")\n";
+  return g;
+}
+
 // Every op of a 64-token prefill and 4 decode steps, cuda against cpu on the same inputs.
 void expect_ops_match(const fs::path& dir, const std::string& what) {
   const Model m = Model::load(dir.string());
@@ -125,6 +185,9 @@ TEST_P(CudaPpl, MatchesCpuFpAndQuantized) {
   expect_ops_match(model, GetParam() + " FP");
   expect_same_ppl(model, text, GetParam() + " FP", kFpPplRelTol);
   EXPECT_TRUE(same_generation(model, GetParam() + " FP"));
+  const Agreement fp = report_teacher_forced(model, text, GetParam() + " FP");
+  EXPECT_LE(fp.differ * 100, fp.positions);
+  EXPECT_LT(fp.mean_kl, 1e-8);
 
   const fs::path q = test::temp_dir("cudaq") / "w4a4";
   const int rank = GetParam() == "stories260K" ? 8 : 32;
@@ -139,6 +202,7 @@ TEST_P(CudaPpl, MatchesCpuFpAndQuantized) {
   expect_same_ppl(q, text, GetParam() + " QUAD W4A4/A8 --dtype bf16", kQuantPplRelTol,
                   "--dtype bf16");
   same_generation(q, GetParam() + " QUAD W4A4/A8");  // reported only (see the top)
+  report_teacher_forced(q, text, GetParam() + " QUAD W4A4/A8");
 }
 
 INSTANTIATE_TEST_SUITE_P(SharedModels, CudaPpl,
