@@ -8,26 +8,13 @@
 #include <cstring>
 
 #include "quad/backend/cpu/kernels/int4_gemm.h"
+#include "quad/backend/cpu/kernels/int4_gemm_tiling.h"
 
 namespace quad::kernels {
 
 namespace {
 
 static_assert(kBlock == 128, "two 32-byte loads of packed weights cover one prepared block");
-
-struct TileArgs {
-  const uint8_t* w;
-  size_t ldw;  // k / 2
-  int steps;   // full 32-byte chunks per row
-  int tail;    // remaining bytes per row (< 32)
-  const int8_t* x;
-  size_t ldx;  // kp
-  const int32_t* xsum;
-  const float* sx;
-  const float* sw;
-  float* y;
-  size_t ldy;
-};
 
 // Chunk s of a row (32 bytes) covers half s % 2 of prepared block s / 2.
 inline size_t x_offset(int s) {
@@ -60,7 +47,7 @@ inline int32_t reduce_add(__m256i v) {
 }
 
 template <int R, int T>
-void tile(const TileArgs& a) {
+void compute_tile(const TileArgs& a) {
   __m256i acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_si256();
@@ -90,59 +77,14 @@ void tile(const TileArgs& a) {
   }
 }
 
-template <int R, int T>
-void tile_any(int r, int t, const TileArgs& a) {
-  if constexpr (R > 1) {
-    if (r < R) return tile_any<R - 1, T>(r, t, a);
+// The shared tiling's policy (int4_gemm_tiling.h).
+struct Avx2 {
+  static constexpr int kChunkBytes = 32;
+  template <int R, int T>
+  static void tile(const TileArgs& a) {
+    compute_tile<R, T>(a);
   }
-  if constexpr (T > 1) {
-    if (t < T) return tile_any<R, T - 1>(r, t, a);
-  }
-  tile<R, T>(a);
-}
-
-inline int min_int(int a, int b) {
-  return a < b ? a : b;
-}
-
-constexpr double kParallelMacs = 1 << 18;
-
-// Tiles of R rows × T tokens, token blocks of TB (see the AVX-512 kernel).
-template <int R, int T, int TB>
-void run(const PreparedX& xp, const float* sx, int n, int k, const uint8_t* w_packed,
-         const float* sw, int out, float* y) {
-  const size_t ldw = size_t(k / 2);
-  const int steps = int(ldw / 32), tail = int(ldw % 32);
-  const int groups = (out + R - 1) / R;
-  // Threads only pay off above a few microseconds of work. No barrier between token blocks
-  // (nowait): blocks write disjoint outputs. Dynamic schedule in items of about 64 KiB of
-  // weights, so that a thread descheduled by other jobs does not hold the others up.
-  const bool parallel = double(n) * out * k >= kParallelMacs;
-  const size_t item_bytes = size_t(R) * ldw > 0 ? size_t(R) * ldw : 1;
-  const int chunk = (size_t(1) << 16) / item_bytes > 0 ? int((size_t(1) << 16) / item_bytes) : 1;
-#pragma omp parallel if (parallel)
-  for (int i0 = 0; i0 < n; i0 += TB) {
-    const int i1 = min_int(n, i0 + TB);
-#pragma omp for schedule(dynamic, chunk) nowait
-    for (int g = 0; g < groups; ++g) {
-      const int o0 = g * R, rows = min_int(R, out - o0);
-      for (int t0 = i0; t0 < i1; t0 += T) {
-        const TileArgs a{w_packed + size_t(o0) * ldw,
-                         ldw,
-                         steps,
-                         tail,
-                         xp.x + size_t(t0) * xp.kp,
-                         size_t(xp.kp),
-                         xp.xsum + t0,
-                         sx + t0,
-                         sw + o0,
-                         y + size_t(t0) * out + o0,
-                         size_t(out)};
-        tile_any<R, T>(rows, min_int(T, i1 - t0), a);
-      }
-    }
-  }
-}
+};
 
 }  // namespace
 
@@ -150,8 +92,8 @@ void gemm_s8_s4_avx2(const PreparedX& xp, const float* sx, int n, int k, const u
                      const float* sw, int out, float* y) {
   // 16 ymm registers: R·T accumulators + 2·R unpacked weights + temporaries. A few tokens: one
   // row per tile, so that each thread reads one sequential weight stream (faster from DRAM).
-  if (n <= 4) return run<1, 4, 4>(xp, sx, n, k, w_packed, sw, out, y);
-  return run<2, 4, 64>(xp, sx, n, k, w_packed, sw, out, y);
+  if (n <= 4) return run_tiles<Avx2, 1, 4, 4>(xp, sx, n, k, w_packed, sw, out, y);
+  return run_tiles<Avx2, 2, 4, 64>(xp, sx, n, k, w_packed, sw, out, y);
 }
 
 }  // namespace quad::kernels

@@ -17,26 +17,13 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include "quad/backend/cpu/kernels/int4_gemm.h"
+#include "quad/backend/cpu/kernels/int4_gemm_tiling.h"
 
 namespace quad::kernels {
 
 namespace {
 
 static_assert(kBlock == 128, "one 64-byte load of packed weights covers one prepared block");
-
-struct TileArgs {
-  const uint8_t* w;  // first row of the tile
-  size_t ldw;        // k / 2
-  int steps;         // full 64-byte chunks per row
-  int tail;          // remaining bytes per row (< 64)
-  const int8_t* x;   // first token of the tile (prepared)
-  size_t ldx;        // kp
-  const int32_t* xsum;
-  const float* sx;
-  const float* sw;
-  float* y;  // y + t0·out + o0
-  size_t ldy;
-};
 
 // One 64-byte chunk of packed weights per row against the matching prepared block of each
 // token. With b' = b ^ 0x88 (two vpternlogd, no shift): lo = b' & 0x0F = w_even + 8 and
@@ -97,7 +84,7 @@ inline __m128i reduce_add4(__m512i a, __m512i b, __m512i c, __m512i d) {
 }
 
 template <int R, int T>
-void tile(const TileArgs& a) {
+void compute_tile(const TileArgs& a) {
   __m512i acc[R][T], hi_acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = hi_acc[r][t] = _mm512_setzero_si512();
@@ -140,68 +127,6 @@ void tile(const TileArgs& a) {
         // Unsigned arithmetic: modular, like the vector lanes.
         const uint32_t sum = uint32_t(reduce_add(acc[r][t])) - 8u * uint32_t(a.xsum[t]);
         a.y[size_t(t) * a.ldy + r] = float(int32_t(sum)) * a.sx[t] * a.sw[r];
-      }
-    }
-  }
-}
-
-// Calls tile<r, t> for runtime 1 ≤ r ≤ R, 1 ≤ t ≤ T (the edge tiles).
-template <int R, int T>
-void tile_any(int r, int t, const TileArgs& a) {
-  if constexpr (R > 1) {
-    if (r < R) return tile_any<R - 1, T>(r, t, a);
-  }
-  if constexpr (T > 1) {
-    if (t < T) return tile_any<R, T - 1>(r, t, a);
-  }
-  tile<R, T>(a);
-}
-
-inline int min_int(int a, int b) {
-  return a < b ? a : b;
-}
-
-constexpr double kParallelMacs = 1 << 18;
-
-// Dynamic schedule in work items of about 64 KiB of weights: on a machine shared with other
-// jobs a thread that is descheduled for a while does not hold the others up (measured the same
-// as static when the machine is not loaded).
-inline int chunk_for(size_t bytes_per_item) {
-  const size_t items = (size_t(1) << 16) / (bytes_per_item > 0 ? bytes_per_item : 1);
-  return items > 0 ? int(items) : 1;
-}
-
-// Tiles of R rows × T tokens; token blocks of TB tokens whose prepared activations stay in L2
-// while the row groups sweep (each row group's weights are reused from L1 across the block).
-template <int R, int T, int TB>
-void run(const PreparedX& xp, const float* sx, int n, int k, const uint8_t* w_packed,
-         const float* sw, int out, float* y) {
-  const size_t ldw = size_t(k / 2);
-  const int steps = int(ldw / 64), tail = int(ldw % 64);
-  const int groups = (out + R - 1) / R;
-  // Threads only pay off above a few microseconds of work. No barrier between token blocks
-  // (nowait): blocks write disjoint outputs.
-  const bool parallel = double(n) * out * k >= kParallelMacs;
-  const int chunk = chunk_for(size_t(R) * ldw);
-#pragma omp parallel if (parallel)
-  for (int i0 = 0; i0 < n; i0 += TB) {
-    const int i1 = min_int(n, i0 + TB);
-#pragma omp for schedule(dynamic, chunk) nowait
-    for (int g = 0; g < groups; ++g) {
-      const int o0 = g * R, rows = min_int(R, out - o0);
-      for (int t0 = i0; t0 < i1; t0 += T) {
-        const TileArgs a{w_packed + size_t(o0) * ldw,
-                         ldw,
-                         steps,
-                         tail,
-                         xp.x + size_t(t0) * xp.kp,
-                         size_t(xp.kp),
-                         xp.xsum + t0,
-                         sx + t0,
-                         sw + o0,
-                         y + size_t(t0) * out + o0,
-                         size_t(out)};
-        tile_any<R, T>(rows, min_int(T, i1 - t0), a);
       }
     }
   }
@@ -262,6 +187,15 @@ void gemv(const PreparedX& xp, const float* sx, int k, const uint8_t* w_packed, 
   }
 }
 
+// The shared tiling's policy (int4_gemm_tiling.h).
+struct Avx512Vnni {
+  static constexpr int kChunkBytes = 64;
+  template <int R, int T>
+  static void tile(const TileArgs& a) {
+    compute_tile<R, T>(a);
+  }
+};
+
 }  // namespace
 
 void gemm_s8_s4_avx512vnni(const PreparedX& xp, const float* sx, int n, int k,
@@ -270,8 +204,8 @@ void gemm_s8_s4_avx512vnni(const PreparedX& xp, const float* sx, int n, int k,
   // 64 tokens form one token block, so the weights are streamed from memory once.
   if (n == 1) return gemv(xp, sx, k, w_packed, sw, out, y);
   // A few tokens: one row per tile as well (sequential weight stream), up to 4 tokens.
-  if (n <= 4) return run<1, 4, 4>(xp, sx, n, k, w_packed, sw, out, y);
-  return run<4, 3, 64>(xp, sx, n, k, w_packed, sw, out, y);
+  if (n <= 4) return run_tiles<Avx512Vnni, 1, 4, 4>(xp, sx, n, k, w_packed, sw, out, y);
+  return run_tiles<Avx512Vnni, 4, 3, 64>(xp, sx, n, k, w_packed, sw, out, y);
 }
 
 }  // namespace quad::kernels
