@@ -100,15 +100,6 @@ struct Agreement {
   double mean_kl = 0;
 };
 
-std::vector<float> chunk_logits(const Model& m, Backend& backend, const std::vector<int32_t>& ids) {
-  const int n = int(ids.size());
-  KVCache cache(m.config, n, backend.memory());
-  ForwardScratch s;
-  std::vector<float> logits(size_t(n) * m.config.vocab_size);
-  forward(m, backend, ids.data(), n, 0, cache, s, logits.data(), n);
-  return logits;
-}
-
 Agreement teacher_forced(const fs::path& dir, const fs::path& text, Backend& base, Backend& other) {
   const Model m = Model::load(dir.string());
   const Tokenizer tok = Tokenizer::load(dir.string());
@@ -118,7 +109,7 @@ Agreement teacher_forced(const fs::path& dir, const fs::path& text, Backend& bas
   Agreement a;
   for (int c = 0; c < kChunks && size_t(c + 1) * kChunk <= all.size(); ++c) {
     const std::vector<int32_t> ids(all.begin() + c * kChunk, all.begin() + (c + 1) * kChunk);
-    const auto lb = chunk_logits(m, base, ids), lo = chunk_logits(m, other, ids);
+    const auto lb = test::all_logits(m, ids, &base), lo = test::all_logits(m, ids, &other);
     int64_t agree = 0;
     a.mean_kl += kl_divergence_sum(lb.data(), lo.data(), kChunk, m.config.vocab_size, &agree);
     a.positions += kChunk;

@@ -19,9 +19,13 @@ namespace quad::test {
 
 namespace fs = std::filesystem;
 
-std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids) {
-  auto backend = make_cpu_backend();
-  KVCache cache(m.config, int(ids.size()));
+std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids, Backend* backend) {
+  std::unique_ptr<Backend> cpu;
+  if (!backend) {
+    cpu = make_cpu_backend();
+    backend = cpu.get();
+  }
+  KVCache cache(m.config, int(ids.size()), backend->memory());
   ForwardScratch s;
   std::vector<float> out(ids.size() * m.config.vocab_size);
   forward(m, *backend, ids.data(), int(ids.size()), 0, cache, s, out.data(), int(ids.size()));

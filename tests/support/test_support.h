@@ -10,12 +10,15 @@
 
 namespace quad {
 struct Model;
-}
+class Backend;
+}  // namespace quad
 
 namespace quad::test {
 
-// Logits of every position of ids (n, vocab), one forward pass on the cpu backend.
-std::vector<float> all_logits(const Model& model, const std::vector<int32_t>& ids);
+// Logits of every position of ids (n, vocab), one forward pass on `backend` (null: the cpu
+// backend), its KV cache in the backend's memory.
+std::vector<float> all_logits(const Model& model, const std::vector<int32_t>& ids,
+                              Backend* backend = nullptr);
 
 // $QUAD_ASSETS, else <source>/../shared/assets.
 std::filesystem::path assets_dir();

@@ -99,12 +99,9 @@ DeviceQuadLinear::DeviceQuadLinear(std::span<const Linear* const> parts) {
     const size_t at = packed.size(), sum_at = sums.size();
     packed.resize(at + quad_weight_bytes(pq.out, pq.k));
     sums.resize(sum_at + pq.out);
-    if (pq.bits == 4)
-      quad_prepare_packed_weights(pq.packed.data(), pq.out, pq.k, act_bits_ == 8,
-                                  packed.data() + at, sums.data() + sum_at);
-    else
-      quad_prepare_weights(pq.unpacked().data(), pq.out, pq.k, act_bits_ == 8, packed.data() + at,
-                           sums.data() + sum_at);
+    // 4-bit weights only (unsupported() refuses the rest): repacked from the packed nibbles.
+    quad_prepare_packed_weights(pq.packed.data(), pq.out, pq.k, act_bits_ == 8, packed.data() + at,
+                                sums.data() + sum_at);
     scales.insert(scales.end(), pq.scales.begin(), pq.scales.end());
     for (float w : pq.w_outlier) outlier.push_back(__float2half_rn(w));
     for (uint16_t h : pq.w_outlier_f16) {
