@@ -272,8 +272,9 @@ Row bench_shape(cudaStream_t st, cublasHandle_t h, const Shape& s, int M, int r,
   auto* codes = dalloc<uint8_t>(size_t(M) * quad_row_bytes(Kq, s.act_bits));
   auto* ascale = dalloc<float>(M);
   auto* asum = dalloc<int32_t>(M);
-  auto* aout = dalloc<__half>(size_t(M) * std::max(rq, 1));
-  QuadActivations act{codes, ascale, asum, rq ? aout : nullptr};
+  auto* aout = dalloc<__half>(2 * size_t(M) * std::max(rq, 1));  // the pair: hi, then lo
+  QuadActivations act{codes, ascale, asum, rq ? aout : nullptr,
+                      rq ? aout + size_t(M) * rq : nullptr};
   {
     const QuadWeights shape_only{nullptr, nullptr, nullptr, nullptr,   nullptr,
                                  Nq,      Kq,      rq,      s.act_bits};

@@ -6,20 +6,20 @@
 //    quantized also with --dtype bf16 (the block ops);
 //  - FP greedy generations agree for 16 tokens;
 //  - teacher-forced next-token predictions (the same 512 tokens through both backends, argmax
-//    and KL divergence at every position): FP to fp32 rounding; quantized reported.
+//    and KL divergence at every position): FP to fp32 rounding; quantized within 2× the mean
+//    KL divergence between the cpu and ref backends.
 // The quantized models are chaotic under rounding: one activation code that lands on the other
 // side of a rounding boundary changes the rest of that token's path. Perplexity, measured on the
 // H100 host (2026-11) on one stories260K W4A4 folder: cpu vs cuda 0.4%, and the cpu backend there
 // vs the cpu backend on a CI machine (other OpenBLAS, AVX2 instead of AVX-512) 0.8%, while every
 // op agreed (the CheckingBackend check). Even two CPU implementations disagree: on a fast
 // tiny-llama3-30m W4A4/A8 folder, `quad generate --backend cpu` and `--backend ref` differ from
-// the first greedy token on. Teacher-forced (2026-11-24), cuda differs from cpu at 47 of 512
+// the first greedy token on. Teacher-forced (2026-11-24), cuda differed from cpu at 47 of 512
 // positions on a tiny-llama3-30m W4A4/A8 folder (mean KL 0.014) and at 97 on a stories260K one
-// (0.058), against 16 and 27 (0.004, 0.008) for ref; the cpu path with its outlier activations
-// rounded to fp16, as the GPU kernels hold them, gave 42 and 92 (0.014, 0.059): that rounding
-// is most of the gap (docs/gpu.md). So quantized perplexity is only held within 2% here,
-// generations and teacher-forced agreement are reported, not compared, and the op-level check is
-// what guards them.
+// (0.058), against 16 and 27 (0.004, 0.008) for ref, while the GPU held the outlier activations
+// in fp16; carried as an fp16 pair (2026-11-25) 22 and 31 (0.0054, 0.0086). So quantized
+// perplexity is only held within 2% here, generations are reported, not compared, and the
+// op-level check and the teacher-forced KL bound are what guard them.
 // Each model is skipped when absent from $QUAD_ASSETS (scripts/gpu.sh carries one or more of
 // them to the GPU machine).
 #include <gtest/gtest.h>
@@ -119,11 +119,13 @@ Agreement teacher_forced(const fs::path& dir, const fs::path& text, Backend& bas
   return a;
 }
 
-// cuda against cpu, beside ref against cpu (two CPU implementations) as the yardstick. FP models
-// must agree to fp32 rounding (KL orders of magnitude below any quantization effect: measured
-// ~3e-12 on the H100); quantized ones are reported (see the top).
-Agreement report_teacher_forced(const fs::path& dir, const fs::path& text,
-                                const std::string& what) {
+struct TeacherForced {
+  Agreement cuda, ref;  // each against cpu
+};
+
+// cuda against cpu, beside ref against cpu (two CPU implementations) as the yardstick.
+TeacherForced report_teacher_forced(const fs::path& dir, const fs::path& text,
+                                    const std::string& what) {
   auto cpu = make_backend("cpu"), ref = make_backend("ref"), cuda = make_backend("cuda");
   const Agreement r = teacher_forced(dir, text, *cpu, *ref);
   const Agreement g = teacher_forced(dir, text, *cpu, *cuda);
@@ -132,7 +134,7 @@ Agreement report_teacher_forced(const fs::path& dir, const fs::path& text,
   std::cout << what << ": teacher-forced next-token argmax differs from cpu at " << g.differ
             << " of " << g.positions << " positions on cuda (mean KL " << g.mean_kl << "), at "
             << r.differ << " on ref (mean KL " << r.mean_kl << ")\n";
-  return g;
+  return {g, r};
 }
 
 // Every op of a 64-token prefill and 4 decode steps, cuda against cpu on the same inputs.
@@ -176,7 +178,9 @@ TEST_P(CudaPpl, MatchesCpuFpAndQuantized) {
   expect_ops_match(model, GetParam() + " FP");
   expect_same_ppl(model, text, GetParam() + " FP", kFpPplRelTol);
   EXPECT_TRUE(same_generation(model, GetParam() + " FP"));
-  const Agreement fp = report_teacher_forced(model, text, GetParam() + " FP");
+  // FP: fp32 rounding only (KL orders of magnitude below any quantization effect: measured
+  // ~3e-12 on the H100).
+  const Agreement fp = report_teacher_forced(model, text, GetParam() + " FP").cuda;
   EXPECT_LE(fp.differ * 100, fp.positions);
   EXPECT_LT(fp.mean_kl, 1e-8);
 
@@ -193,7 +197,12 @@ TEST_P(CudaPpl, MatchesCpuFpAndQuantized) {
   expect_same_ppl(q, text, GetParam() + " QUAD W4A4/A8 --dtype bf16", kQuantPplRelTol,
                   "--dtype bf16");
   same_generation(q, GetParam() + " QUAD W4A4/A8");  // reported only (see the top)
-  report_teacher_forced(q, text, GetParam() + " QUAD W4A4/A8");
+  // Quantized: as close to cpu as the other CPU implementation is, within 2× its mean KL
+  // (measured 2026-11-25 on the H100: 1.1× and 1.4×; 7.4× and 3.7× when the outlier activations
+  // were carried in fp16 alone). stories260K's rank 8 runs the op-by-op path
+  // (outlier_linear_f16), tiny-llama3-30m's 32 the fused kernels.
+  const TeacherForced quant = report_teacher_forced(q, text, GetParam() + " QUAD W4A4/A8");
+  EXPECT_LE(quant.cuda.mean_kl, 2 * quant.ref.mean_kl + 1e-3);
 }
 
 INSTANTIATE_TEST_SUITE_P(SharedModels, CudaPpl,

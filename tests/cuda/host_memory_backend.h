@@ -25,6 +25,10 @@ class HostMemoryBackend final : public Backend {
                    float* y) override {
     b_.linear_bf16(x, n, in, w16, out, bias, y);
   }
+  void outlier_linear_f16(const float* x, int n, int in, const uint16_t* w16, int out,
+                          float* y) override {
+    b_.outlier_linear_f16(x, n, in, w16, out, y);
+  }
   void rmsnorm(const float* x, int n, int width, const float* weight, int divisor, float eps,
                float* y) override {
     b_.rmsnorm(x, n, width, weight, divisor, eps, y);

@@ -3,8 +3,8 @@
 // and W4A4 on the CPU with fast calibration settings, uploaded with DeviceQuadLinear and run on
 // random input rows, against the CPU model's own computation of the same layer
 // (model/forward.cpp's apply_linear after the layer's RMSNorm). Differences come from bf16
-// inputs and outputs, fp16 outlier activations, and the few codes that the GPU's fp32
-// norm / Hadamard round to the other side.
+// inputs and outputs and the few codes that the GPU's fp32 norm / Hadamard round to the other
+// side.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -103,13 +103,14 @@ TEST_P(QuadLinearModel, EveryLinearMatchesTheCpuModel) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    SharedModels, QuadLinearModel,
-    ::testing::Values(Case{"tiny-llama3-30m", ""}, Case{"tiny-llama3-30m", "--od-bits 4"},
-                      Case{"tiny-qwen2-27m", ""}),
-    [](const auto& info) {
-      return test::param_name(std::string(info.param.model) + (info.param.flags[0] ? "_a4" : "_a8"));
-    });
+INSTANTIATE_TEST_SUITE_P(SharedModels, QuadLinearModel,
+                         ::testing::Values(Case{"tiny-llama3-30m", ""},
+                                           Case{"tiny-llama3-30m", "--od-bits 4"},
+                                           Case{"tiny-qwen2-27m", ""}),
+                         [](const auto& info) {
+                           return test::param_name(std::string(info.param.model) +
+                                                   (info.param.flags[0] ? "_a4" : "_a8"));
+                         });
 
 TEST(QuadLinearModel, RefusesLayersWithoutIntegerInputs) {
   Linear lin;

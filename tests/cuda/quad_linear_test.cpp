@@ -299,8 +299,8 @@ TEST(QuadQuant, UTypeMatchesReferenceNormAndQuantizer) {
     Dev<uint8_t> codes(size_t(M) * cuda::quad_row_bytes(K, bits));
     Dev<float> scales(M);
     Dev<int32_t> sums(M);
-    Dev<__half> outl(size_t(M) * std::max(r, 1));
-    QuadActivations act{codes.p, scales.p, sums.p, outl.p, natural};
+    Dev<__half> outl(2 * size_t(M) * std::max(r, 1));  // hi, then lo
+    QuadActivations act{codes.p, scales.p, sums.p, outl.p, outl.p + size_t(M) * r, natural};
     CUDA_OK(cuda::launch_quad_quant_u(dh.p, M, r, K, divisor, 1e-5f, bits, 0.9f, act, nullptr));
     CUDA_OK(cudaDeviceSynchronize());
     auto c = codes.get();
@@ -314,8 +314,13 @@ TEST(QuadQuant, UTypeMatchesReferenceNormAndQuantizer) {
       const float inv = float(1.0 / std::sqrt(ss / divisor + 1e-5));
       std::vector<float> a(D);
       for (int j = 0; j < D; ++j) a[j] = h[size_t(i) * D + j] * inv;
-      for (int j = 0; j < r; ++j)
-        EXPECT_NEAR(half_value(o[size_t(i) * r + j]), a[j], 1e-3 * std::fabs(a[j]) + 1e-6);
+      for (int j = 0; j < r; ++j) {
+        // hi is fp16(a); hi + lo carries a to ~22 bits (lo may be subnormal: 3e-8 absolute).
+        const float hi = half_value(o[size_t(i) * r + j]);
+        const float lo = half_value(o[size_t(M) * r + size_t(i) * r + j]);
+        EXPECT_NEAR(hi, a[j], 1e-3 * std::fabs(a[j]) + 1e-6);
+        EXPECT_NEAR(double(hi) + lo, a[j], 2e-6 * std::fabs(a[j]) + 6e-8);
+      }
       expect_row_matches(c, s, su, i, a.data() + r, K, bits, 0.9f, 1e-5, &flips, natural);
     }
     EXPECT_LE(flips, std::max(2, M * K / 1000));
@@ -353,7 +358,7 @@ void check_d_rows(int M, int K, int bits, bool natural, const std::vector<float>
   Dev<uint8_t> codes(size_t(M) * cuda::quad_row_bytes(K, bits));
   Dev<float> scales(M);
   Dev<int32_t> sums(M);
-  const QuadActivations act{codes.p, scales.p, sums.p, nullptr, natural};
+  const QuadActivations act{codes.p, scales.p, sums.p, nullptr, nullptr, natural};
   CUDA_OK(launch(act));
   CUDA_OK(cudaDeviceSynchronize());
   auto c = codes.get();
@@ -499,8 +504,12 @@ void check_gemm(const GemmCase& cs, int tiled, std::mt19937& rng) {
   std::vector<uint8_t> wpacked(cuda::quad_weight_bytes(N, K));
   std::vector<int32_t> wsum(N);
   cuda::quad_prepare_weights(wq.data(), N, K, cs.act_bits == 8, wpacked.data(), wsum.data());
-  std::vector<float> ao, wo, bias;
+  // The tokens' outlier pair: independent random hi and lo parts (lo as large as hi, so that a
+  // kernel dropping either part fails), the reference multiplies their exact sum.
+  std::vector<float> ao, ao_lo, wo, bias;
   auto aoh = to_half(random_normal(size_t(M) * r, rng), &ao);
+  auto aolh = to_half(random_normal(size_t(M) * r, rng, 0.5f), &ao_lo);
+  aoh.insert(aoh.end(), aolh.begin(), aolh.end());
   auto woh = to_half(random_normal(size_t(N) * r, rng, 0.05f), &wo);
   auto biasb = to_bf16(random_normal(N, rng), &bias);
 
@@ -514,7 +523,8 @@ void check_gemm(const GemmCase& cs, int tiled, std::mt19937& rng) {
   Dev<__half> dao(aoh), dwo(woh);
   Dev<__nv_bfloat16> dbias(biasb);
   Dev<__nv_bfloat16> dy(size_t(M) * N);
-  QuadActivations act{dA.p, dsx.p, dasum.p, r ? dao.p : nullptr, natural};
+  QuadActivations act{
+      dA.p, dsx.p, dasum.p, r ? dao.p : nullptr, r ? dao.p + size_t(M) * r : nullptr, natural};
   w = QuadWeights{dW.p, dsw.p, dwsum.p, r ? dwo.p : nullptr, cs.bias ? dbias.p : nullptr,
                   N,    K,     r,       cs.act_bits};
   const auto tile = tiled == 201   ? cuda::WgmmaTile::wide
@@ -533,7 +543,8 @@ void check_gemm(const GemmCase& cs, int tiled, std::mt19937& rng) {
       long dot = 0;
       for (int k = 0; k < K; ++k) dot += long(aq[size_t(i) * K + k]) * wq[size_t(o) * K + k];
       double v = double(dot) * sx[i] * sw[o];
-      for (int j = 0; j < r; ++j) v += double(ao[size_t(i) * r + j]) * wo[size_t(o) * r + j];
+      for (int j = 0; j < r; ++j)
+        v += (double(ao[size_t(i) * r + j]) + ao_lo[size_t(i) * r + j]) * wo[size_t(o) * r + j];
       if (cs.bias) v += bias[o];
       ref[size_t(i) * N + o] = v;
       rms += v * v;
@@ -641,7 +652,7 @@ TEST(QuadLinearBench, RejectsBadFlags) {
 
 // A U-type layer end to end (RMSNorm → quantize → GEMM + outlier + bias) against the reference
 // backend's ops on the same bf16-rounded input; the only differences are the few codes that
-// the fp32 norm rounds to the other side, fp16 outlier operands and the bf16 output.
+// the fp32 norm rounds to the other side and the bf16 output.
 TEST(QuadLinear, UTypeLayerMatchesReferenceBackend) {
   if (!gpu_here()) GTEST_SKIP() << "no CUDA GPU";
   std::mt19937 rng(14);
@@ -675,11 +686,16 @@ TEST(QuadLinear, UTypeLayerMatchesReferenceBackend) {
   Dev<uint8_t> codes(size_t(M) * cuda::quad_row_bytes(d, 4)), dW(wpacked);
   Dev<float> scales(M), dsw(sw);
   Dev<int32_t> sums(M), dwsum(wsum);
-  Dev<__half> outl(size_t(M) * r), dwo(woh);
+  Dev<__half> outl(2 * size_t(M) * r), dwo(woh);
   Dev<__nv_bfloat16> dy(size_t(M) * N);
   QuadWeights w{dW.p, dsw.p, dwsum.p, dwo.p, nullptr, N, d, r, 4};
   for (int M_run : {M, 1, 16}) {  // prefill, then the weight-streaming kernel on the first rows
-    QuadActivations act{codes.p, scales.p, sums.p, outl.p, cuda::quad_gemm_natural(M_run, w)};
+    QuadActivations act{codes.p,
+                        scales.p,
+                        sums.p,
+                        outl.p,
+                        outl.p + size_t(M) * r,
+                        cuda::quad_gemm_natural(M_run, w)};
     CUDA_OK(cuda::launch_quad_quant_u(dh.p, M_run, r, d, d, 1e-5f, 4, 0.9f, act, nullptr));
     CUDA_OK(cuda::launch_quad_gemm(act, M_run, w, dy.p, nullptr));
     CUDA_OK(cudaDeviceSynchronize());

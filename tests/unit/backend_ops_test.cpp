@@ -91,6 +91,24 @@ TEST_P(BackendOps, LinearBf16) {
   expect_half_linear_matches(*ref, *be, true);
 }
 
+// The outlier part of a QUAD layer: fp16 weights, x at fp32 precision on every backend (cuda's
+// linear_f16 would round x to fp16: NMSE ~1e-8 here, against ~1e-14 for the fp16 pair).
+TEST_P(BackendOps, OutlierLinearF16KeepsTheInputPrecise) {
+  for (auto [n, in, out] : {std::tuple{1, 16, 70}, {5, 64, 129}, {130, 37, 64}}) {
+    const auto x = test::random_normal(size_t(n) * in, 21);
+    auto w = test::random_normal(size_t(out) * in, 22);
+    std::vector<uint16_t> w16(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      w16[i] = f32_to_f16(w[i]);
+      w[i] = f16_to_f32(w16[i]);
+    }
+    std::vector<float> y0(size_t(n) * out), y1(size_t(n) * out, 7.0f);
+    ref->linear(x.data(), n, in, w.data(), out, nullptr, y0.data());
+    be->outlier_linear_f16(x.data(), n, in, w16.data(), out, y1.data());
+    EXPECT_LT(nmse(y1, y0), 1e-11) << n << "x" << in << "->" << out;
+  }
+}
+
 TEST_P(BackendOps, RmsNorm) {
   for (auto [n, width, divisor, weighted] :
        {std::tuple{1, 64, 64, true}, {9, 71, 71, true}, {4, 72, 64, false}}) {

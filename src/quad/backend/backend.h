@@ -102,6 +102,13 @@ class Backend {
   // cuda backend rounds x to the weights' 16-bit type (tensor-core GEMM, fp32 accumulation).
   virtual void linear_f16(const float* x, int n, int in, const uint16_t* w16, int out,
                           const float* bias, float* y);
+  // linear_f16 for the outlier part of a QUAD layer (x: its r activations that stay in floating
+  // point, QUAD-SPEC): x is multiplied at fp32 precision, no bias. The default is linear_f16
+  // (which does not round x on the CPU backends); the cuda backend overrides it.
+  virtual void outlier_linear_f16(const float* x, int n, int in, const uint16_t* w16, int out,
+                                  float* y) {
+    linear_f16(x, n, in, w16, out, nullptr, y);
+  }
   // The same with bf16 weights w16 (bit patterns): the FP path of models stored in bf16.
   virtual void linear_bf16(const float* x, int n, int in, const uint16_t* w16, int out,
                            const float* bias, float* y);

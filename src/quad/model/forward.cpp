@@ -36,8 +36,8 @@ void integer_linear(Backend& backend, const Linear& lin, const float* x, int n, 
       backend.linear(s.outlier_in.data(), n, q.outlier, q.w_outlier.data(), lin.out, nullptr,
                      s.outlier_out.data());
     else
-      backend.linear_f16(s.outlier_in.data(), n, q.outlier, q.w_outlier_f16.data(), lin.out,
-                         nullptr, s.outlier_out.data());
+      backend.outlier_linear_f16(s.outlier_in.data(), n, q.outlier, q.w_outlier_f16.data(), lin.out,
+                                 s.outlier_out.data());
     backend.add(y, s.outlier_out.data(), size_t(n) * lin.out);
   }
   if (lin.has_bias())

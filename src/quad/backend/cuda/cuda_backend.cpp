@@ -205,6 +205,25 @@ class CudaBackend final : public Backend {
                    float* y) override {
     half_linear(x, n, in, w16, out, bias, y, /*bf16=*/true);
   }
+  // x as the fp16 pair hi = fp16(x), lo = fp16(x − hi) (~22 bits), two tensor-core GEMMs into y:
+  // fp16 alone moved quantized models' argmax at 3× the rate of the CPU's fp32 reorderings
+  // (docs/gpu.md). The fused QUAD kernels carry their outlier activations the same way.
+  void outlier_linear_f16(const float* x, int n, int in, const uint16_t* w16, int out,
+                          float* y) override {
+    Op op(*this, "outlier_linear_f16");
+    if (profile_) op.shape = gemm_shape(n, out, in);
+    if (n <= 0 || out <= 0) return;
+    if (in <= 0) return linear_f16(x, n, in, w16, out, nullptr, y);
+    const size_t count = size_t(n) * in;
+    const float* dx = input(kIn0, x, count);
+    uint16_t* pair = scratch<uint16_t>(kIn1, 2 * count);
+    check_launch(cuda::launch_split_half(dx, count, pair, pair + count, stream_), "split_half");
+    float* dy = output(kOut, y, size_t(n) * out);
+    const uint16_t* dw = weights_.get(w16, size_t(out) * in, stream_);
+    device_gemm16(pair, n, in, dw, out, dy, /*out16=*/false, /*bf16=*/false);
+    device_gemm16(pair + count, n, in, dw, out, dy, false, false, /*accumulate=*/true);
+    finish(y, dy, size_t(n) * out);
+  }
 
   void rmsnorm(const float* x, int n, int width, const float* weight, int divisor, float eps,
                float* y) override {
@@ -975,13 +994,14 @@ class CudaBackend final : public Backend {
     device_gemm16(x16, n, in, weights_.get(w16, size_t(out) * in, stream_), out, y, out16, bf16);
   }
   // The same with the weights dw (out, in) already in GPU memory.
+  // accumulate: y += the product instead of y = it.
   void device_gemm16(const uint16_t* x16, int n, int in, const uint16_t* dw, int out, void* y,
-                     bool out16, bool bf16) {
+                     bool out16, bool bf16, bool accumulate = false) {
     const cudaDataType type = bf16 ? CUDA_R_16BF : CUDA_R_16F;
-    const float one = 1.0f, zero = 0.0f;
+    const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     // Row-major y (n, out) = x (n, in) · w (out, in)ᵀ is column-major yᵀ = w (in, out)ᵀ · xᵀ.
     QUAD_CUBLAS_CHECK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, dw, type, in,
-                                   x16, type, in, &zero, y, out16 ? type : CUDA_R_32F, out,
+                                   x16, type, in, &beta, y, out16 ? type : CUDA_R_32F, out,
                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   }
 

@@ -144,9 +144,12 @@ void DeviceQuadLinear::grow(int M) {
       static_cast<uint8_t*>(act_codes_.ensure(size_t(M) * quad_row_bytes(w_.K, act_bits_)));
   act_.scales = static_cast<float*>(act_scales_.ensure(size_t(M) * sizeof(float)));
   act_.sums = static_cast<int32_t*>(act_sums_.ensure(size_t(M) * sizeof(int32_t)));
-  act_.outlier = w_.r > 0
-                     ? static_cast<__half*>(act_outlier_.ensure(size_t(M) * w_.r * sizeof(__half)))
-                     : nullptr;
+  // The outlier pair, hi then lo, in one buffer.
+  auto* pair =
+      w_.r > 0 ? static_cast<__half*>(act_outlier_.ensure(2 * size_t(M) * w_.r * sizeof(__half)))
+               : nullptr;
+  act_.outlier = pair;
+  act_.outlier_lo = pair ? pair + size_t(M) * w_.r : nullptr;
   act_.natural = quad_gemm_natural(M, w_);  // the layout the GEMM at this M reads
 }
 

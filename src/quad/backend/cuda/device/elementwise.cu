@@ -77,6 +77,15 @@ __global__ void to_half_kernel(const float* x, size_t n, uint16_t* out, bool bf1
     out[i] = to_half(x[i], bf16);
 }
 
+__global__ void split_half_kernel(const float* x, size_t n, uint16_t* hi, uint16_t* lo) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x) {
+    const __half h = __float2half_rn(x[i]);
+    hi[i] = __half_as_ushort(h);
+    lo[i] = __half_as_ushort(__float2half_rn(__fsub_rn(x[i], __half2float(h))));
+  }
+}
+
 // One block per token: row tokens[i] of the table into row i of x.
 __global__ void embed_kernel(const float* table, int width, const int32_t* tokens, float* x) {
   const float* src = table + size_t(tokens[blockIdx.x]) * width;
@@ -97,6 +106,13 @@ cudaError_t launch_to_half(const float* x, size_t n, uint16_t* out, bool bf16,
                            cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   to_half_kernel<<<grid_stride_blocks(n), kGridStrideThreads, 0, stream>>>(x, n, out, bf16);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_split_half(const float* x, size_t n, uint16_t* hi, uint16_t* lo,
+                              cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  split_half_kernel<<<grid_stride_blocks(n), kGridStrideThreads, 0, stream>>>(x, n, hi, lo);
   return cudaGetLastError();
 }
 

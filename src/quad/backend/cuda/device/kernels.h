@@ -13,6 +13,9 @@ namespace quad::cuda {
 
 // out (n) = x (n) rounded to nearest even fp16 (bf16 = false) or bf16 (true), as bit patterns.
 cudaError_t launch_to_half(const float* x, size_t n, uint16_t* out, bool bf16, cudaStream_t stream);
+// x (n) as an fp16 pair: hi = fp16(x), lo = fp16(x − hi) (bit patterns; x − hi is exact in fp32).
+cudaError_t launch_split_half(const float* x, size_t n, uint16_t* hi, uint16_t* lo,
+                              cudaStream_t stream);
 // x (n, width) ← rows tokens[i] of table (vocab, width); the ids are checked by the caller.
 cudaError_t launch_embed(const float* table, int width, const int32_t* tokens, int n, float* x,
                          cudaStream_t stream);

@@ -19,7 +19,7 @@ cudaError_t by_act_bits(int bits, F&& f) {
 
 inline cudaError_t check_args(const QuadActivations& act, int M, const QuadWeights& w) {
   if (M < 0 || w.N <= 0 || w.K <= 0 || (w.act_bits != 4 && w.act_bits != 8) || w.r < 0 ||
-      w.r % 16 != 0 || w.r > 128 || (w.r > 0 && (!act.outlier || !w.outlier)))
+      w.r % 16 != 0 || w.r > 128 || (w.r > 0 && (!act.outlier || !act.outlier_lo || !w.outlier)))
     return cudaErrorInvalidValue;
   return cudaSuccess;
 }

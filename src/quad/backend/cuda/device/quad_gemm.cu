@@ -7,8 +7,9 @@
 //    operand), weights streamed straight from device memory into registers, four k blocks of
 //    loads in flight per thread, 8 warps splitting K and reducing through shared memory; the
 //    epilogue's constants are loaded and the outlier products formed while weights are in flight.
-// Epilogue: Σ a·q from the offset sums (exact in int32), · s_x · s_w in fp32, plus the fp16
-// outlier product (tensor cores, fp32 accumulation) and the bias, stored as bf16.
+// Epilogue: Σ a·q from the offset sums (exact in int32), · s_x · s_w in fp32, plus the outlier
+// product (fp16 weights times the tokens' fp16 pair; tensor cores, fp32 accumulation) and the
+// bias, stored as bf16.
 #include <algorithm>
 
 #include "dynamic_smem.cuh"
@@ -61,21 +62,24 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint8_t* A = act.codes;
   const uint8_t* B = w.codes;
 
-  // The outlier tiles (fp16, rows padded by 16 bytes), fetched first in their own group.
-  const int ost = 2 * r + 16;
+  // The outlier tiles (fp16, rows padded by 16 bytes): the tokens' hi part and the weights',
+  // fetched first in their own group; the tokens' lo part goes to the first stage's space once
+  // the main loop is done with it (at r = 128 and 8-bit inputs a third tile would not fit).
+  const int ost = 2 * r + 16, cpr = r / 8;  // cpr: 16-byte chunks per row
   uint8_t* sAo = smem + T::STAGES * T::STAGE;
   uint8_t* sWo = sAo + T::BM * ost;
-  if (r > 0) {
-    const int cpr = r / 8;  // 16-byte chunks per row
-    for (int id = tid; id < (T::BM + T::BN) * cpr; id += kThreads) {
+  uint8_t* sAl = smem;
+  auto load_outlier = [&](uint8_t* dst, const __half* src, int rows, int row0, int limit) {
+    for (int id = tid; id < rows * cpr; id += kThreads) {
       const int row = id / cpr, c = id % cpr;
-      const bool is_a = row < T::BM;
-      const int grow = is_a ? m0 + row : n0 + row - T::BM;
-      const bool valid = grow < (is_a ? M : N);
-      const __half* src = is_a ? act.outlier : w.outlier;
-      const __half* p = valid ? src + size_t(grow) * r + c * 8 : src;
-      cp_async16((is_a ? sAo + row * ost : sWo + (row - T::BM) * ost) + c * 16, p, valid);
+      const bool valid = row0 + row < limit;
+      const __half* p = valid ? src + size_t(row0 + row) * r + c * 8 : src;
+      cp_async16(dst + row * ost + c * 16, p, valid);
     }
+  };
+  if (r > 0) {
+    load_outlier(sAo, act.outlier, T::BM, m0, M);
+    load_outlier(sWo, w.outlier, T::BN, n0, N);
   }
   cp_async_commit();
 
@@ -192,6 +196,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   cp_async_wait<0>();
   __syncthreads();
+  if (r > 0) load_outlier(sAl, act.outlier_lo, T::BM, m0, M);  // in flight during the scales
+  cp_async_commit();
 
   // Epilogue: integer sums → fp32 with the scales, then the outlier product on top.
   float out[4][NJ][4];
@@ -226,24 +232,30 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
 
   if (r > 0) {
+    cp_async_wait<0>();
+    __syncthreads();
     for (int kk = 0; kk < r / 16; ++kk) {
-      unsigned af[4][4], bf[NJ / 2][4];
-#pragma unroll
-      for (int mi = 0; mi < 4; ++mi) {
-        const int row = wm + mi * 16 + (lane % 8) + 8 * ((lane / 8) & 1);
-        ldmatrix_x4(af[mi], sAo + row * ost + (kk * 16 + 8 * (lane / 16)) * 2);
-      }
+      unsigned bf[NJ / 2][4];
 #pragma unroll
       for (int p = 0; p < NJ / 2; ++p) {
         const int row = wn + p * 16 + (lane % 8) + 8 * (lane / 16);
         ldmatrix_x4(bf[p], sWo + row * ost + (kk * 16 + 8 * ((lane / 8) & 1)) * 2);
       }
 #pragma unroll
-      for (int mi = 0; mi < 4; ++mi)
+      for (int part = 1; part >= 0; --part) {  // the lo rows, then the hi rows
+        unsigned af[4][4];
 #pragma unroll
-        for (int nj = 0; nj < NJ; ++nj)
-          mma_f16(out[mi][nj], af[mi][0], af[mi][1], af[mi][2], af[mi][3], bf[nj / 2][2 * (nj % 2)],
-                  bf[nj / 2][2 * (nj % 2) + 1]);
+        for (int mi = 0; mi < 4; ++mi) {
+          const int row = wm + mi * 16 + (lane % 8) + 8 * ((lane / 8) & 1);
+          ldmatrix_x4(af[mi], (part ? sAl : sAo) + row * ost + (kk * 16 + 8 * (lane / 16)) * 2);
+        }
+#pragma unroll
+        for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+          for (int nj = 0; nj < NJ; ++nj)
+            mma_f16(out[mi][nj], af[mi][0], af[mi][1], af[mi][2], af[mi][3],
+                    bf[nj / 2][2 * (nj % 2)], bf[nj / 2][2 * (nj % 2) + 1]);
+      }
     }
   }
 
@@ -291,7 +303,7 @@ __global__ void __launch_bounds__(kThreads, MINB)
     quad_gemv_kernel(QuadActivations act, int M, QuadWeights w, OutT* y) {
   __shared__ int red[kGemvWarps][NT * 128];
   __shared__ float s_out[NT * 128];  // the outlier products of the group
-  __shared__ __align__(16) __half s_wo[16 * (kGemvMaxR + 8)], s_ao[8 * NT * (kGemvMaxR + 8)];
+  __shared__ __align__(16) __half s_wo[16 * (kGemvMaxR + 8)], s_ao[2][8 * NT * (kGemvMaxR + 8)];
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int g = lane / 4, t = lane % 4;
   const int N = w.N, K = w.K, r = w.r, groups = (N + 15) / 16;
@@ -351,11 +363,13 @@ __global__ void __launch_bounds__(kThreads, MINB)
     a_scale = act.scales[e_tok];
     a_sum = act.sums[e_tok];
   }
-  for (int c = tid; c < 8 * NT * (r / 8); c += kThreads) {
-    const int tok = c / (r / 8), part = c % (r / 8);
+  for (int c = tid; c < 2 * 8 * NT * (r / 8); c += kThreads) {
+    const int lo = c / (8 * NT * (r / 8)), tok = c % (8 * NT * (r / 8)) / (r / 8),
+              part = c % (r / 8);
+    const __half* src = lo ? act.outlier_lo : act.outlier;
     const uint4 v =
-        tok < M ? *reinterpret_cast<const uint4*>(act.outlier + size_t(tok) * r + 8 * part) : zero;
-    *reinterpret_cast<uint4*>(s_ao + tok * ost + 8 * part) = v;
+        tok < M ? *reinterpret_cast<const uint4*>(src + size_t(tok) * r + 8 * part) : zero;
+    *reinterpret_cast<uint4*>(s_ao[lo] + tok * ost + 8 * part) = v;
   }
   const uint8_t* xrow[NT];
   bool vx[NT];
@@ -377,11 +391,13 @@ __global__ void __launch_bounds__(kThreads, MINB)
       const int pair = tid / tpp, part = tid % tpp;
       float o = 0.0f;
       if (pair < pairs) {
-        const __half2* ao = reinterpret_cast<const __half2*>(s_ao + (pair / 16) * ost);
+        const __half2* ao = reinterpret_cast<const __half2*>(s_ao[0] + (pair / 16) * ost);
+        const __half2* al = reinterpret_cast<const __half2*>(s_ao[1] + (pair / 16) * ost);
         const __half2* wo = reinterpret_cast<const __half2*>(s_wo + (pair % 16) * ost);
         for (int i = part; i < r / 2; i += tpp) {
-          const float2 a = __half22float2(ao[i]), b = __half22float2(wo[i]);
-          o = fmaf(a.x, b.x, fmaf(a.y, b.y, o));
+          const float2 a = __half22float2(ao[i]), l = __half22float2(al[i]);
+          const float2 b = __half22float2(wo[i]);
+          o = fmaf(a.x, b.x, fmaf(a.y, b.y, fmaf(l.x, b.x, fmaf(l.y, b.y, o))));
         }
       }
       for (int h = 1; h < tpp; h *= 2) o += __shfl_xor_sync(0xffffffffu, o, h);

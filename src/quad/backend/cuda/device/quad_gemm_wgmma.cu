@@ -21,8 +21,8 @@
 // One barrier per stage; wgmma groups are committed per stage with at most two in flight, or
 // (RING) per k step with at most four.
 // The epilogue is the one of the tiled kernel (quad_gemm.cu): exact integer correction, scales,
-// then the fp16 outlier product as one more wgmma (weights' outlier columns from registers,
-// the tokens' outlier part from shared memory) into the fp32 accumulators, bias, store.
+// then the outlier product as two more wgmmas (weights' fp16 outlier columns from registers,
+// the tokens' fp16 pair from shared memory) into the fp32 accumulators, bias, store.
 #include <algorithm>
 #include <cstdlib>
 
@@ -63,10 +63,11 @@ struct WgLayout {
   static constexpr size_t B_OFF = 0;
   static constexpr size_t STG_OFF = B_OFF + size_t(B_SLOTS) * T::kStageB;
   static constexpr size_t OUT_OFF = STG_OFF + size_t(STG_SLOTS) * STG_BYTES;
-  // Operands, or the output tiles of the epilogue (one per warpgroup: kM rows × (64 · out + 16)
-  // bytes).
+  // Operands and the tokens' outlier pair (hi and lo tiles, kM × 2r bytes each; 224 KiB in all
+  // for 4-bit inputs on the wide tile at r = 64, within the 227 KiB of a block), or the output
+  // tiles of the epilogue (one per warpgroup: kM rows × (64 · out + 16) bytes).
   static size_t smem_bytes(int r, size_t out_bytes) {
-    return std::max(OUT_OFF + size_t(T::kM) * 2 * r, T::kWgs * T::kM * (64 * out_bytes + 16));
+    return std::max(OUT_OFF + size_t(T::kM) * 4 * r, T::kWgs * T::kM * (64 * out_bytes + 16));
   }
 };
 
@@ -115,14 +116,16 @@ __global__ void __launch_bounds__(T::kThreads, 1)
   uint8_t* sStg = smem + L::STG_OFF;
   uint8_t* sAo = smem + L::OUT_OFF;
 
-  // Outlier part of the tokens (fp16, canonical layout, r / 8 chunks per token), own group.
+  // Outlier part of the tokens (the fp16 pair: hi tile, then lo tile at sAo + kM · 2r; canonical
+  // layout, r / 8 chunks per token), own group.
   if (r > 0) {
     const int cpr = r / 8;
-    for (int id = tid; id < kTileM * cpr; id += kWgThreads) {
-      const int n = id % kTileM, c = id / kTileM;
+    for (int id = tid; id < 2 * kTileM * cpr; id += kWgThreads) {
+      const int part = id / (kTileM * cpr), n = id % kTileM, c = id % (kTileM * cpr) / kTileM;
       const bool valid = m0 + n < M;
-      const __half* p = valid ? act.outlier + size_t(m0 + n) * r + c * 8 : act.outlier;
-      cp_async16(sAo + core_offset(n, c, cpr), p, valid);
+      const __half* src = part ? act.outlier_lo : act.outlier;
+      const __half* p = valid ? src + size_t(m0 + n) * r + c * 8 : src;
+      cp_async16(sAo + part * kTileM * 2 * r + core_offset(n, c, cpr), p, valid);
     }
   }
   cp_async_commit();
@@ -327,6 +330,7 @@ __global__ void __launch_bounds__(T::kThreads, 1)
       }
       wgmma_fence_operands(out);
       wgmma_fence();
+      wgmma_f16(out, af, wgmma_desc(sAo + kTileM * 2 * r + 2 * kk * 128, 128, (r / 8) * 128));
       wgmma_f16(out, af, wgmma_desc(sAo + 2 * kk * 128, 128, (r / 8) * 128));
       wgmma_commit();
       wgmma_wait<0>();

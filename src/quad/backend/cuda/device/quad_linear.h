@@ -90,18 +90,24 @@ QUAD_HD inline int quad_a8_position(int k) {
 
 // Quantized activations of one linear input, device buffers.
 struct QuadActivations {
-  uint8_t* codes = nullptr;   // (M, quad_row_bytes(K, bits))
-  float* scales = nullptr;    // (M)
-  int32_t* sums = nullptr;    // (M) Σ of the signed codes
-  __half* outlier = nullptr;  // (M, r) for U-type inputs, else null
+  uint8_t* codes = nullptr;  // (M, quad_row_bytes(K, bits))
+  float* scales = nullptr;   // (M)
+  int32_t* sums = nullptr;   // (M) Σ of the signed codes
+  // U-type inputs (else null): the r outlier activations a_o as an fp16 pair, outlier =
+  // fp16(a_o) and outlier_lo = fp16(a_o − outlier), (M, r) each. The GEMMs multiply both parts,
+  // so a_o is carried to ~22 bits (fp16 alone moved quantized models' argmax at 3× the rate of
+  // the CPU's own fp32 reorderings; docs/gpu.md).
+  __half* outlier = nullptr;
+  __half* outlier_lo = nullptr;
   // Codes in natural k order (what the wgmma prefill kernel reads) instead of fragment-major:
   // code k at byte k (8-bit) or in byte k / 2, even k in the low nibble (4-bit, offset by 8).
   // Set by the caller before quantizing (quad_gemm_natural).
   bool natural = false;
 };
 
-// U-type input: a = h / sqrt(Σ h² / divisor + eps) per row of h (M, r + K); a_o = fp16(a[:r]);
-// the codes of a[r:] with scale = max|a[r:]| / qmax · clip (qmax = 7 or 127).
+// U-type input: a = h / sqrt(Σ h² / divisor + eps) per row of h (M, r + K); a_o = a[:r] as the
+// pair (outlier, outlier_lo); the codes of a[r:] with scale = max|a[r:]| / qmax · clip (qmax = 7 or
+// 127).
 cudaError_t launch_quad_quant_u(const __nv_bfloat16* h, int M, int r, int K, int divisor, float eps,
                                 int bits, float clip, QuadActivations out, cudaStream_t stream);
 // The same from fp32 rows (e.g. activations staged from host buffers). divisor ≤ 0 (either

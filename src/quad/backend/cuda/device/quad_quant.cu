@@ -1,9 +1,9 @@
 // Per-token activation quantization of the QUAD linear layer into the fragment-major layout
-// (quad_linear.h): quant_u (weightless RMSNorm, fp16 outlier part, codes of the rest) and
-// quant_d (online Hadamard, then codes). One block per token row; each thread owns chunks of 8
-// consecutive codes (16-byte loads, one 32-bit store per chunk of 4-bit codes). Scales and codes
-// follow the reference quantizer (backend/ref): scale = max|a| / qmax · clip in IEEE fp32, code =
-// clamp(round_half_even(a / scale)), an all-zero row gives scale 0 and codes 0.
+// (quad_linear.h): quant_u (weightless RMSNorm, the outlier part as an fp16 pair, codes of the
+// rest) and quant_d (online Hadamard, then codes). One block per token row; each thread owns chunks
+// of 8 consecutive codes (16-byte loads, one 32-bit store per chunk of 4-bit codes). Scales and
+// codes follow the reference quantizer (backend/ref): scale = max|a| / qmax · clip in IEEE fp32,
+// code = clamp(round_half_even(a / scale)), an all-zero row gives scale 0 and codes 0.
 #include <cooperative_groups.h>
 #include <float.h>
 #include <math.h>
@@ -225,11 +225,16 @@ __global__ void quant_u_kernel(T* h, const T* add, int r, int K, int divisor, fl
     amax = block_reduce(amax, MaxOp{}, 0.0f, fscratch);
   }
   if (has_outlier) {
-    __align__(16) __half a[8];
+    __align__(16) __half hi[8], lo[8];
 #pragma unroll
-    for (int m = 0; m < 8; ++m) a[m] = __float2half_rn(__fmul_rn(o[m], inv));
-    *reinterpret_cast<uint4*>(out.outlier + size_t(row) * r + 8 * threadIdx.x) =
-        *reinterpret_cast<const uint4*>(a);
+    for (int m = 0; m < 8; ++m) {
+      const float a = __fmul_rn(o[m], inv);
+      hi[m] = __float2half_rn(a);
+      lo[m] = __float2half_rn(__fsub_rn(a, __half2float(hi[m])));  // exact difference
+    }
+    const size_t at = size_t(row) * r + 8 * threadIdx.x;
+    *reinterpret_cast<uint4*>(out.outlier + at) = *reinterpret_cast<const uint4*>(hi);
+    *reinterpret_cast<uint4*>(out.outlier_lo + at) = *reinterpret_cast<const uint4*>(lo);
   }
   if (divisor > 0)
 #pragma unroll
@@ -802,7 +807,7 @@ cudaError_t quant_u(T* h, const T* add, int M, int r, int K, int divisor, float 
                     float clip, QuadActivations out, cudaStream_t stream) {
   if (M <= 0) return cudaSuccess;
   if ((bits != 4 && bits != 8) || K <= 0 || K % 8 != 0 || r < 0 || r % 8 != 0 ||
-      (r > 0 && !out.outlier))
+      (r > 0 && (!out.outlier || !out.outlier_lo)))
     return cudaErrorInvalidValue;
   int threads, per;
   row_shape(quad_padded_k(K) / 8, M, 1024, 256, &threads, &per);
