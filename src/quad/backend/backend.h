@@ -109,6 +109,12 @@ class Backend {
                                   float* y) {
     linear_f16(x, n, in, w16, out, nullptr, y);
   }
+  // The next token from one row of logits (vocab) in this backend's memory: greedy at temperature
+  // 0, else nucleus sampling with the uniform draw `canonical` ∈ [0, 1) — the choice of
+  // sample_from_logits (backend/sampling.h). The default reads the row on the host and runs that
+  // function; the cuda backend chooses on the GPU and returns only the token.
+  virtual int32_t sample_token(const float* logits, int vocab, float temperature, float top_p,
+                               double canonical);
   // The same with bf16 weights w16 (bit patterns): the FP path of models stored in bf16.
   virtual void linear_bf16(const float* x, int n, int in, const uint16_t* w16, int out,
                            const float* bias, float* y);

@@ -1,12 +1,13 @@
 // The defaults of Backend::linear_f16 / linear_bf16 (widen the weights to fp32, then the
-// backend's linear), of Backend::copy (host memory only) and of Backend::gram_accumulate /
-// finish_gram.
+// backend's linear), of Backend::copy (host memory only), Backend::sample_token (on the host)
+// and of Backend::gram_accumulate / finish_gram.
 #include <cblas.h>
 
 #include <cstring>
 #include <vector>
 
 #include "quad/backend/backend.h"
+#include "quad/backend/sampling.h"
 #include "quad/core/error.h"
 #include "quad/tensor/dtype.h"
 
@@ -24,6 +25,17 @@ void Backend::linear_bf16(const float* x, int n, int in, const uint16_t* w16, in
   std::vector<float> w(size_t(out) * in);
   for (size_t i = 0; i < w.size(); ++i) w[i] = bf16_to_f32(w16[i]);
   linear(x, n, in, w.data(), out, bias, y);
+}
+
+int32_t Backend::sample_token(const float* logits, int vocab, float temperature, float top_p,
+                              double canonical) {
+  std::vector<float> host;
+  if (!host_accessible(logits)) {
+    host.resize(vocab);
+    copy(host.data(), logits, sizeof(float) * size_t(vocab));
+    logits = host.data();
+  }
+  return sample_from_logits(logits, vocab, temperature, top_p, canonical);
 }
 
 void Backend::add_rmsnorm(float* x, const float* r, int n, int width, const float* weight,

@@ -44,21 +44,21 @@ Runner add_generate(CLI::App& app) {
     KVCache cache(model.config, capacity, backend->memory());
     ForwardScratch scratch;
     const int vocab = model.config.vocab_size;
-    std::vector<float> logits(vocab);
 
     if (!o->json) {
       std::printf("%s", o->prompt.c_str());
       std::fflush(stdout);
     }
     auto t0 = std::chrono::steady_clock::now();
-    forward(model, *backend, prompt_ids.data(), int(prompt_ids.size()), 0, cache, scratch,
-            logits.data(), 1);
+    // The logits stay where the backend computed them; the sampler chooses there.
+    const float* logits = forward_last_logits(model, *backend, prompt_ids.data(),
+                                              int(prompt_ids.size()), 0, cache, scratch);
     auto t1 = std::chrono::steady_clock::now();
     StreamDecoder stream(tokenizer);
     std::vector<int32_t> generated;
     int pos = int(prompt_ids.size());
     for (int i = 0; i < o->n; ++i) {
-      int32_t next = sampler.sample(logits.data(), vocab);
+      int32_t next = sampler.sample(*backend, logits, vocab);
       generated.push_back(next);
       if (!o->json) {
         std::printf("%s", stream.push(next).c_str());
@@ -66,7 +66,7 @@ Runner add_generate(CLI::App& app) {
       }
       if (model.config.is_eos(next) || next == tokenizer.eos_id()) break;
       if (i + 1 == o->n) break;
-      forward(model, *backend, &next, 1, pos++, cache, scratch, logits.data(), 1);
+      logits = forward_last_logits(model, *backend, &next, 1, pos++, cache, scratch);
     }
     auto t2 = std::chrono::steady_clock::now();
     const double prefill_s = std::chrono::duration<double>(t1 - t0).count();

@@ -310,17 +310,28 @@ void forward_layer(const Model& model, Backend& backend, int l, float* x, int n,
   decoder_layer(model, backend, l, x, n, pos0, {}, k_cache, v_cache, s, obs, nullptr, false);
 }
 
-void forward_head(const Model& model, Backend& backend, const float* x, int n, int n_logits,
-                  ForwardScratch& s, float* logits) {
-  const int D = model.residual_width, V = model.lm_head.out;
+namespace {
+
+// Final norm and LM head on the last n_logits rows of x into `out` (the backend's memory or,
+// for a host-memory backend, any host buffer).
+void head_into(const Model& model, Backend& backend, const float* x, int n, int n_logits,
+               ForwardScratch& s, float* out) {
+  const int D = model.residual_width;
   float* xn = s.xn.ensure(backend.memory(), size_t(n_logits) * D);
   const float* last = x + size_t(n - n_logits) * D;
   norm(backend, model.final_norm, last, n_logits, D, xn);
-  if (backend.host_accessible(xn))
-    return apply_linear(backend, model.lm_head, xn, n_logits, logits, s, -1, nullptr);
-  float* out = s.logits.ensure(backend.memory(), size_t(n_logits) * V);
   apply_linear(backend, model.lm_head, xn, n_logits, out, s, -1, nullptr);
-  backend.copy(logits, out, sizeof(float) * size_t(n_logits) * V);
+}
+
+}  // namespace
+
+void forward_head(const Model& model, Backend& backend, const float* x, int n, int n_logits,
+                  ForwardScratch& s, float* logits) {
+  if (backend.memory() == MemoryKind::host)
+    return head_into(model, backend, x, n, n_logits, s, logits);
+  float* out = s.logits.ensure(backend.memory(), size_t(n_logits) * model.lm_head.out);
+  head_into(model, backend, x, n, n_logits, s, out);
+  backend.copy(logits, out, sizeof(float) * size_t(n_logits) * model.lm_head.out);
 }
 
 namespace {
@@ -360,6 +371,14 @@ void forward(const Model& model, Backend& backend, const int32_t* tokens, int n,
   check(n_logits >= 0 && n_logits <= n, "model", "n_logits {} out of range", n_logits);
   const float* x = run_layers(model, backend, tokens, n, pos0, {}, cache, s, observer);
   if (n_logits > 0) forward_head(model, backend, x, n, n_logits, s, logits);
+}
+
+const float* forward_last_logits(const Model& model, Backend& backend, const int32_t* tokens,
+                                 int n, int pos0, KVCache& cache, ForwardScratch& s) {
+  forward(model, backend, tokens, n, pos0, cache, s, nullptr, 0);
+  float* out = s.logits.ensure(backend.memory(), size_t(model.lm_head.out));
+  head_into(model, backend, s.x.data(), n, 1, s, out);
+  return out;
 }
 
 void forward_branches(const Model& model, Backend& backend, const int32_t* tokens,

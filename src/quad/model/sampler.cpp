@@ -1,17 +1,12 @@
 #include "quad/model/sampler.h"
 
-#include <algorithm>
 #include <cmath>
-#include <numeric>
-#include <vector>
+#include <limits>
 
+#include "quad/backend/backend.h"
 #include "quad/core/error.h"
 
 namespace quad {
-
-int32_t argmax(const float* values, int n) {
-  return int32_t(std::max_element(values, values + n) - values);  // first maximum, as torch
-}
 
 Sampler::Sampler(SamplerOptions options) : options_(options), rng_(options.seed) {
   check(options.temperature >= 0 && std::isfinite(options.temperature), "sampler",
@@ -20,32 +15,21 @@ Sampler::Sampler(SamplerOptions options) : options_(options), rng_(options.seed)
         options.top_p);
 }
 
+// uniform_real_distribution(0, mass) draws generate_canonical · mass: drawing the canonical
+// value here and scaling it where the mass is known keeps the stream of earlier versions.
+double Sampler::draw() {
+  if (options_.temperature == 0) return 0.0;
+  return std::generate_canonical<double, std::numeric_limits<double>::digits>(rng_);
+}
+
 int32_t Sampler::sample(const float* logits, int vocab) {
-  if (options_.temperature == 0) return argmax(logits, vocab);
-  const float mx = *std::max_element(logits, logits + vocab);
-  std::vector<double> prob(vocab);
-  double sum = 0;
-  for (int i = 0; i < vocab; ++i)
-    sum += prob[i] = std::exp((logits[i] - mx) / options_.temperature);
-  std::vector<int32_t> order(vocab);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(),
-            [&](int32_t a, int32_t b) { return prob[a] != prob[b] ? prob[a] > prob[b] : a < b; });
-  // Keep the smallest prefix of the sorted tokens whose mass reaches top_p.
-  double kept = 0;
-  int n_keep = 0;
-  while (n_keep < vocab) {
-    kept += prob[order[n_keep++]] / sum;
-    if (kept >= options_.top_p) break;
-  }
-  double mass = 0;
-  for (int i = 0; i < n_keep; ++i) mass += prob[order[i]];
-  double u = std::uniform_real_distribution<double>(0.0, mass)(rng_);
-  for (int i = 0; i < n_keep; ++i) {
-    u -= prob[order[i]];
-    if (u <= 0) return order[i];
-  }
-  return order[n_keep - 1];
+  const double c = draw();
+  return sample_from_logits(logits, vocab, options_.temperature, options_.top_p, c);
+}
+
+int32_t Sampler::sample(Backend& backend, const float* logits, int vocab) {
+  const double c = draw();
+  return backend.sample_token(logits, vocab, options_.temperature, options_.top_p, c);
 }
 
 }  // namespace quad

@@ -205,6 +205,29 @@ class CudaBackend final : public Backend {
                    float* y) override {
     half_linear(x, n, in, w16, out, bias, y, /*bf16=*/true);
   }
+  // The choice runs on the GPU (device/sampling.cu); only the token comes back, not the
+  // vocabulary-sized row (513 KB per decode step of a Llama-3 model).
+  int32_t sample_token(const float* logits, int vocab, float temperature, float top_p,
+                       double canonical) override {
+    Op op(*this, "sample_token");
+    check(vocab > 0, "cuda", "sample_token: empty vocabulary");
+    const float* dl = input(kIn0, logits, size_t(vocab));
+    auto* dtoken = static_cast<int32_t*>(sample_token_.ensure(sizeof(int32_t)));
+    if (temperature == 0) {
+      check_launch(cuda::launch_argmax(dl, vocab, dtoken, stream_), "argmax");
+    } else {
+      void* ws = sample_workspace_.ensure(cuda::nucleus_sample_workspace_bytes(vocab));
+      check_launch(cuda::launch_nucleus_sample(dl, vocab, temperature, top_p, canonical, ws,
+                                               dtoken, stream_),
+                   "nucleus_sample");
+    }
+    int32_t token = 0;
+    QUAD_CUDA_CHECK(
+        cudaMemcpyAsync(&token, dtoken, sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+    QUAD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return token;
+  }
+
   // x as the fp16 pair hi = fp16(x), lo = fp16(x − hi) (~22 bits), two tensor-core GEMMs into y:
   // fp16 alone moved quantized models' argmax at 3× the rate of the CPU's fp32 reorderings
   // (docs/gpu.md). The fused QUAD kernels carry their outlier activations the same way.
@@ -1261,6 +1284,7 @@ class CudaBackend final : public Backend {
   cuda::WeightCache weights_;
   std::array<DeviceBuffer, kSlots> slots_;
   DeviceBuffer blas_workspace_;  // cuBLAS's workspace (cublasSetWorkspace)
+  DeviceBuffer sample_token_, sample_workspace_;  // sample_token's result and its sort/scan space
   std::map<std::vector<const Linear*>, std::pair<uint64_t, std::unique_ptr<cuda::DeviceQuadLinear>>>
       fused_;
   // QUAD_CUDA_FUSED=0 turns the fused QUAD linears off (op-by-op integer path, bit-identical to

@@ -13,6 +13,15 @@ namespace quad::cuda {
 
 // out (n) = x (n) rounded to nearest even fp16 (bf16 = false) or bf16 (true), as bit patterns.
 cudaError_t launch_to_half(const float* x, size_t n, uint16_t* out, bool bf16, cudaStream_t stream);
+// The next token from logits (n) in GPU memory into *out (GPU memory): the first maximum
+// (launch_argmax), or nucleus sampling as backend/sampling.h's sample_from_logits with the
+// uniform draw `canonical` (launch_nucleus_sample; temperature > 0, a workspace of
+// nucleus_sample_workspace_bytes(n) bytes, 256-byte aligned).
+cudaError_t launch_argmax(const float* x, int n, int32_t* out, cudaStream_t stream);
+size_t nucleus_sample_workspace_bytes(int n);
+cudaError_t launch_nucleus_sample(const float* logits, int n, float temperature, float top_p,
+                                  double canonical, void* workspace, int32_t* out,
+                                  cudaStream_t stream);
 // x (n) as an fp16 pair: hi = fp16(x), lo = fp16(x − hi) (bit patterns; x − hi is exact in fp32).
 cudaError_t launch_split_half(const float* x, size_t n, uint16_t* hi, uint16_t* lo,
                               cudaStream_t stream);
