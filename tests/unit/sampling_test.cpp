@@ -1,5 +1,7 @@
 // Next-token choice: sample_from_logits' rules, the Sampler's random stream, Backend::sample_token
 // on every backend against the host choice, and forward_last_logits against forward.
+#include "quad/backend/sampling.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,7 +9,6 @@
 #include <vector>
 
 #include "quad/backend/backend.h"
-#include "quad/backend/sampling.h"
 #include "quad/model/model.h"
 #include "quad/model/sampler.h"
 #include "quad/quant/random_model.h"
@@ -44,8 +45,8 @@ TEST(SamplerStream, MatchesTheUniformDistributionOnTheSeed) {
   std::mt19937_64 rng(42);
   for (int step = 0; step < 20; ++step) {
     const double c = std::generate_canonical<double, 53>(rng);
-    EXPECT_EQ(sampler.sample(logits.data(), 300), sample_from_logits(logits.data(), 300, 0.8f,
-                                                                      0.9f, c))
+    EXPECT_EQ(sampler.sample(logits.data(), 300),
+              sample_from_logits(logits.data(), 300, 0.8f, 0.9f, c))
         << "step " << step;
   }
   std::mt19937_64 a(7), b(7);

@@ -373,8 +373,8 @@ void forward(const Model& model, Backend& backend, const int32_t* tokens, int n,
   if (n_logits > 0) forward_head(model, backend, x, n, n_logits, s, logits);
 }
 
-const float* forward_last_logits(const Model& model, Backend& backend, const int32_t* tokens,
-                                 int n, int pos0, KVCache& cache, ForwardScratch& s) {
+const float* forward_last_logits(const Model& model, Backend& backend, const int32_t* tokens, int n,
+                                 int pos0, KVCache& cache, ForwardScratch& s) {
   forward(model, backend, tokens, n, pos0, cache, s, nullptr, 0);
   float* out = s.logits.ensure(backend.memory(), size_t(model.lm_head.out));
   head_into(model, backend, s.x.data(), n, 1, s, out);

@@ -114,8 +114,8 @@ void forward(const Model& model, Backend& backend, const int32_t* tokens, int n,
 // forward with logits for the last position only, left in the backend's memory (s.logits; valid
 // until the next pass with `s`): for choosing the next token there (Sampler::sample(Backend&,
 // ...)) without copying the vocabulary-sized row to the host.
-const float* forward_last_logits(const Model& model, Backend& backend, const int32_t* tokens,
-                                 int n, int pos0, KVCache& cache, ForwardScratch& scratch);
+const float* forward_last_logits(const Model& model, Backend& backend, const int32_t* tokens, int n,
+                                 int pos0, KVCache& cache, ForwardScratch& scratch);
 
 // Several continuations of one cached prefix in a single pass (batched scoring): `tokens`
 // holds the branches one after another, `branches` their lengths; branch b's tokens sit at

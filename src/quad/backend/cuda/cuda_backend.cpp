@@ -217,8 +217,8 @@ class CudaBackend final : public Backend {
       check_launch(cuda::launch_argmax(dl, vocab, dtoken, stream_), "argmax");
     } else {
       void* ws = sample_workspace_.ensure(cuda::nucleus_sample_workspace_bytes(vocab));
-      check_launch(cuda::launch_nucleus_sample(dl, vocab, temperature, top_p, canonical, ws,
-                                               dtoken, stream_),
+      check_launch(cuda::launch_nucleus_sample(dl, vocab, temperature, top_p, canonical, ws, dtoken,
+                                               stream_),
                    "nucleus_sample");
     }
     int32_t token = 0;
@@ -1283,7 +1283,7 @@ class CudaBackend final : public Backend {
   } gptq_;
   cuda::WeightCache weights_;
   std::array<DeviceBuffer, kSlots> slots_;
-  DeviceBuffer blas_workspace_;  // cuBLAS's workspace (cublasSetWorkspace)
+  DeviceBuffer blas_workspace_;                   // cuBLAS's workspace (cublasSetWorkspace)
   DeviceBuffer sample_token_, sample_workspace_;  // sample_token's result and its sort/scan space
   std::map<std::vector<const Linear*>, std::pair<uint64_t, std::unique_ptr<cuda::DeviceQuadLinear>>>
       fused_;

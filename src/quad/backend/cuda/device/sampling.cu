@@ -4,12 +4,11 @@
 // by a stable descending radix sort (ties keep index order, as the host's comparison does),
 // their running sums, the kept prefix whose mass reaches top_p, and the first ranked token whose
 // running sum reaches canonical × that mass. Only the token leaves the GPU.
-#include <cub/device/device_radix_sort.cuh>
-#include <cub/device/device_scan.cuh>
-
 #include <algorithm>
 #include <cfloat>
 #include <cstdint>
+#include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_scan.cuh>
 
 #include "grid_stride.cuh"
 #include "kernels.h"
