@@ -511,7 +511,7 @@ void check_gemm(const GemmCase& cs, int tiled, std::mt19937& rng) {
   auto aolh = to_half(random_normal(size_t(M) * r, rng, 0.5f), &ao_lo);
   aoh.insert(aoh.end(), aolh.begin(), aolh.end());
   auto woh = to_half(random_normal(size_t(N) * r, rng, 0.05f), &wo);
-  auto biasb = to_bf16(random_normal(N, rng), &bias);
+  bias = random_normal(N, rng);  // fp32 (not rounded: the kernels take fp32 biases)
 
   QuadWeights w{nullptr, nullptr, nullptr, nullptr, nullptr, N, K, r, cs.act_bits};
   const bool wgmma = tiled >= 200;
@@ -521,7 +521,7 @@ void check_gemm(const GemmCase& cs, int tiled, std::mt19937& rng) {
   Dev<int32_t> dasum(asum), dwsum(wsum);
   Dev<uint8_t> dW(wpacked);
   Dev<__half> dao(aoh), dwo(woh);
-  Dev<__nv_bfloat16> dbias(biasb);
+  Dev<float> dbias(bias);
   Dev<__nv_bfloat16> dy(size_t(M) * N);
   QuadActivations act{
       dA.p, dsx.p, dasum.p, r ? dao.p : nullptr, r ? dao.p + size_t(M) * r : nullptr, natural};

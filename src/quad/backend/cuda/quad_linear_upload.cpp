@@ -92,7 +92,7 @@ DeviceQuadLinear::DeviceQuadLinear(std::span<const Linear* const> parts) {
   std::vector<int32_t> sums;
   std::vector<float> scales;
   std::vector<__half> outlier;
-  std::vector<__nv_bfloat16> bias;
+  std::vector<float> bias;
   int N = 0;
   for (const Linear* part : parts) {
     const QuantizedWeight& pq = *part->qweight;
@@ -109,7 +109,7 @@ DeviceQuadLinear::DeviceQuadLinear(std::span<const Linear* const> parts) {
       raw.x = h;
       outlier.push_back(__half(raw));
     }
-    for (float b : part->bias) bias.push_back(__float2bfloat16_rn(b));
+    bias.insert(bias.end(), part->bias.begin(), part->bias.end());
     N += pq.out;
   }
 

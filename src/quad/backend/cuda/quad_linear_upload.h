@@ -1,6 +1,6 @@
 // A quantized model Linear (model/layers.h) on the GPU in the form of the fused QUAD kernels
 // (device/quad_linear.h, issue 8): the weight codes prepared once into the kernels' layout, the
-// scales, fp16 outlier columns and bf16 bias uploaded, and the online input transform as the
+// scales, fp16 outlier columns and fp32 bias uploaded, and the online input transform as the
 // quantization kernel's outer mix.
 #pragma once
 

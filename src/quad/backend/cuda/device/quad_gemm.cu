@@ -264,8 +264,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int nj = 0; nj < NJ; ++nj) {
     const int col = n0 + wn + nj * 8 + 2 * t;
     if (col >= N) continue;
-    const float b0 = w.bias ? __bfloat162float(w.bias[col]) : 0.0f;
-    const float b1 = w.bias && col + 1 < N ? __bfloat162float(w.bias[col + 1]) : 0.0f;
+    const float b0 = w.bias ? w.bias[col] : 0.0f;
+    const float b1 = w.bias && col + 1 < N ? w.bias[col + 1] : 0.0f;
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
@@ -334,7 +334,7 @@ __global__ void __launch_bounds__(kThreads, MINB)
     if (e_tok < 8 * NT && col < N) {
       c.scale = w.scales[col];
       c.sum = w.sums[col];
-      if (w.bias) c.bias = __bfloat162float(w.bias[col]);
+      if (w.bias) c.bias = w.bias[col];
     }
     return c;
   };

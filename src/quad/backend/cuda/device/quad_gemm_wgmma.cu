@@ -341,7 +341,7 @@ __global__ void __launch_bounds__(T::kThreads, 1)
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int ch = ch_base + 8 * h;
-    const float b = ch < N && w.bias ? __bfloat162float(w.bias[ch]) : 0.0f;
+    const float b = ch < N && w.bias ? w.bias[ch] : 0.0f;
 #pragma unroll
     for (int j = 0; j < kTileM / 8; ++j)
 #pragma unroll

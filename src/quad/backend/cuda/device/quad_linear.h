@@ -147,11 +147,13 @@ cudaError_t launch_quad_quant_d_swiglu(const __nv_bfloat16* gate, const __nv_bfl
 
 // Weights of one QUAD linear in the kernel layout (prepared once by quad_prepare_weights).
 struct QuadWeights {
-  const uint8_t* codes = nullptr;       // quad_weight_bytes(N, K), tile-major, offset nibbles
-  const float* scales = nullptr;        // (N)
-  const int32_t* sums = nullptr;        // (N) Σ of the signed codes
-  const __half* outlier = nullptr;      // (N, r) or null when r = 0
-  const __nv_bfloat16* bias = nullptr;  // (N) or null
+  const uint8_t* codes = nullptr;   // quad_weight_bytes(N, K), tile-major, offset nibbles
+  const float* scales = nullptr;    // (N)
+  const int32_t* sums = nullptr;    // (N) Σ of the signed codes
+  const __half* outlier = nullptr;  // (N, r) or null when r = 0
+  // (N) or null; fp32, so that a folder's fp16 biases arrive exact (bf16 rounding of Qwen2's
+  // q/k/v biases moved its argmax at 2× the rate of the CPU's own fp32 reorderings).
+  const float* bias = nullptr;
   int N = 0, K = 0, r = 0;
   int act_bits = 4;  // the activations these weights meet: 4 or 8
 };
