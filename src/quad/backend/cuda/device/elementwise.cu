@@ -80,9 +80,10 @@ __global__ void to_half_kernel(const float* x, size_t n, uint16_t* out, bool bf1
 __global__ void split_half_kernel(const float* x, size_t n, uint16_t* hi, uint16_t* lo) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
-    const __half h = __float2half_rn(x[i]);
+    __half h, l;
+    split_half(x[i], &h, &l);
     hi[i] = __half_as_ushort(h);
-    lo[i] = __half_as_ushort(__float2half_rn(__fsub_rn(x[i], __half2float(h))));
+    lo[i] = __half_as_ushort(l);
   }
 }
 

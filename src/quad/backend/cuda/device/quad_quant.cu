@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "dynamic_smem.cuh"
+#include "half_convert.cuh"
 #include "pdl.cuh"
 #include "quad_linear.h"
 #include "quad_mma.cuh"
@@ -227,11 +228,7 @@ __global__ void quant_u_kernel(T* h, const T* add, int r, int K, int divisor, fl
   if (has_outlier) {
     __align__(16) __half hi[8], lo[8];
 #pragma unroll
-    for (int m = 0; m < 8; ++m) {
-      const float a = __fmul_rn(o[m], inv);
-      hi[m] = __float2half_rn(a);
-      lo[m] = __float2half_rn(__fsub_rn(a, __half2float(hi[m])));  // exact difference
-    }
+    for (int m = 0; m < 8; ++m) split_half(__fmul_rn(o[m], inv), &hi[m], &lo[m]);
     const size_t at = size_t(row) * r + 8 * threadIdx.x;
     *reinterpret_cast<uint4*>(out.outlier + at) = *reinterpret_cast<const uint4*>(hi);
     *reinterpret_cast<uint4*>(out.outlier_lo + at) = *reinterpret_cast<const uint4*>(lo);
